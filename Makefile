@@ -1,19 +1,190 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-# Bootstrap Makefile; the install/uninstall/demo/e2e targets are added by the packaging work.
+# borescope-bridge: the Makefile is the interface (README, CI and packagers call it).
+#
+#   make demo        simulator + bridge on loopback, no hardware needed
+#   make test        the whole suite: host tests (make unit), then the guest tests (make e2e)
+#   make unit        host unit and integration tests only
+#   make lint        ruff, plus systemd-analyze verify of the unit
+#   make bench       the benchmark (never part of make test)
+#   sudo make install / uninstall    [DESTDIR=... PREFIX=/usr/local]
+
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv unit lint
+# ---- system packages (Debian/Ubuntu names) that the venv and the tests need ----
+# python3-venv: the venv; gcc python3-dev pkg-config libsystemd-dev: building systemd-python;
+# systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo).
+APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev systemd udev iproute2 kmod
+
+# ---- install layout ----
+# The installed venv uses the system interpreter: a pyenv or conda Python under /root or /home
+# is out of the service's reach (ProtectHome=yes, and it runs as its own user).
+INSTALL_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+# The package lives in its own virtual environment here.
+LIBDIR ?= $(PREFIX)/lib/borescope-bridge
+DATADIR ?= $(PREFIX)/share/borescope-bridge
+CONFDIR ?= $(SYSCONFDIR)/borescope-bridge
+# A distribution package (PREFIX=/usr) puts system files under /usr/lib; a local install puts
+# them under /etc, because udev and kmod never look in /usr/local.
+ifeq ($(PREFIX),/usr)
+SYSTEMFILESDIR ?= /usr/lib
+UNITDIR ?= /usr/lib/systemd/system
+else
+SYSTEMFILESDIR ?= $(SYSCONFDIR)
+UNITDIR ?= $(SYSCONFDIR)/systemd/system
+endif
+UDEVRULESDIR ?= $(SYSTEMFILESDIR)/udev/rules.d
+MODPROBEDIR ?= $(SYSTEMFILESDIR)/modprobe.d
+MODULESLOADDIR ?= $(SYSTEMFILESDIR)/modules-load.d
+SYSCTLDIR ?= $(SYSTEMFILESDIR)/sysctl.d
+SYSUSERSDIR ?= $(SYSTEMFILESDIR)/sysusers.d
+
+# The install table: "source:destination" pairs; uninstall removes exactly these destinations.
+INSTALL_FILES := \
+	udev/90-borescope-bridge.rules:$(UDEVRULESDIR)/90-borescope-bridge.rules \
+	systemd/borescope-bridge.modprobe.conf:$(MODPROBEDIR)/borescope-bridge.conf \
+	systemd/borescope-bridge.modules-load.conf:$(MODULESLOADDIR)/borescope-bridge.conf \
+	systemd/borescope-bridge.sysctl.conf:$(SYSCTLDIR)/60-borescope-bridge.conf \
+	systemd/borescope-bridge.sysusers.conf:$(SYSUSERSDIR)/borescope-bridge.conf \
+	systemd/50-borescope-bridge.network:$(DATADIR)/50-borescope-bridge.network \
+	config.example.toml:$(DATADIR)/config.example.toml
+# Installed by their own recipes, removed with the table.
+UNIT_DEST := $(UNITDIR)/borescope-bridge.service
+BIN_DEST := $(BINDIR)/borescope-bridge
+CONFIG_DEST := $(CONFDIR)/config.toml
+
+.PHONY: all deps venv demo test unit e2e lint bench install uninstall install-check-module clean
+all: venv
+
+# ---- development ----
+deps:
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+	  for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	  done; \
+	fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing system packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+	    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
+	else \
+	  echo "NOTE: missing system packages:$$missing"; \
+	  echo "      install them with: sudo apt-get install$$missing"; \
+	  echo "      (Fedora: python3-devel gcc pkgconf systemd-devel; Arch: python gcc pkgconf systemd)"; \
+	fi
+
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
+demo: venv
+	$(VENV)/bin/borescope-bridge demo
+
+test: unit e2e
+
 unit: venv
 	$(PY) -m pytest -q
 
+# The guest tests (issue 5) live in tests/vm/; they skip with a reason where QEMU cannot run.
+E2E ?= tests/vm/e2e
+e2e: venv
+	@if [ -x '$(E2E)' ]; then \
+	  '$(E2E)'; \
+	else \
+	  echo "SKIP: e2e: $(E2E) is not available yet"; \
+	fi
+
 lint: venv
-	$(PY) -m ruff check bridge tests
+	$(PY) -m ruff check bridge tests $(wildcard bench)
+	@tmp=$$(mktemp -d); \
+	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' systemd/borescope-bridge.service > $$tmp/borescope-bridge.service; \
+	out=$$(systemd-analyze verify $$tmp/borescope-bridge.service 2>&1); rc=$$?; rm -rf $$tmp; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify failed"; exit 1; fi; \
+	echo "systemd-analyze verify: clean"
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache
+
+# ---- install ----
+# Without DESTDIR the venv is created at its final path. With DESTDIR it is created in the
+# staging tree and the staging prefix is then removed from every path the venv recorded
+# (script shebangs, activate scripts, pyvenv.cfg, byte-code file names), so the tree is
+# correct once copied to /.
+install: install-check-module
+	@test -f pyproject.toml || { echo "run make install from the source tree"; exit 1; }
+	rm -rf '$(DESTDIR)$(LIBDIR)'
+	$(INSTALL_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "$(INSTALL_PYTHON) is older than 3.11: set INSTALL_PYTHON=/path/to/python3.11"; exit 1; }
+	$(INSTALL_PYTHON) -m venv '$(DESTDIR)$(LIBDIR)'
+	'$(DESTDIR)$(LIBDIR)/bin/python' -m pip install -q --no-compile --disable-pip-version-check .
+	@if [ -n '$(DESTDIR)' ]; then \
+	  grep -rlI --null -F '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' \
+	    | xargs -0 -r sed -i 's|$(DESTDIR)$(LIBDIR)|$(LIBDIR)|g'; \
+	fi
+	'$(DESTDIR)$(LIBDIR)/bin/python' -m compileall -q -f $(if $(DESTDIR),-s '$(DESTDIR)' -p /) '$(DESTDIR)$(LIBDIR)/lib' >/dev/null
+	install -d '$(DESTDIR)$(BINDIR)'
+	ln -sfn '$(LIBDIR)/bin/borescope-bridge' '$(DESTDIR)$(BIN_DEST)'
+	@set -e; for pair in $(INSTALL_FILES); do \
+	  src=$${pair%%:*}; dst=$${pair#*:}; \
+	  install -D -m 0644 "$$src" '$(DESTDIR)'"$$dst"; \
+	done
+	install -d '$(DESTDIR)$(UNITDIR)'
+	sed 's|^ExecStart=/usr/local/bin/borescope-bridge|ExecStart=$(BIN_DEST)|' systemd/borescope-bridge.service \
+	  > '$(DESTDIR)$(UNIT_DEST)'
+	chmod 0644 '$(DESTDIR)$(UNIT_DEST)'
+	install -d -m 0755 '$(DESTDIR)$(CONFDIR)'
+	@if [ -e '$(DESTDIR)$(CONFIG_DEST)' ]; then \
+	  echo "Keeping your $(CONFIG_DEST) (the example is in $(DATADIR)/config.example.toml)"; \
+	else \
+	  install -m 0644 config.example.toml '$(DESTDIR)$(CONFIG_DEST)'; \
+	fi
+	@if [ -z '$(DESTDIR)' ]; then \
+	  command -v systemd-sysusers >/dev/null && systemd-sysusers '$(SYSUSERSDIR)/borescope-bridge.conf' || true; \
+	  command -v udevadm >/dev/null && udevadm control --reload || true; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
+	  command -v sysctl >/dev/null && sysctl -q -p '$(SYSCTLDIR)/60-borescope-bridge.conf' || true; \
+	  echo "Installed. Plug the borescope in, or: sudo systemctl start borescope-bridge"; \
+	  echo "Snapshots: /var/lib/borescope-bridge/snapshots (join the group: sudo usermod -aG borescope-bridge \$$USER)"; \
+	fi
+
+# Say how to get v4l2loopback instead of failing later with an obscure message.
+install-check-module:
+	@if [ -z '$(DESTDIR)' ] && ! modinfo v4l2loopback >/dev/null 2>&1; then \
+	  echo "NOTE: the v4l2loopback kernel module is not installed; the virtual camera needs it:"; \
+	  echo "      Debian/Ubuntu: sudo apt install v4l2loopback-dkms"; \
+	  echo "      Fedora (RPM Fusion): sudo dnf install v4l2loopback"; \
+	  echo "      Arch: sudo pacman -S v4l2loopback-dkms"; \
+	  echo "      then: sudo modprobe v4l2loopback (borescope-bridge doctor checks it)"; \
+	fi
+
+# Keeps /var/lib/borescope-bridge (snapshots) and a config.toml that differs from the example.
+uninstall:
+	@if [ -z '$(DESTDIR)' ] && [ -d /run/systemd/system ]; then \
+	  systemctl disable --now borescope-bridge.service 2>/dev/null || true; \
+	fi
+	rm -f '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(BIN_DEST)'
+	@for pair in $(INSTALL_FILES); do rm -f '$(DESTDIR)'"$${pair#*:}"; done
+	@if [ -f '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' ]; then rm -rf '$(DESTDIR)$(LIBDIR)'; fi
+	@if [ -f '$(DESTDIR)$(CONFIG_DEST)' ] && cmp -s config.example.toml '$(DESTDIR)$(CONFIG_DEST)'; then \
+	  rm -f '$(DESTDIR)$(CONFIG_DEST)'; \
+	elif [ -f '$(DESTDIR)$(CONFIG_DEST)' ]; then \
+	  echo "Keeping your edited $(CONFIG_DEST)"; \
+	fi
+	-@rmdir '$(DESTDIR)$(CONFDIR)' '$(DESTDIR)$(DATADIR)' 2>/dev/null
+	@if [ -z '$(DESTDIR)' ]; then \
+	  command -v udevadm >/dev/null && udevadm control --reload || true; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
+	  echo "Removed. Kept /var/lib/borescope-bridge (snapshots) and the borescope-bridge user."; \
+	fi
