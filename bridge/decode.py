@@ -1,0 +1,287 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""JPEG to camera pixels: I420 (YU12), BT.601 limited range, in buffers reused frame after frame.
+
+Why two backends (numbers from ``make bench`` and the team's perf notes, 2 vCPU EPYC):
+
+* ``turbojpeg``: libjpeg-turbo's ``tjDecompressToYUVPlanes`` through a small ctypes binding to the
+  system's ``libturbojpeg.so.0`` (Debian package ``libturbojpeg0``). JPEG already stores YCbCr, so
+  this skips the colour conversion and upsampling that a BGR decode pays for and then undoes. JPEG's
+  YCbCr is *full range* while V4L2 consumers expect *limited range* (what pyvirtualcam's libyuv
+  writes), so each plane is rescaled with ``cv2.convertScaleAbs`` (Y x219/255+16, chroma x224/255
+  around 128), and 4:2:2 chroma is turned into 4:2:0 by keeping every other row.
+* ``simplejpeg``: decode to BGR into a preallocated buffer, then ``cv2.cvtColor`` BGR->I420. No
+  system library needed; used when libturbojpeg is missing and for JPEG layouts the fast path does
+  not cover (4:4:4, greyscale, odd sizes).
+
+Never ``cv2.imdecode`` per frame: it allocates two frame-sized buffers per call, and in a fresh
+process glibc returns them to the kernel and page-faults them back in (about 1,300 minor faults per
+720p frame), which doubles the cost. Both decoders here release the GIL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+
+import cv2
+import numpy as np
+import simplejpeg
+
+log = logging.getLogger(__name__)
+
+# SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
+_SOF_MARKERS = frozenset(
+    (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+_STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD9)))
+
+# Full range -> BT.601 limited range (LUT-exact with convertScaleAbs' rounding).
+Y_ALPHA = 219.0 / 255.0
+Y_BETA = 16.0
+C_ALPHA = 224.0 / 255.0
+C_BETA = 128.0 - 128.0 * C_ALPHA
+
+# TurboJPEG 2.x API constants (turbojpeg.h); libjpeg-turbo 3.x still exports this API.
+_TJSAMP_422 = 1
+_TJSAMP_420 = 2
+_TJFLAG_FASTDCT = 2048
+_TJERR_WARNING = 0
+
+
+class DecodeError(ValueError):
+    """The bytes are not a JPEG we can show (the frame is skipped and counted)."""
+
+
+def jpeg_dimensions(jpeg: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """Width and height from the SOF marker, without decoding; None if there is no readable SOF.
+
+    Cheap enough to call per frame: the pipeline uses it to notice a resolution change before it
+    decodes (or, in MJPEG mode, instead of decoding).
+    """
+    data = memoryview(jpeg)
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    i = 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            i += 2
+            continue
+        if marker == 0xDA or marker == 0xD9:  # scan data or end without a frame header
+            return None
+        seg_len = (data[i + 2] << 8) | data[i + 3]
+        if seg_len < 2:
+            return None
+        if marker in _SOF_MARKERS:
+            if i + 9 > n:
+                return None
+            height = (data[i + 5] << 8) | data[i + 6]
+            width = (data[i + 7] << 8) | data[i + 8]
+            if width == 0 or height == 0:
+                return None
+            return width, height
+        i += 2 + seg_len
+    return None
+
+
+class _TurboJPEG:
+    """Minimal ctypes binding: one decompressor handle, decode into caller-owned planes."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        lib.tjInitDecompress.restype = ctypes.c_void_p
+        lib.tjInitDecompress.argtypes = []
+        lib.tjDestroy.argtypes = [ctypes.c_void_p]
+        lib.tjDestroy.restype = ctypes.c_int
+        lib.tjDecompressHeader3.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
+        ]
+        lib.tjDecompressHeader3.restype = ctypes.c_int
+        lib.tjDecompressToYUVPlanes.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+            ctypes.c_int, ctypes.c_int,
+        ]
+        lib.tjDecompressToYUVPlanes.restype = ctypes.c_int
+        lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
+        lib.tjGetErrorStr2.restype = ctypes.c_char_p
+        lib.tjGetErrorCode.argtypes = [ctypes.c_void_p]
+        lib.tjGetErrorCode.restype = ctypes.c_int
+        self._handle = lib.tjInitDecompress()
+        if not self._handle:
+            raise OSError("tjInitDecompress failed")
+        self._w = ctypes.c_int()
+        self._h = ctypes.c_int()
+        self._sub = ctypes.c_int()
+        self._cs = ctypes.c_int()
+        self._planes = (ctypes.c_void_p * 3)()
+        self._strides = (ctypes.c_int * 3)()
+
+    def header(self, jpeg: bytes) -> tuple[int, int, int]:
+        """(width, height, TJSAMP subsampling) or DecodeError."""
+        rc = self._lib.tjDecompressHeader3(
+            self._handle, jpeg, len(jpeg), ctypes.byref(self._w), ctypes.byref(self._h),
+            ctypes.byref(self._sub), ctypes.byref(self._cs),
+        )
+        if rc != 0:
+            raise DecodeError(self._error())
+        return self._w.value, self._h.value, self._sub.value
+
+    def decode_planes(self, jpeg: bytes, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      width: int, height: int, flags: int) -> None:
+        """Decode into three 2-D uint8 arrays (row strides taken from the arrays)."""
+        for k, p in enumerate(planes):
+            self._planes[k] = p.ctypes.data
+            self._strides[k] = p.strides[0]
+        rc = self._lib.tjDecompressToYUVPlanes(
+            self._handle, jpeg, len(jpeg), self._planes, width, self._strides, height, flags
+        )
+        # A warning (e.g. a corrupt byte in the entropy data) still produced a full picture.
+        if rc != 0 and self._lib.tjGetErrorCode(self._handle) != _TJERR_WARNING:
+            raise DecodeError(self._error())
+
+    def _error(self) -> str:
+        msg = self._lib.tjGetErrorStr2(self._handle)
+        return msg.decode(errors="replace") if msg else "libturbojpeg error"
+
+    def close(self) -> None:
+        if self._handle:
+            self._lib.tjDestroy(self._handle)
+            self._handle = None
+
+
+_lib_lock = threading.Lock()
+_lib_cache: list[ctypes.CDLL | None] = []
+
+
+def _load_turbojpeg() -> ctypes.CDLL | None:
+    """The system libturbojpeg with the TurboJPEG 2 API, or None (then simplejpeg is used)."""
+    with _lib_lock:
+        if _lib_cache:
+            return _lib_cache[0]
+        lib = None
+        for name in ("libturbojpeg.so.0", ctypes.util.find_library("turbojpeg")):
+            if not name:
+                continue
+            try:
+                candidate = ctypes.CDLL(name)
+                candidate.tjDecompressToYUVPlanes  # noqa: B018  (AttributeError if too old)
+                candidate.tjGetErrorCode  # noqa: B018
+            except (OSError, AttributeError):
+                continue
+            lib = candidate
+            break
+        if lib is None:
+            log.info("libturbojpeg not found (Debian: apt install libturbojpeg0); "
+                     "decoding through simplejpeg, about 5-15%% slower")
+        _lib_cache.append(lib)
+        return lib
+
+
+def turbojpeg_available() -> bool:
+    """Whether the fast decode-to-YUV backend can be used on this system."""
+    return _load_turbojpeg() is not None
+
+
+class Decoder:
+    """Decodes JPEGs to one I420 buffer that is reused: the result is valid until the next call.
+
+    Not thread-safe: one Decoder per worker thread. Odd widths/heights are cropped to even, since
+    I420 (and Chrome's capture of it) needs even dimensions.
+    """
+
+    def __init__(self, backend: str = "auto", fast_dct: bool = False) -> None:
+        if backend not in ("auto", "turbojpeg", "simplejpeg"):
+            raise ValueError(f"unknown decoder backend {backend!r}")
+        self._tj: _TurboJPEG | None = None
+        if backend in ("auto", "turbojpeg"):
+            lib = _load_turbojpeg()
+            if lib is not None:
+                self._tj = _TurboJPEG(lib)
+            elif backend == "turbojpeg":
+                raise DecodeError("libturbojpeg.so.0 not found: apt install libturbojpeg0")
+        self.backend = "turbojpeg" if self._tj is not None else "simplejpeg"
+        self._fast_dct = fast_dct
+        self._tj_flags = _TJFLAG_FASTDCT if fast_dct else 0
+        self._out = np.empty((0, 0), np.uint8)
+        self._out_wh = (0, 0)
+        self._chroma = np.empty((0, 0), np.uint8)  # 4:2:2 scratch: two planes stacked
+        self._bgr = np.empty((0, 0, 3), np.uint8)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the last decoded picture."""
+        return self._out_wh
+
+    def _output(self, w: int, h: int) -> np.ndarray:
+        if self._out_wh != (w, h):
+            self._out = np.empty((h * 3 // 2, w), np.uint8)
+            self._out_wh = (w, h)
+        return self._out
+
+    def decode(self, jpeg: bytes | bytearray | memoryview) -> np.ndarray:
+        """I420 picture of shape (h*3/2, w): Y plane, then U (Cb), then V (Cr)."""
+        if not isinstance(jpeg, bytes):
+            jpeg = bytes(jpeg)
+        if self._tj is not None:
+            w, h, sub = self._tj.header(jpeg)
+            if sub in (_TJSAMP_420, _TJSAMP_422) and w % 2 == 0 and h % 2 == 0:
+                return self._decode_yuv(jpeg, w, h, sub)
+        return self._decode_bgr(jpeg)
+
+    def _decode_yuv(self, jpeg: bytes, w: int, h: int, sub: int) -> np.ndarray:
+        out = self._output(w, h)
+        cw, ch = w // 2, h // 2
+        y = out[:h]
+        chroma_flat = out[h:].reshape(-1)
+        u = chroma_flat[: cw * ch].reshape(ch, cw)
+        v = chroma_flat[cw * ch:].reshape(ch, cw)
+        if sub == _TJSAMP_420:
+            self._tj.decode_planes(jpeg, (y, u, v), w, h, self._tj_flags)  # type: ignore[union-attr]
+            cv2.convertScaleAbs(u, dst=u, alpha=C_ALPHA, beta=C_BETA)
+            cv2.convertScaleAbs(v, dst=v, alpha=C_ALPHA, beta=C_BETA)
+        else:
+            if self._chroma.shape != (2 * h, cw):
+                self._chroma = np.empty((2 * h, cw), np.uint8)
+            fu, fv = self._chroma[:h], self._chroma[h:]
+            self._tj.decode_planes(jpeg, (y, fu, fv), w, h, self._tj_flags)  # type: ignore[union-attr]
+            # 4:2:2 -> 4:2:0: keep the even chroma rows (range fix and row drop in one pass).
+            cv2.convertScaleAbs(fu[::2], dst=u, alpha=C_ALPHA, beta=C_BETA)
+            cv2.convertScaleAbs(fv[::2], dst=v, alpha=C_ALPHA, beta=C_BETA)
+        cv2.convertScaleAbs(y, dst=y, alpha=Y_ALPHA, beta=Y_BETA)
+        return out
+
+    def _decode_bgr(self, jpeg: bytes) -> np.ndarray:
+        dims = jpeg_dimensions(jpeg)
+        if dims is None:
+            raise DecodeError("not a JPEG (no frame header)")
+        w, h = dims
+        if self._bgr.shape != (h, w, 3):
+            self._bgr = np.empty((h, w, 3), np.uint8)
+        try:
+            simplejpeg.decode_jpeg(jpeg, "BGR", fastdct=self._fast_dct, buffer=self._bgr,
+                                   strict=False)
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
+        ew, eh = w & ~1, h & ~1
+        if ew == 0 or eh == 0:
+            raise DecodeError(f"picture too small: {w}x{h}")
+        out = self._output(ew, eh)
+        cv2.cvtColor(self._bgr[:eh, :ew], cv2.COLOR_BGR2YUV_I420, dst=out)
+        return out
+
+    def close(self) -> None:
+        """Free the libturbojpeg handle (the Decoder still works through simplejpeg afterwards)."""
+        if self._tj is not None:
+            self._tj.close()
+            self._tj = None
+            self.backend = "simplejpeg"
