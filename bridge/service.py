@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""systemd glue: sd_notify (READY/STATUS/WATCHDOG/RELOADING/STOPPING) and journal logging.
+
+Everything here is inert outside systemd: without NOTIFY_SOCKET no message is sent,
+and without a journal stream logs go to stderr. The notifications go through
+systemd-python (`systemd.daemon.notify`), which speaks sd_notify(3) to whatever
+socket NOTIFY_SOCKET names, so tests can bind their own socket and read what arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _sd_notify(message: str) -> bool:
+    try:
+        from systemd import daemon as sd_daemon
+    except ImportError:
+        return False
+    try:
+        return bool(sd_daemon.notify(message))
+    except OSError:
+        return False
+
+
+class Notifier:
+    """Sends sd_notify messages when NOTIFY_SOCKET is set; a no-op otherwise."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.enabled = bool(env.get("NOTIFY_SOCKET"))
+        self.watchdog_interval_s: float | None = None
+        usec = env.get("WATCHDOG_USEC")
+        pid = env.get("WATCHDOG_PID")
+        if self.enabled and usec and (not pid or pid == str(os.getpid())):
+            try:
+                # Ping at half the timeout, as sd_watchdog_enabled(3) recommends.
+                self.watchdog_interval_s = int(usec) / 1e6 / 2
+            except ValueError:
+                self.watchdog_interval_s = None
+        self._last_status: str | None = None
+        self._last_watchdog = 0.0
+
+    def send(self, message: str) -> None:
+        if self.enabled and not _sd_notify(message):
+            log.debug("sd_notify(%r) failed", message)
+
+    def ready(self, status: str) -> None:
+        self._last_status = status
+        self.send(f"READY=1\nSTATUS={status}")
+
+    def status(self, status: str) -> None:
+        """Update STATUS= only when it changed, so the notify socket is not flooded."""
+        if status != self._last_status:
+            self._last_status = status
+            self.send(f"STATUS={status}")
+
+    def watchdog(self, now: float) -> None:
+        """Call from the main loop only: a stuck loop then stops the pings and systemd notices."""
+        if self.watchdog_interval_s is None:
+            return
+        if now - self._last_watchdog >= self.watchdog_interval_s:
+            self._last_watchdog = now
+            self.send("WATCHDOG=1")
+
+    def reloading(self) -> None:
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1\nSTATUS=stopping")
+
+
+class StructuredFields(logging.Filter):
+    """Adds BORESCOPE_* fields from a shared dict to every record (the journal indexes them)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            if not hasattr(record, key):
+                setattr(record, key, "" if value is None else str(value))
+        return True
+
+
+def under_journal(environ: dict[str, str] | None = None) -> bool:
+    """True when stderr goes to the journal (JOURNAL_STREAM matches) or systemd started us."""
+    env = os.environ if environ is None else environ
+    stream = env.get("JOURNAL_STREAM")
+    if stream:
+        try:
+            dev, ino = (int(x) for x in stream.split(":"))
+            st = os.fstat(sys.stderr.fileno())
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return True
+        except (ValueError, OSError, AttributeError):
+            pass
+    return bool(env.get("INVOCATION_ID")) and not stream
+
+
+def setup_logging(verbose: int = 0, fields: dict[str, Any] | None = None) -> None:
+    """Choose the handler once, at the composition root: journal under systemd, else stderr."""
+    level = logging.DEBUG if verbose > 0 else logging.INFO
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(level)
+    handler: logging.Handler | None = None
+    if under_journal():
+        try:
+            from systemd.journal import JournalHandler
+
+            handler = JournalHandler(SYSLOG_IDENTIFIER="borescope-bridge")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("borescope-bridge: %(levelname)s: %(message)s"))
+    if fields is not None:
+        handler.addFilter(StructuredFields(fields))
+    root.addHandler(handler)
+
+
+class RateLimiter:
+    """Lets a repeated warning through once per `interval_s` per key, counting the rest."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
+        """(should log, how many were suppressed since the last one)."""
+        t = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and t - last < self.interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False, 0
+        self._last[key] = t
+        return True, self._suppressed.pop(key, 0)

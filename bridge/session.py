@@ -1,0 +1,473 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The session with one borescope: two UDP sockets, timers, source filter, state machine.
+
+Theory of operation
+-------------------
+The device streams only while it hears a heartbeat: every 0.5 s we send one to
+(device_ip, stream_port) and it answers to our source port with MJPEG fragments.
+A second socket polls (device_ip, event_port) with SETCMD every 100 ms; RETCMD answers
+carry the snapshot-button counter. One thread runs a `selectors` loop over both
+sockets and a wake-up socket (signals and other threads use it), with every timer
+due within 100 ms; fragments go straight from a preallocated buffer into the
+Reassembler, and complete frames are handed to a listener that must not block.
+
+Only datagrams from exactly (device_ip, stream_port) resp. (device_ip, event_port)
+are accepted: anything else is counted as foreign and dropped, so another host on
+the link can neither inject a picture nor trigger a snapshot.
+
+States (logged once per change, never per packet):
+  starting → waiting for network (sends fail: DHCP has not finished, no route yet)
+           → waiting for device (sends work, nobody answers)
+           → streaming (a frame within the last STALL_S)
+           → stalled (the device answered before but no frame for STALL_S)
+The loop ends by itself, with a reason, when no first contact came within `wait_s`
+("no borescope answers at ...") or the device has been silent for `linger_s`
+after contact; 0 means forever for either. These are clean exits, never errors,
+so a service manager does not restart-loop on an ordinary USB Ethernet dongle.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from bridge.errors import BridgeError
+from bridge.protocol import HEARTBEAT, STOP
+from bridge.service import RateLimiter
+
+if TYPE_CHECKING:
+    from bridge.buttons import ButtonTracker
+    from bridge.reassembly import Frame, Reassembler
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 0.5   # what the reference client and the phone app send
+POLL_INTERVAL_S = 0.1        # SETCMD poll period of the reference client
+TICK_S = 0.1                 # housekeeping: expiry, state, watchdog, status
+STALL_S = 1.0                # no frame for this long while streaming = stalled
+CONTACT_LOST_S = 2.0         # no packet at all for this long = device gone ("waiting for device")
+RECV_BUFFER_BYTES = 65536    # one UDP datagram at most
+MAX_DRAIN = 512              # datagrams per wake-up before timers get a turn
+
+STARTING = "starting"
+WAITING_NETWORK = "waiting for network"
+WAITING_DEVICE = "waiting for device"
+STREAMING = "streaming"
+STALLED = "stalled"
+
+# sendto() fails like this while the interface has no address or route yet (DHCP racing us).
+NETWORK_WAIT_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
+     errno.EHOSTDOWN, errno.ENODEV, errno.ENXIO}
+)
+
+
+class Listener(Protocol):
+    """What the session tells the rest of the daemon; every call must return quickly."""
+
+    def on_frame(self, frame: Frame, now: float) -> None: ...
+    def on_presses(self, count: int, now: float) -> None: ...
+    def on_state(self, old: str, new: str, now: float) -> None: ...
+    def on_tick(self, now: float) -> None: ...
+
+
+@dataclass
+class ReceiveBuffer:
+    """What SO_RCVBUF the kernel granted; `capped` when net.core.rmem_max cut the request."""
+
+    requested: int = 0
+    effective: int = 0
+    capped: bool = False
+    rmem_max: int | None = None
+
+
+def _read_rmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class Session:
+    """Owns the sockets and the loop; feeds the Reassembler and the ButtonTracker."""
+
+    def __init__(
+        self,
+        *,
+        device_ip: str,
+        stream_port: int,
+        event_port: int,
+        reassembler: Reassembler,
+        tracker: ButtonTracker,
+        listener: Listener,
+        interface: str | None = None,
+        wait_s: float = 30.0,
+        linger_s: float = 600.0,
+        rcvbuf_bytes: int = 8 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.device_ip = device_ip
+        self.stream_addr = (device_ip, stream_port)
+        self.event_addr = (device_ip, event_port)
+        self.interface = interface
+        self.reassembler = reassembler
+        self.tracker = tracker
+        self.listener = listener
+        self.wait_s = wait_s
+        self.linger_s = linger_s
+        self.rcvbuf_bytes = rcvbuf_bytes
+        self.clock = clock
+
+        self.state = STARTING
+        self.started_at = clock()
+        self.first_contact_at: float | None = None
+        self.last_contact_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.network_down = False
+        self.foreign_stream = 0
+        self.foreign_event = 0
+        self.heartbeats_sent = 0
+        self.polls_sent = 0
+        self.send_errors = 0
+        self.receive_buffer = ReceiveBuffer()
+        self.exit_reason: str | None = None
+
+        self._buf = bytearray(RECV_BUFFER_BYTES)
+        self._view = memoryview(self._buf)
+        self._stream: socket.socket | None = None
+        self._event: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._sel: selectors.BaseSelector | None = None
+        self._pending: collections.deque[Callable[[], None]] = collections.deque()
+        self._stop = False
+        self._warn = RateLimiter(60.0)
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create and bind both sockets; raises BridgeError with advice when that cannot work."""
+        self._stream = self._udp_socket()
+        self._event = self._udp_socket()
+        self._set_rcvbuf(self._stream)
+        self._wake_r, self._wake_w = socket.socketpair()
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._stream, selectors.EVENT_READ, "stream")
+        self._sel.register(self._event, selectors.EVENT_READ, "event")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    def install_wakeup_fd(self) -> None:
+        """Make signals wake the loop at once (main thread only)."""
+        assert self._wake_w is not None
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+
+    def _udp_socket(self) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            if self.interface:
+                self._bind_to_device(s, self.interface)
+            s.bind(("0.0.0.0", 0))
+        except BaseException:
+            s.close()
+            raise
+        s.setblocking(False)
+        return s
+
+    @staticmethod
+    def _bind_to_device(s: socket.socket, interface: str) -> None:
+        # Unprivileged SO_BINDTODEVICE works since Linux 5.7 on a socket not yet bound to a
+        # device; older kernels need CAP_NET_RAW.
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise BridgeError(
+                    f"no network interface named {interface!r} (see `ip link`; --interface)"
+                ) from None
+            if exc.errno == errno.EPERM:
+                raise BridgeError(
+                    f"not allowed to bind to interface {interface} (SO_BINDTODEVICE): on Linux "
+                    "older than 5.7 this needs CAP_NET_RAW; run it as the service, add "
+                    "AmbientCapabilities=CAP_NET_RAW, or leave out --interface"
+                ) from None
+            raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
+
+    def _set_rcvbuf(self, s: socket.socket) -> None:
+        want = self.rcvbuf_bytes
+        rb = self.receive_buffer
+        rb.requested = want
+        rb.rmem_max = _read_rmem_max()
+        try:
+            # Privileged processes may exceed net.core.rmem_max; everyone else is capped by it.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, want)
+        except OSError:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            except OSError as exc:
+                log.warning("cannot set the receive buffer to %d bytes: %s", want, exc.strerror)
+        rb.effective = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        # The kernel doubles the value it grants (bookkeeping overhead).
+        rb.capped = rb.effective < 2 * want
+        if rb.capped:
+            log.warning(
+                "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
+                "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
+                "(make install ships a sysctl.d file for this)",
+                rb.effective // 2, want, want,
+            )
+
+    # ---- thread-safe entry points ---------------------------------------------------------
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the loop thread (safe from signal handlers and other threads)."""
+        self._pending.append(fn)
+        self.wake()
+
+    def request_stop(self) -> None:
+        self._stop = True
+        self.wake()
+
+    def wake(self) -> None:
+        w = self._wake_w
+        if w is not None:
+            with contextlib.suppress(OSError):
+                w.send(b"\0")
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Loop until stopped or an exit condition; returns "stopped", "no-device" or "gone"."""
+        assert self._sel is not None
+        now = self.clock()
+        self.started_at = now
+        next_hb = now
+        next_poll = now
+        next_tick = now
+        while not self._stop:
+            timeout = max(0.0, min(next_hb, next_poll, next_tick) - self.clock())
+            for key, _ in self._sel.select(min(timeout, TICK_S)):
+                if key.data == "stream":
+                    self._drain_stream()
+                elif key.data == "event":
+                    self._drain_event()
+                else:
+                    self._drain_wake()
+            while self._pending:
+                self._pending.popleft()()
+            now = self.clock()
+            if now >= next_hb:
+                self._send(self._stream, HEARTBEAT, self.stream_addr, "heartbeat")
+                self.heartbeats_sent += 1
+                next_hb = max(next_hb + HEARTBEAT_INTERVAL_S, now)
+            if now >= next_poll:
+                self._send(self._event, self.tracker.next_poll(), self.event_addr, "poll")
+                self.polls_sent += 1
+                next_poll = max(next_poll + POLL_INTERVAL_S, now)
+            if now >= next_tick:
+                next_tick = now + TICK_S
+                # Expiring a stuck frame can release complete ones queued behind it.
+                self._deliver(self.reassembler.expire(now) or (), now)
+                self._update_state(now)
+                reason = self._exit_due(now)
+                if reason is not None:
+                    self.exit_reason = reason
+                    return reason
+                self.listener.on_tick(now)
+        self.exit_reason = "stopped"
+        return "stopped"
+
+    def _drain_stream(self) -> None:
+        s = self._stream
+        assert s is not None
+        buf = self._buf
+        addr_ok = self.stream_addr
+        for _ in range(MAX_DRAIN):
+            try:
+                n, addr = s.recvfrom_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._rate_warn("recv-stream", "receiving on the stream socket failed: %s",
+                                exc.strerror)
+                return
+            if addr != addr_ok:
+                self.foreign_stream += 1
+                continue
+            now = self.clock()
+            self._contact(now)
+            frames = self.reassembler.feed(buf, now, n)
+            if frames:
+                self._deliver(frames, now)
+
+    def _deliver(self, frames: Sequence[Frame], now: float) -> None:
+        for frame in frames:
+            self.last_frame_at = now
+            if self.state != STREAMING:
+                self._set_state(STREAMING, now)
+            self.listener.on_frame(frame, now)
+
+    def _drain_event(self) -> None:
+        s = self._event
+        assert s is not None
+        for _ in range(64):
+            try:
+                data, addr = s.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._rate_warn("recv-event", "receiving on the event socket failed: %s",
+                                exc.strerror)
+                return
+            if addr != self.event_addr:
+                self.foreign_event += 1
+                continue
+            now = self.clock()
+            self._contact(now)
+            presses = self.tracker.on_reply(data)
+            if presses > 0:
+                self.listener.on_presses(presses, now)
+
+    def _drain_wake(self) -> None:
+        r = self._wake_r
+        assert r is not None
+        try:
+            while r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _contact(self, now: float) -> None:
+        if self.first_contact_at is None:
+            self.first_contact_at = now
+            log.info("the borescope at %s answers", self.device_ip)
+        self.last_contact_at = now
+
+    def _send(self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str) -> None:
+        assert s is not None
+        try:
+            s.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.send_errors += 1
+            if exc.errno in NETWORK_WAIT_ERRNOS:
+                if not self.network_down:
+                    self.network_down = True
+                    log.debug("sending %s to %s:%d: %s (no route/address yet)",
+                              what, addr[0], addr[1], exc.strerror)
+                return
+            self._rate_warn("send-" + what, "sending %s to %s:%d failed: %s",
+                            what, addr[0], addr[1], exc.strerror)
+            return
+        self.network_down = False
+
+    def _rate_warn(self, key: str, fmt: str, *args: object) -> None:
+        ok, suppressed = self._warn.allow(key, self.clock())
+        if ok:
+            if suppressed:
+                log.warning(fmt + " (%d more like this suppressed)", *args, suppressed)
+            else:
+                log.warning(fmt, *args)
+
+    # ---- state -----------------------------------------------------------------------------
+
+    def _update_state(self, now: float) -> None:
+        if self.last_frame_at is not None and now - self.last_frame_at < STALL_S:
+            new = STREAMING
+        elif self.last_contact_at is not None and now - self.last_contact_at < CONTACT_LOST_S:
+            new = STALLED if self.first_frame_seen else WAITING_DEVICE
+        elif self.network_down:
+            new = WAITING_NETWORK
+        else:
+            new = WAITING_DEVICE
+        if new != self.state:
+            self._set_state(new, now)
+
+    @property
+    def first_frame_seen(self) -> bool:
+        return self.last_frame_at is not None
+
+    def _set_state(self, new: str, now: float) -> None:
+        old, self.state = self.state, new
+        if new == STREAMING:
+            log.info("streaming from %s", self.device_ip)
+        elif new == WAITING_NETWORK:
+            log.info("waiting for network: no route to %s yet (interface up? DHCP done?)",
+                     self.device_ip)
+        elif new == WAITING_DEVICE:
+            log.info("waiting for device at %s", self.device_ip)
+        elif new == STALLED:
+            log.warning("stream from %s stalled: no frame for %.0f s", self.device_ip, STALL_S)
+        self.listener.on_state(old, new, now)
+
+    def _exit_due(self, now: float) -> str | None:
+        if self.first_contact_at is None:
+            if self.wait_s > 0 and now - self.started_at >= self.wait_s:
+                log.warning(
+                    "no borescope answers at %s (waited %g s); exiting", self.device_ip, self.wait_s
+                )
+                return "no-device"
+            return None
+        last = self.last_contact_at or now
+        if self.linger_s > 0 and now - last >= self.linger_s:
+            log.info(
+                "the borescope at %s has been gone for %g s; exiting", self.device_ip, self.linger_s
+            )
+            return "gone"
+        return None
+
+    # ---- tear-down -----------------------------------------------------------------------
+
+    def close(self, send_stop: bool = True) -> None:
+        """Tell the device to stop streaming, then close everything."""
+        if send_stop and self._stream is not None:
+            try:
+                self._stream.sendto(STOP, self.stream_addr)
+            except OSError as exc:
+                log.debug("sending the stop packet failed: %s", exc.strerror)
+        if self._wake_w is not None:
+            # ValueError: not the main thread, so nothing was installed from here.
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(-1)
+        if self._sel is not None:
+            self._sel.close()
+            self._sel = None
+        for s in (self._stream, self._event, self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self._stream = self._event = self._wake_r = self._wake_w = None
+
+    def stats(self) -> dict[str, object]:
+        now = self.clock()
+        rb = self.receive_buffer
+        return {
+            "state": self.state,
+            "device_ip": self.device_ip,
+            "stream_port": self.stream_addr[1],
+            "event_port": self.event_addr[1],
+            "interface": self.interface,
+            "foreign_packets": self.foreign_stream + self.foreign_event,
+            "heartbeats_sent": self.heartbeats_sent,
+            "polls_sent": self.polls_sent,
+            "send_errors": self.send_errors,
+            "last_frame_age_s": None if self.last_frame_at is None
+            else round(now - self.last_frame_at, 3),
+            "last_contact_age_s": None if self.last_contact_at is None
+            else round(now - self.last_contact_at, 3),
+            "receive_buffer_bytes": rb.effective,
+            "receive_buffer_requested": rb.requested,
+            "receive_buffer_capped": rb.capped,
+            "rmem_max": rb.rmem_max,
+        }
