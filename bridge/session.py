@@ -56,6 +56,7 @@ TICK_S = 0.1                 # housekeeping: expiry, state, watchdog, status
 STALL_S = 1.0                # no frame for this long while streaming = stalled
 CONTACT_LOST_S = 2.0         # no packet at all for this long = device gone ("waiting for device")
 RECV_BUFFER_BYTES = 65536    # one UDP datagram at most
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
 MAX_DRAIN = 512              # datagrams per wake-up before timers get a turn
 
 STARTING = "starting"
@@ -211,7 +212,7 @@ class Session:
         rb.rmem_max = _read_rmem_max()
         try:
             # Privileged processes may exceed net.core.rmem_max; everyone else is capped by it.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, want)
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
         except OSError:
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
