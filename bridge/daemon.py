@@ -375,6 +375,7 @@ class Daemon:
             "rotate": self.config.rotate,
             "flip": self.config.flip,
             "button_presses": self.presses,
+            "buttons": self.tracker.stats.as_dict(),
             "snapshots_taken": self.snapshots.taken,
             "snapshots_failed": self.snapshots.failed,
             "snapshots_pending": len(self._requests),

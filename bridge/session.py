@@ -158,8 +158,12 @@ class Session:
 
     def open(self) -> None:
         """Create and bind both sockets; raises BridgeError with advice when that cannot work."""
-        self._stream = self._udp_socket()
-        self._event = self._udp_socket()
+        try:
+            self._stream = self._udp_socket()
+            self._event = self._udp_socket()
+        except BaseException:
+            self.close(send_stop=False)
+            raise
         self._set_rcvbuf(self._stream)
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):

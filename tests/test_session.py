@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Session in-process against a scripted device on 127.0.0.1: filter, states, exits, stop packet.
+
+The scripted device sends exactly what a test tells it to (unlike the simulator's steady
+stream), so stalls, foreign senders and silence are deterministic.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bridge import session as session_mod
+from bridge.buttons import ButtonTracker
+from bridge.protocol import (
+    HEARTBEAT,
+    STOP,
+    decode_setcmd,
+    encode_retcmd,
+    fragment_jpeg,
+)
+from bridge.reassembly import Reassembler
+from bridge.session import Session
+
+DEADLINE_S = 15.0
+
+
+def wait_for(predicate: Any, timeout: float = DEADLINE_S, what: str = "") -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+def jpeg(n: int, size: int = 5000) -> bytes:
+    body = bytes((n + i) % 251 for i in range(size))
+    return b"\xff\xd8" + body.replace(b"\xff", b"\xfe") + b"\xff\xd9"
+
+
+class ScriptedDevice:
+    """Two UDP sockets on 127.0.0.1 that record what arrives and answer polls on request."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.stream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.stream.bind((host, 0))
+        self.event = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.event.bind((host, 0))
+        self.stream_port = self.stream.getsockname()[1]
+        self.event_port = self.event.getsockname()[1]
+        self.client: tuple[str, int] | None = None
+        self.event_client: tuple[str, int] | None = None
+        self.heartbeats = 0
+        self.stops = 0
+        self.buttons = 0
+        self.answer_polls = True
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._serve_stream, daemon=True),
+                         threading.Thread(target=self._serve_event, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _serve_stream(self) -> None:
+        self.stream.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.stream.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            if data == HEARTBEAT:
+                self.heartbeats += 1
+                self.client = addr
+            elif data == STOP:
+                self.stops += 1
+
+    def _serve_event(self) -> None:
+        self.event.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.event.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            counter = decode_setcmd(data)
+            self.event_client = addr
+            if isinstance(counter, int) and self.answer_polls:
+                self.event.sendto(encode_retcmd(counter, self.buttons), addr)
+
+    def send_frame(self, frame_id: int, data: bytes) -> None:
+        assert self.client is not None
+        for pkt in fragment_jpeg(frame_id, data):
+            self.stream.sendto(pkt, self.client)
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(1)
+        self.stream.close()
+        self.event.close()
+
+
+class Recorder:
+    """A Listener that remembers everything."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.presses = 0
+        self.states: list[str] = []
+
+    def on_frame(self, frame: Any, now: float) -> None:
+        self.frames.append(frame.data)
+
+    def on_presses(self, count: int, now: float) -> None:
+        self.presses += count
+
+    def on_state(self, old: str, new: str, now: float) -> None:
+        self.states.append(new)
+
+    def on_tick(self, now: float) -> None:
+        pass
+
+
+@pytest.fixture
+def device() -> Iterator[ScriptedDevice]:
+    d = ScriptedDevice()
+    yield d
+    d.close()
+
+
+class Running:
+    def __init__(self, dev: ScriptedDevice, **kw: Any) -> None:
+        self.listener = Recorder()
+        self.session = Session(device_ip="127.0.0.1", stream_port=dev.stream_port,
+                               event_port=dev.event_port, reassembler=Reassembler(),
+                               tracker=ButtonTracker(), listener=self.listener, **kw)
+        self.session.open()
+        self.result: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.result.append(self.session.run()),
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> str:
+        self.session.request_stop()
+        self.thread.join(5)
+        self.session.close()
+        return self.result[0]
+
+
+def test_frames_arrive_byte_exact_and_state_follows(device: ScriptedDevice) -> None:
+    r = Running(device, wait_s=0, linger_s=0)
+    try:
+        wait_for(lambda: device.client, what="a heartbeat")
+        wait_for(lambda: r.listener.states, what="a state")
+        assert r.listener.states[0] == "waiting for device"
+        frames = [jpeg(i) for i in range(5)]
+        for i, f in enumerate(frames):
+            device.send_frame(i, f)
+        wait_for(lambda: len(r.listener.frames) == 5, what="five frames")
+        assert r.listener.frames == frames
+        assert "streaming" in r.listener.states
+        assert r.session.stats()["foreign_packets"] == 0
+    finally:
+        assert r.stop() == "stopped"
+    wait_for(lambda: device.stops == 1, what="the stop packet")
+
+
+def test_foreign_sources_are_dropped_and_counted(device: ScriptedDevice) -> None:
+    r = Running(device, wait_s=0, linger_s=0)
+    hostile = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        try:
+            hostile.bind(("127.0.0.2", 0))
+        except OSError as exc:
+            pytest.skip(f"cannot bind 127.0.0.2: {exc}")
+        wait_for(lambda: device.client and device.event_client, what="the session's ports")
+        wait_for(lambda: r.session.tracker.stats.replies > 0, what="a baseline")
+        for pkt in fragment_jpeg(1, jpeg(99)):
+            hostile.sendto(pkt, device.client)
+        # Same address, wrong port is foreign too.
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.1", 0))
+        with other:
+            for pkt in fragment_jpeg(2, jpeg(98)):
+                other.sendto(pkt, device.client)
+            for c in range(r.session.tracker.stats.polls, r.session.tracker.stats.polls + 20):
+                hostile.sendto(encode_retcmd(c & 0xFFFF, 3), device.event_client)
+        n = len(fragment_jpeg(1, jpeg(99))) * 2 + 20
+        wait_for(lambda: r.session.stats()["foreign_packets"] == n, what="all foreign counted")
+        assert r.listener.frames == []
+        assert r.listener.presses == 0
+    finally:
+        hostile.close()
+        r.stop()
+
+
+def test_button_press_is_reported_once(device: ScriptedDevice) -> None:
+    device.buttons = 41
+    r = Running(device, wait_s=0, linger_s=0)
+    try:
+        wait_for(lambda: r.session.tracker.stats.replies > 2, what="baseline")
+        assert r.listener.presses == 0
+        device.buttons = 43
+        wait_for(lambda: r.listener.presses == 2, what="two presses")
+    finally:
+        r.stop()
+
+
+def test_stall_then_resume(device: ScriptedDevice) -> None:
+    r = Running(device, wait_s=0, linger_s=0)
+    try:
+        wait_for(lambda: device.client, what="a heartbeat")
+        device.send_frame(1, jpeg(1))
+        wait_for(lambda: r.session.state == "streaming", what="streaming")
+        wait_for(lambda: r.session.state == "stalled", what="stalled (polls still answered)")
+        device.send_frame(2, jpeg(2))
+        wait_for(lambda: r.session.state == "streaming", what="streaming again")
+        states = r.listener.states
+        assert states.index("stalled") > states.index("streaming")
+        assert states[-1] == "streaming"
+    finally:
+        r.stop()
+
+
+def test_no_first_contact_ends_the_run(device: ScriptedDevice) -> None:
+    device.answer_polls = False
+    r = Running(device, wait_s=0.5, linger_s=0)
+    r.thread.join(DEADLINE_S)
+    assert r.result == ["no-device"]
+    r.session.close()
+
+
+def test_device_gone_for_linger_ends_the_run(device: ScriptedDevice) -> None:
+    r = Running(device, wait_s=0, linger_s=0.5)
+    wait_for(lambda: r.session.first_contact_at is not None, what="contact")
+    device.answer_polls = False
+    r.thread.join(DEADLINE_S)
+    assert r.result == ["gone"]
+    r.session.close()
+
+
+class Unroutable:
+    """Stands in for a socket while DHCP has not given the interface an address."""
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+
+def test_unreachable_network_is_a_waiting_state_not_an_error(caplog: Any) -> None:
+    listener = Recorder()
+    s = Session(device_ip="127.0.0.1", stream_port=9, event_port=9, reassembler=Reassembler(),
+                tracker=ButtonTracker(), listener=listener)
+    with caplog.at_level("WARNING"):
+        for _ in range(5):
+            s._send(Unroutable(), HEARTBEAT, ("127.0.0.1", 9), "heartbeat")  # type: ignore[arg-type]
+        s._update_state(time.monotonic())
+    assert s.state == session_mod.WAITING_NETWORK
+    assert listener.states == ["waiting for network"]
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+def test_receive_buffer_is_requested_and_reported(device: ScriptedDevice) -> None:
+    r = Running(device, wait_s=0, linger_s=0, rcvbuf_bytes=4 * 1024 * 1024)
+    try:
+        rb = r.session.receive_buffer
+        assert rb.requested == 4 * 1024 * 1024
+        assert rb.effective > 0
+        assert rb.capped == (rb.effective < 2 * rb.requested)
+    finally:
+        r.stop()
+
+
+def test_interface_binding_errors_say_what_to_do() -> None:
+    s = Session(device_ip="127.0.0.1", stream_port=9, event_port=9, reassembler=Reassembler(),
+                tracker=ButtonTracker(), listener=Recorder(), interface="nosuchif0")
+    from bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match="ip link"):
+        s.open()
