@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The command line: teaching help, exit codes, --print-config, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bridge import __version__
+from bridge.cli import format_status, main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True,
+                          text=True, timeout=60, env=e, check=False)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "demo"])
+def test_every_command_has_help_with_examples(command: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "borescope-bridge " + command in out
+
+
+def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--interface", "--device-ip", "--stream-port", "--event-port", "--camera",
+                 "--snapshot-dir", "--record", "--control-socket", "--rotate", "--flip",
+                 "--wait", "--linger", "--config", "--format", "--print-config"):
+        assert flag in out
+
+
+def test_print_config_shows_effective_settings(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('rotate = 90\nflip = "vertical"\nlinger = 0\n')
+    r = run_cli("run", "--config", str(conf), "--rotate", "180", "--device-ip", "10.1.2.3",
+                "--print-config")
+    assert r.returncode == 0, r.stderr
+    parsed = tomllib.loads(r.stdout)
+    assert parsed["rotate"] == 180          # flag wins over the file
+    assert parsed["flip"] == "vertical"     # file wins over the default
+    assert parsed["linger"] == 0
+    assert parsed["device_ip"] == "10.1.2.3"
+    assert parsed["stream_port"] == 8030
+
+
+def test_config_error_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('flip = "sideways"\n')
+    r = run_cli("run", "--config", str(conf), "--print-config")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(conf) in lines[0] and "flip" in lines[0] and "sideways" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_explicit_config_is_exit_2(tmp_path: Path) -> None:
+    r = run_cli("run", "--config", str(tmp_path / "absent.toml"), "--print-config")
+    assert r.returncode == 2
+    assert "absent.toml" in r.stderr
+
+
+def test_bad_flag_value_is_exit_2() -> None:
+    r = run_cli("run", "--device-ip", "192.168.10.999", "--print-config")
+    assert r.returncode == 2
+    assert "--device-ip" in r.stderr
+
+
+def test_status_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("status", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "is borescope-bridge running?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_snapshot_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("snapshot", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "is borescope-bridge running?" in r.stderr
+
+
+def test_human_status_is_readable() -> None:
+    text = format_status({
+        "state": "streaming", "device_ip": "192.168.10.123", "stream_port": 8030,
+        "event_port": 50000, "interface": "enx1", "resolution": "1280x720", "fps": 29.9,
+        "frames_received": 100, "frames_shown": 98, "frames_skipped": 2,
+        "frames_incomplete": 1, "frames_corrupt": 0, "foreign_packets": 3,
+        "last_frame_age_s": 0.01, "latency_p50_ms": 3.2, "latency_p99_ms": 7.5,
+        "snapshots_taken": 2, "snapshots_failed": 0, "last_snapshot": "/x/a.jpg",
+        "snapshot_dir": "/x", "camera": "/dev/video2", "recording": None,
+        "receive_buffer_bytes": 8388608, "receive_buffer_capped": True, "uptime_s": 12.5,
+    })
+    assert "state:" in text and "streaming" in text
+    assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
+    assert "capped" in text
+    assert "p99 7.5 ms" in text
