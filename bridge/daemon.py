@@ -215,7 +215,7 @@ class Daemon:
         elif not self._lost_signalled:
             self._lost_signalled = True
             self.output.signal_lost()
-        self.notifier.status(self.status_line())
+        self.notifier.status(self.status_line(), force=True)
 
     def on_tick(self, now: float) -> None:
         self.notifier.watchdog(now)
@@ -306,7 +306,7 @@ class Daemon:
                 log.info("reload: no changes")
         finally:
             self.notifier.send("READY=1")
-            self.notifier.status(self.status_line())
+            self.notifier.status(self.status_line(), force=True)
 
     def _apply_live(self, key: str, value: Any) -> bool:
         if key == "snapshot_dir":

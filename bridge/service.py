@@ -17,6 +17,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+STATUS_INTERVAL_S = 2.0  # routine STATUS= refreshes (fps, counters); state changes go at once
+
 
 def _sd_notify(message: str) -> bool:
     try:
@@ -45,6 +47,7 @@ class Notifier:
             except ValueError:
                 self.watchdog_interval_s = None
         self._last_status: str | None = None
+        self._last_status_at = 0.0
         self._last_watchdog = 0.0
 
     def send(self, message: str) -> None:
@@ -55,10 +58,16 @@ class Notifier:
         self._last_status = status
         self.send(f"READY=1\nSTATUS={status}")
 
-    def status(self, status: str) -> None:
-        """Update STATUS= only when it changed, so the notify socket is not flooded."""
-        if status != self._last_status:
+    def status(self, status: str, force: bool = False) -> None:
+        """Update STATUS= when it changed: at once when `force` (a state change), else at most
+        every STATUS_INTERVAL_S, so a live fps figure does not flood systemd (or a slow reader
+        of the notify socket, which would block us)."""
+        if status == self._last_status:
+            return
+        now = time.monotonic()
+        if force or now - self._last_status_at >= STATUS_INTERVAL_S:
             self._last_status = status
+            self._last_status_at = now
             self.send(f"STATUS={status}")
 
     def watchdog(self, now: float) -> None:
