@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Host side of the guest tests: turns what the guest captured into checked figures.
+
+The guest only captures (Python is ~20x slower under emulation); this script, run on the
+host with the project's venv, compares the pictures with the simulator's own JPEGs and
+prints one line per check, then ``N passed, N failed``. Usage: evaluate.py OUT_DIR
+
+Pictures are compared in RGB by mean absolute error (0-255 scale) against the *closest*
+frame of the simulator's loop: frames carry a running counter, so exact alignment with
+what was sent is not knowable, and the loop's frames differ from each other only there.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Our JPEG -> I420 (limited range) -> reader's RGB conversion loses chroma resolution and
+# rounds twice; measured errors for live frames are a few units, while the nearest wrong
+# picture ("no signal", or another resolution scaled) is off by tens.
+MAE_TOLERANCE = 8.0
+# The device must advertise the stream's rate; readers measure what TCG emulation lets the
+# guest deliver, so the measured rate only has to be in the same range.
+ADVERTISED_FPS_TOLERANCE = 0.02  # relative
+MEASURED_FPS_RANGE = (0.5, 1.5)  # times the simulator's rate
+# v4l2loopback 0.12.7's own v4l2-compliance failures (not ours); any other one fails the check.
+KNOWN_COMPLIANCE_FAILURES: dict[str, str] = {}
+SIM_SIZES = ((640, 480), (1280, 720))
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    failed: int = 0
+
+    def report(self, ok: bool, name: str, figures: str) -> None:
+        print(f"{'PASS' if ok else 'FAIL'} {name}: {figures}", flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+
+@cache
+def simulator_loop(width: int, height: int) -> tuple[bytes, ...]:
+    """The simulator's pre-encoded loop of JPEGs at that size, made here exactly as in the guest."""
+    from bridge.simulator import Simulator, SimulatorConfig
+
+    cfg = SimulatorConfig(bind="127.0.0.1", stream_port=0, event_port=0, resolution=(width, height),
+                          fps=30.0)
+    sim = Simulator(cfg)
+    frames = list(getattr(sim, "frames", None) or [])
+    if not frames:  # encoded on start
+        sim.start()
+        try:
+            frames = list(sim.frames)
+        finally:
+            sim.stop()
+    return tuple(frames)
+
+
+@cache
+def reference_rgb(width: int, height: int) -> np.ndarray:
+    jpegs = simulator_loop(width, height)
+    return np.stack([cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR),
+                                  cv2.COLOR_BGR2RGB) for j in jpegs]).astype(np.int16)
+
+
+@cache
+def no_signal_rgb(width: int, height: int) -> np.ndarray:
+    from bridge.camera import no_signal_bgr
+
+    return cv2.cvtColor(no_signal_bgr(width, height), cv2.COLOR_BGR2RGB).astype(np.int16)
+
+
+def frame_bytes(pixfmt: str, w: int, h: int) -> int:
+    return {"rgb24": w * h * 3, "yuyv422": w * h * 2}.get(pixfmt, w * h * 3 // 2)
+
+
+def load_frames(path: str, pixfmt: str, w: int, h: int) -> list[np.ndarray]:
+    """Raw frames as written by ffmpeg/GStreamer (rgb24) or v4l2-ctl (the device's format)."""
+    raw = np.fromfile(path, np.uint8)
+    n = raw.size // frame_bytes(pixfmt, w, h)
+    raw = raw[: n * frame_bytes(pixfmt, w, h)]
+    if pixfmt == "rgb24":
+        return list(raw.reshape(n, h, w, 3))
+    conv: dict[str, tuple[tuple[int, ...], int]] = {
+        "yuv420p": ((h * 3 // 2, w), cv2.COLOR_YUV2RGB_I420),
+        "nv12": ((h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12),
+        "yuyv422": ((h, w, 2), cv2.COLOR_YUV2RGB_YUY2),
+    }
+    if pixfmt not in conv:
+        raise ValueError(f"unsupported pixel format {pixfmt}")
+    shape, code = conv[pixfmt]
+    return [cv2.cvtColor(f.reshape(shape), code) for f in raw.reshape(n, -1)]
+
+
+def mae_to_loop(frame: np.ndarray) -> float:
+    """Mean absolute error to the closest frame of the simulator's loop at this size."""
+    h, w = frame.shape[:2]
+    refs = reference_rgb(w, h)
+    f = frame.astype(np.int16)
+    return float(min(np.abs(refs[i] - f).mean() for i in range(len(refs))))
+
+
+def mae_to_no_signal(frame: np.ndarray) -> float:
+    h, w = frame.shape[:2]
+    return float(np.abs(no_signal_rgb(w, h) - frame.astype(np.int16)).mean())
+
+
+def size_of(spec: str) -> tuple[int, int]:
+    w, h = spec.split("x")
+    return int(w), int(h)
+
+
+def check_frames(t: Tally, name: str, path: str, pixfmt: str, size: str, start: str = "0") -> None:
+    w, h = size_of(size)
+    frames = load_frames(path, pixfmt, w, h)[int(start):]
+    if not frames:
+        t.report(False, name, f"no frames captured in {Path(path).name}")
+        return
+    errs = [mae_to_loop(f) for f in frames]
+    bad = sum(e > MAE_TOLERANCE for e in errs)
+    ns = mae_to_no_signal(frames[-1])
+    t.report(bad == 0, name, f"{len(frames)} frames {w}x{h} compared, mean pixel error "
+             f"{np.mean(errs):.2f} (max {max(errs):.2f}, tolerance {MAE_TOLERANCE}; "
+             f"vs the no-signal picture {ns:.1f}), {bad} off")
+
+
+def check_unplug(t: Tally, name: str, path: str, pixfmt: str, size: str,
+                 a: str, b: str, c: str) -> None:
+    """Frames [a, b): the reader stayed open while the simulator was down; [c, end): back."""
+    w, h = size_of(size)
+    frames = load_frames(path, pixfmt, w, h)
+    ia, ib, ic = int(a), int(b), int(c)
+    during, after = frames[ia:ib], frames[ic:]
+    kinds = []
+    for f in during:
+        if mae_to_no_signal(f) <= MAE_TOLERANCE:
+            kinds.append("n")
+        elif mae_to_loop(f) <= MAE_TOLERANCE:
+            kinds.append("l")
+        else:
+            kinds.append("?")
+    # live frames may still arrive just after the stop, never after the first no-signal one
+    seq = "".join(kinds)
+    ordered = re.fullmatch(r"l*n+", seq) is not None
+    live_after = [mae_to_loop(f) for f in after]
+    back = bool(live_after) and all(e <= MAE_TOLERANCE for e in live_after)
+    t.report(ordered and seq.count("n") >= 2 and back, name,
+             f"while stopped {len(during)} frames: {seq.count('n')} no-signal, {seq.count('l')} live "
+             f"first, {seq.count('?')} other; after restart {len(after)} frames, mean pixel error "
+             f"{np.mean(live_after) if live_after else float('nan'):.2f} "
+             f"(tolerance {MAE_TOLERANCE})")
+
+
+def check_mjpeg(t: Tally, name: str, directory: str) -> None:
+    sent = {hashlib.sha256(j).hexdigest() for s in SIM_SIZES for j in simulator_loop(*s)}
+    files = sorted(Path(directory).glob("*.jpg"))
+    same = sum(hashlib.sha256(f.read_bytes()).hexdigest() in sent for f in files)
+    t.report(bool(files) and same == len(files), name,
+             f"{same} of {len(files)} frames byte-identical to a frame the simulator sent")
+
+
+def check_fps(t: Tally, name: str, sim: str, advertised: str, ffmpeg: str, measured: str) -> None:
+    want = float(sim)
+
+    def num(s: str) -> float | None:
+        try:
+            return float(s)
+        except ValueError:
+            return None
+
+    adv, ff, got = num(advertised), num(ffmpeg), num(measured)
+    ok_adv = all(x is not None and abs(x - want) <= want * ADVERTISED_FPS_TOLERANCE for x in (adv, ff))
+    lo, hi = MEASURED_FPS_RANGE
+    ok_got = got is not None and lo * want <= got <= hi * want
+    t.report(ok_adv and ok_got, name,
+             f"simulator {want:g} fps; device advertises {advertised} (VIDIOC_G_PARM), ffmpeg sees "
+             f"{ffmpeg}; v4l2-ctl measured {measured} (accepted {lo * want:g}-{hi * want:g})")
+
+
+def check_compliance(t: Tally, name: str, path: str) -> None:
+    text = Path(path).read_text(errors="replace")
+    total = re.search(r"Total for .*?: (\d+), Succeeded: (\d+), Failed: (\d+), Warnings: (\d+)", text)
+    fails = sorted({line.strip() for line in text.splitlines() if "fail:" in line})
+    unknown = [f for f in fails if not any(k in f for k in KNOWN_COMPLIANCE_FAILURES)]
+    summary = (f"{total.group(2)}/{total.group(1)} succeeded, {total.group(3)} failed, "
+               f"{total.group(4)} warnings" if total else "no totals line")
+    t.report(total is not None and not unknown, name,
+             f"{summary}; {len(fails) - len(unknown)} known module failures"
+             + (f"; unexpected: {' | '.join(unknown)}" if unknown else ""))
+
+
+def check_browser(t: Tally, name: str, path: str, size: str, seconds: str) -> None:
+    r = json.loads(Path(path).read_text())
+    if not r.get("ok"):
+        t.report(False, name, f"{r.get('error')} (cameras: {r.get('labels')})")
+        return
+    png = base64.b64decode(r["png"].split(",", 1)[1])
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    w, h = size_of(size)
+    err = mae_to_loop(rgb) if rgb.shape[:2] == (h, w) else float("inf")
+    ok = "Borescope" in r.get("label", "") and err <= MAE_TOLERANCE
+    t.report(ok, name, f"label {r.get('label')!r} of {r.get('labels')}, {r.get('width')}x{r.get('height')} "
+             f"at {r.get('fps')} fps, canvas mean pixel error {err:.2f} (tolerance {MAE_TOLERANCE}), "
+             f"page {r.get('page_ms')} ms, launch to result {seconds} s")
+
+
+def check_reference(t: Tally, name: str, *records: str) -> None:
+    """The host's copy of the simulator loop must contain what the guest's daemon received."""
+    sent = {hashlib.sha256(j).hexdigest() for s in SIM_SIZES for j in simulator_loop(*s)}
+    got = []
+    for rec in records:
+        data = Path(rec).read_bytes() if Path(rec).exists() else b""
+        got += [m.group(0) for m in re.finditer(rb"\xff\xd8.*?\xff\xd9(?=\xff\xd8|$)", data, re.S)]
+    same = sum(hashlib.sha256(j).hexdigest() in sent for j in got)
+    t.report(bool(got) and same == len(got), name,
+             f"{same} of {len(got)} recorded frames are in the host's simulator loop")
+
+
+CHECKS: dict[str, Callable[..., None]] = {
+    "FRAMES": check_frames, "UNPLUG": check_unplug, "MJPEG": check_mjpeg, "FPS": check_fps,
+    "COMPLIANCE": check_compliance, "BROWSER": check_browser, "REFERENCE": check_reference,
+}
+
+
+def main(out: str) -> int:
+    t = Tally()
+    results = Path(out, "results")
+    lines = results.read_text().splitlines() if results.exists() else []
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        if kind in ("PASS", "FAIL", "NOTRUN"):
+            print(line, flush=True)
+            t.passed += kind == "PASS"
+            t.failed += kind != "PASS"
+        elif kind in CHECKS:
+            name, argv = _split(rest)
+            try:
+                CHECKS[kind](t, name, *argv)
+            except Exception as e:  # a broken capture is a failed check, never a crash
+                t.report(False, name, f"could not evaluate: {type(e).__name__}: {e}")
+    print(f"{t.passed} passed, {t.failed} failed")
+    return 0 if t.failed == 0 and t.passed > 0 else 1
+
+
+def _split(rest: str) -> tuple[str, list[str]]:
+    """Directive arguments: a quoted check name, then plain words."""
+    m = re.fullmatch(r'"([^"]*)"\s*(.*)', rest)
+    if m:
+        return m.group(1), m.group(2).split()
+    words = rest.split()
+    return words[0], words[1:]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
+# Helpers shared by the in-guest scenarios. Each scenario writes one line per
+# check to $OUT/results:
+#   PASS|FAIL|NOTRUN <check>: <figures>
+# and, for pictures the host compares (tests/vm/evaluate.py), directives:
+#   FRAMES <check> <file> <pixfmt> <W>x<H>          every frame must be a live frame
+#   UNPLUG <check> <file> <pixfmt> <W>x<H> <a> <b> <c>   frames a..b-1 "no signal", c.. live
+#   MJPEG <check> <file>...                          each JPEG byte-identical to a sent one
+# The guest does no picture maths: Python is ~20x slower under emulation.
+
+REPO=${REPO:?REPO (the checkout) must be set}
+OUT=${OUT:?OUT (the shared result directory) must be set}
+BB=("$REPO/.venv/bin/python" -m bridge)
+LOGS=$OUT/logs
+mkdir -p "$LOGS"
+PIDS=()
+
+result() {  # PASS|FAIL|NOTRUN, check name, figures
+  printf '%s %s: %s\n' "$1" "$2" "$3" >> "$OUT/results"
+  printf '[guest %s] %s %s: %s\n' "$(date +%T)" "$1" "$2" "$3"
+}
+ok() { result PASS "$1" "$2"; }
+bad() { result FAIL "$1" "$2"; }
+directive() { local kind=$1 name=$2; shift 2; echo "$kind \"$name\" $*" >> "$OUT/results"; }
+note() { printf '[guest %s] %s\n' "$(date +%T)" "$*"; }
+
+wait_for() {  # seconds, command...: poll until the command succeeds
+  local end=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge "$end" ] && return 1
+    sleep 0.2
+  done
+}
+
+bg() {  # log-name, command...: start in the background, remember the pid in $BG
+  "${@:2}" >> "$LOGS/$1.log" 2>&1 &
+  BG=$!
+  PIDS+=("$BG")
+}
+
+stop_pid() {  # pid [seconds]: SIGTERM, wait, then SIGKILL; prints the exit status
+  local pid=$1 n=$(( ${2:-5} * 5 )) rc
+  kill -TERM "$pid" 2>/dev/null
+  while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do sleep 0.2; n=$((n - 1)); done
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null; rc=$?
+  echo "$rc"
+}
+
+stop_all() {
+  local p
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do kill -KILL "$p" 2>/dev/null; done
+}
+
+# The loopback device labelled "Borescope" (our modprobe file's card_label).
+find_borescope_dev() {
+  local d
+  for d in /sys/class/video4linux/video*; do
+    [ "$(cat "$d/name" 2>/dev/null)" = Borescope ] && { echo "/dev/${d##*/}"; return 0; }
+  done
+  return 1
+}
+
+# With exclusive_caps=1 the device offers capture only while a producer writes.
+is_capture() { v4l2-ctl -d "$1" -D 2>/dev/null | grep -q 'Video Capture$'; }
+dev_size() { v4l2-ctl -d "$1" -V 2>/dev/null | sed -n 's|.*Width/Height *: *\([0-9]*\)/\([0-9]*\).*|\1x\2|p'; }
+dev_fourcc() { v4l2-ctl -d "$1" -V 2>/dev/null | sed -n "s|.*Pixel Format *: *'\([^']*\)'.*|\1|p"; }
+dev_fps() { v4l2-ctl -d "$1" --get-parm 2>/dev/null | sed -n 's|.*Frames per second: *\([0-9.]*\).*|\1|p'; }
+
+# Our control socket, with the system Python: one JSON line each way. A tiny
+# client because `borescope-bridge status` would import the whole package
+# (seconds under emulation).
+ctl_status() {  # socket -> the status JSON on stdout
+  /usr/bin/python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s.sendall(b"{\"cmd\": \"status\"}\n"); buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+sys.stdout.write(buf.decode())' "$1"
+}
+json_get() {  # key: a value from the JSON on stdin (top level or one level down)
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin); k = sys.argv[1]
+v = d.get(k, next((x[k] for x in d.values() if isinstance(x, dict) and k in x), None))
+print(v)' "$1"
+}

@@ -1,0 +1,215 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# In-guest (plain mode): v4l2loopback as our modprobe file configures it, the
+# real simulator and `borescope-bridge run`, read by ffmpeg, GStreamer,
+# v4l2-ctl and v4l2-compliance; then the traps (daemon restarts, unplug,
+# resolution change), MJPEG mode and headless Chromium.
+# Called by tests/vm/e2e with REPO and OUT set; pictures are compared on the host.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/scenarios/lib.sh
+. "$HERE/lib.sh"
+trap stop_all EXIT
+
+SPORT=18030 EPORT=15000 FPS=30 SIZE=640x480 SIZE2=1280x720
+SIM=() DAEMON=() RECORDS=()   # pids; what each daemon run received
+
+start_sim() {  # resolution
+  bg simulator "${BB[@]}" simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT \
+    --resolution "$1" --fps $FPS
+  SIM=("$BG")
+}
+start_daemon() {  # extra run flags...
+  bg daemon "${BB[@]}" run --device-ip 127.0.0.1 --stream-port $SPORT --event-port $EPORT \
+    --camera "$DEV" --control-socket /run/bb.sock --snapshot-dir /tmp/bb-snaps \
+    --wait 0 --linger 0 --record "$OUT/record-${#RECORDS[@]}.mjpeg" "$@"
+  RECORDS+=("$OUT/record-${#RECORDS[@]}.mjpeg")
+  DAEMON=("$BG")
+}
+# The camera is "up" once it offers capture at the wanted size.
+camera_up() { is_capture "$DEV" && [ "$(dev_size "$DEV")" = "$1" ]; }
+frames_in() { echo $(( $(stat -c %s "$1" 2>/dev/null || echo 0) / $2 )); }   # file, frame bytes
+fourcc_fmt() { case $1 in YU12) echo yuv420p ;; YUYV) echo yuyv422 ;; NV12) echo nv12 ;; *) echo "$1" ;; esac; }
+fmt_bytes() {  # pixfmt size
+  local w=${2%x*} h=${2#*x}
+  case $1 in yuyv422) echo $((w * h * 2)) ;; rgb24) echo $((w * h * 3)) ;; *) echo $((w * h * 3 / 2)) ;; esac
+}
+
+# ---- 1. the module, as our shipped modprobe file loads it -------------------
+conf=$REPO/systemd/borescope-bridge.modprobe.conf
+install -D -m644 "$conf" /etc/modprobe.d/borescope-bridge.conf
+opts=$(sed -n 's/^options v4l2loopback //p' "$conf")
+if modprobe v4l2loopback 2>"$LOGS/modprobe.log" && DEV=$(find_borescope_dev); then
+  ok "v4l2loopback loaded from our modprobe file" \
+    "$DEV 'Borescope', exclusive_caps=$(cat /sys/module/v4l2loopback/parameters/exclusive_caps) (options: $opts)"
+else
+  bad "v4l2loopback loaded from our modprobe file" "no device labelled Borescope (options: $opts; $(cat "$LOGS/modprobe.log"))"
+  exit 1
+fi
+
+# ---- 2. harness smoke test: a plain ffmpeg writer, read back -----------------
+# On the other loopback device (OBS's, in our modprobe file): ffmpeg writes with
+# write() and never STREAMOFFs, which leaves an exclusive_caps=1 device of
+# v4l2loopback 0.12.7 refusing the next producer's format (EINVAL).
+other=
+for d in /sys/devices/virtual/video4linux/video*; do
+  [ "/dev/${d##*/}" != "$DEV" ] && { other=/dev/${d##*/}; break; }
+done
+if [ -z "$other" ]; then
+  result NOTRUN "loopback smoke test (ffmpeg writer -> ffmpeg reader)" "our modprobe file makes no second device"
+else
+  bg ffmpeg-writer ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi -i "testsrc=size=$SIZE:rate=$FPS" \
+    -pix_fmt yuv420p -f v4l2 "$other"
+  w=$BG
+  if wait_for 30 is_capture "$other" && timeout 30 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$other" \
+       -frames:v 10 -f rawvideo -pix_fmt rgb24 -y /tmp/smoke.rgb 2>"$LOGS/smoke.log"; then
+    ok "loopback smoke test (ffmpeg writer -> ffmpeg reader)" \
+      "$(frames_in /tmp/smoke.rgb "$(fmt_bytes rgb24 "$SIZE")") frames read from $other"
+  else
+    bad "loopback smoke test (ffmpeg writer -> ffmpeg reader)" \
+      "no frames from $other: $(tail -n2 "$LOGS/smoke.log" "$LOGS/ffmpeg-writer.log" | tr '\n' ' ')"
+  fi
+  stop_pid "$w" >/dev/null
+fi
+
+# ---- 3. the real daemon and simulator --------------------------------------
+if ! "${BB[@]}" simulate --help >/dev/null 2>&1 || ! "${BB[@]}" run --help >/dev/null 2>&1; then
+  for c in video traps mjpeg browser; do result NOTRUN "$c" "borescope-bridge simulate/run not available: $("${BB[@]}" simulate --help 2>&1 | tail -n1)"; done
+  exit 1
+fi
+t0=$SECONDS
+start_sim "$SIZE"
+start_daemon
+if ! wait_for 90 camera_up "$SIZE"; then
+  bad "daemon streams to the camera" "after 90 s $DEV offers no capture at $SIZE; daemon log: $(tail -n3 "$LOGS/daemon.log" | tr '\n' ' ')"
+  for c in video traps mjpeg browser; do result NOTRUN "$c" "the daemon never streamed"; done
+  exit 1
+fi
+ok "daemon streams to the camera" "$DEV capture $(dev_size "$DEV") $(dev_fourcc "$DEV") after $((SECONDS - t0)) s"
+FMT=$(fourcc_fmt "$(dev_fourcc "$DEV")")
+FB=$(fmt_bytes "$FMT" "$SIZE")
+
+# advertised rate: what the device says (VIDIOC_G_PARM) and what ffmpeg sees
+adv=$(dev_fps "$DEV")
+timeout 60 ffmpeg -nostdin -hide_banner -f v4l2 -i "$DEV" -frames:v 30 -f rawvideo -pix_fmt rgb24 \
+  -y "$OUT/ffmpeg.rgb" 2>"$LOGS/ffmpeg-read.log"
+rc=$?
+ff_fps=$(sed -n 's/.*Video: .*, \([0-9.]*\) fps,.*/\1/p' "$LOGS/ffmpeg-read.log" | head -n1)
+echo "FPS advertised=${adv:-none} ffmpeg=${ff_fps:-none} simulator=$FPS" >> "$OUT/figures"
+if [ "$rc" = 0 ]; then
+  directive FRAMES "ffmpeg -f v4l2 reads the simulator's picture" "$OUT/ffmpeg.rgb" rgb24 "$SIZE"
+else
+  bad "ffmpeg -f v4l2 reads the simulator's picture" "ffmpeg rc=$rc: $(tail -n2 "$LOGS/ffmpeg-read.log" | tr '\n' ' ')"
+fi
+
+# measured rate: v4l2-ctl prints its own fps while streaming
+timeout 60 v4l2-ctl -d "$DEV" --stream-mmap --stream-count=90 --stream-to="$OUT/v4l2ctl.raw" 2>"$LOGS/v4l2ctl.log"
+rc=$?
+measured=$(grep -o '[0-9.]* fps' "$LOGS/v4l2ctl.log" | tail -n1 | cut -d' ' -f1)
+echo "FPS measured=${measured:-none}" >> "$OUT/figures"
+if [ "$rc" = 0 ]; then
+  directive FRAMES "v4l2-ctl --stream-mmap reads the simulator's picture" "$OUT/v4l2ctl.raw" "$FMT" "$SIZE"
+else
+  bad "v4l2-ctl --stream-mmap reads the simulator's picture" "v4l2-ctl rc=$rc: $(tail -n2 "$LOGS/v4l2ctl.log" | tr '\n' ' ')"
+fi
+directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" "${measured:-none}"
+
+timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=30 ! videoconvert \
+  ! "video/x-raw,format=RGB,width=${SIZE%x*},height=${SIZE#*x}" ! filesink location="$OUT/gst.rgb" \
+  >"$LOGS/gst.log" 2>&1
+rc=$?
+if [ "$rc" = 0 ]; then
+  directive FRAMES "gst-launch-1.0 v4l2src reads the simulator's picture" "$OUT/gst.rgb" rgb24 "$SIZE"
+else
+  bad "gst-launch-1.0 v4l2src reads the simulator's picture" "rc=$rc: $(tail -n2 "$LOGS/gst.log" | tr '\n' ' ')"
+fi
+
+timeout 180 v4l2-compliance -d "$DEV" > "$OUT/compliance.txt" 2>&1
+echo "compliance rc=$?" >> "$OUT/figures"
+directive COMPLIANCE "v4l2-compliance" "$OUT/compliance.txt"
+
+# ---- 4. traps ---------------------------------------------------------------
+# a) restart while a reader waits: the reader stays open across the restart
+#    and must receive frames written by the new daemon process.
+bg waiting-reader v4l2-ctl -d "$DEV" --stream-mmap --stream-count=100000 --stream-to="$OUT/restart-reader.raw"
+reader=$BG
+wait_for 20 test -s "$OUT/restart-reader.raw"
+rc=$(stop_pid "${DAEMON[0]}" 5)
+before=$(frames_in "$OUT/restart-reader.raw" "$FB")
+start_daemon
+t0=$SECONDS
+if wait_for 60 test "$(frames_in "$OUT/restart-reader.raw" "$FB")" -ge $((before + 30)); then
+  after=$(frames_in "$OUT/restart-reader.raw" "$FB")
+  directive FRAMES "restart with a reader waiting: the open reader gets the new daemon's frames" \
+    "$OUT/restart-reader.raw" "$FMT" "$SIZE" "$before"
+  echo "RESTART waiting: daemon exit $rc, reader had $before frames, $after after $((SECONDS - t0)) s" >> "$OUT/figures"
+else
+  bad "restart with a reader waiting: the open reader gets the new daemon's frames" \
+    "old daemon exit $rc; the reader had $before frames and got no 30 more within 60 s; daemon: $(tail -n2 "$LOGS/daemon.log" | tr '\n' ' ')"
+fi
+stop_pid "$reader" >/dev/null
+
+# b) restart with no reader: a new reader must find a capture device again.
+rc=$(stop_pid "${DAEMON[0]}" 5)
+sleep 1
+start_daemon
+if wait_for 60 camera_up "$SIZE" && timeout 30 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" \
+     -frames:v 10 -f rawvideo -pix_fmt rgb24 -y "$OUT/restart-noreader.rgb" 2>"$LOGS/restart-noreader.log"; then
+  directive FRAMES "restart with no reader: a new reader opens the camera" "$OUT/restart-noreader.rgb" rgb24 "$SIZE"
+else
+  bad "restart with no reader: a new reader opens the camera" "old daemon exit $rc; $(tail -n2 "$LOGS/restart-noreader.log" | tr '\n' ' ')"
+fi
+
+# c) unplug: stop the simulator for 5 s under an open reader.
+bg unplug-reader v4l2-ctl -d "$DEV" --stream-mmap --stream-count=100000 --stream-to="$OUT/unplug.raw"
+reader=$BG
+wait_for 20 test "$(frames_in "$OUT/unplug.raw" "$FB")" -ge 15
+stop_pid "${SIM[0]}" 5 >/dev/null
+t_unplug=$SECONDS
+a=$(frames_in "$OUT/unplug.raw" "$FB")
+sleep 5
+b=$(frames_in "$OUT/unplug.raw" "$FB")
+start_sim "$SIZE"
+# let the stream resume, then keep 1 s of live frames
+wait_for 60 test "$(ctl_status /run/bb.sock | json_get state)" = streaming
+sleep 2
+c=$(frames_in "$OUT/unplug.raw" "$FB")
+sleep 1
+stop_pid "$reader" >/dev/null
+n=$(frames_in "$OUT/unplug.raw" "$FB")
+echo "UNPLUG frames: before=$a during=$((b - a)) ($((SECONDS - t_unplug)) s) resumed_at=$c total=$n" >> "$OUT/figures"
+# frames [a + 2 s of grace at the no-signal rate, b) must be "no signal"; [c, n) live
+directive UNPLUG "unplug 5 s: no-signal picture to an open reader, then live again" "$OUT/unplug.raw" "$FMT" "$SIZE" "$a" "$b" "$c"
+
+# ---- 5. a browser, in raw mode at the first size ------------------------------
+DEV=$DEV SIZE=$SIZE bash "$HERE/browser.sh"
+
+# d) resolution change: the simulator comes back at another size.
+stop_pid "${SIM[0]}" 5 >/dev/null
+start_sim "$SIZE2"
+if wait_for 60 camera_up "$SIZE2" && timeout 30 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" \
+     -frames:v 10 -f rawvideo -pix_fmt rgb24 -y "$OUT/resized.rgb" 2>"$LOGS/resized.log"; then
+  directive FRAMES "resolution change $SIZE -> $SIZE2 reopens the camera" "$OUT/resized.rgb" rgb24 "$SIZE2"
+else
+  bad "resolution change $SIZE -> $SIZE2 reopens the camera" "device is $(dev_size "$DEV"); $(tail -n2 "$LOGS/resized.log" "$LOGS/daemon.log" | tr '\n' ' ')"
+fi
+
+# ---- 6. MJPEG mode ------------------------------------------------------------
+stop_pid "${DAEMON[0]}" 5 >/dev/null
+start_daemon --format mjpeg
+if wait_for 60 is_capture "$DEV" && wait_for 10 test "$(dev_fourcc "$DEV")" = MJPG; then
+  mkdir -p "$OUT/mjpeg-ffmpeg" "$OUT/mjpeg-gst"
+  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -input_format mjpeg -i "$DEV" -c:v copy \
+    -frames:v 20 -f image2 "$OUT/mjpeg-ffmpeg/%03d.jpg" 2>"$LOGS/mjpeg-ffmpeg.log" \
+    || bad "MJPEG mode: ffmpeg -c:v copy" "$(tail -n2 "$LOGS/mjpeg-ffmpeg.log" | tr '\n' ' ')"
+  directive MJPEG "MJPEG mode: ffmpeg (-input_format mjpeg -c:v copy) frames byte-identical to sent ones" "$OUT/mjpeg-ffmpeg"
+  timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=20 ! image/jpeg \
+    ! multifilesink location="$OUT/mjpeg-gst/%03d.jpg" >"$LOGS/mjpeg-gst.log" 2>&1 \
+    || bad "MJPEG mode: gst-launch-1.0 v4l2src ! image/jpeg" "$(tail -n2 "$LOGS/mjpeg-gst.log" | tr '\n' ' ')"
+  directive MJPEG "MJPEG mode: GStreamer (v4l2src ! image/jpeg) frames byte-identical to sent ones" "$OUT/mjpeg-gst"
+else
+  bad "MJPEG mode: the camera offers MJPG" "device: $(dev_fourcc "$DEV") capture=$(is_capture "$DEV" && echo yes || echo no); daemon: $(tail -n2 "$LOGS/daemon.log" | tr '\n' ' ')"
+fi
+stop_pid "${DAEMON[0]}" 5 >/dev/null
+directive REFERENCE "the host's simulator loop holds every frame the daemon received (--record)" "${RECORDS[@]}"
+exit 0
