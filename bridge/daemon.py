@@ -400,8 +400,9 @@ class Daemon:
             out = _output_stats(self.output)
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
-            camera = out.get("camera") or "no camera"
-            return f"streaming {size} at {self.fps():.1f} fps to {camera}{tail}"
+            camera = out.get("camera")
+            target = f"to {camera}" if camera else "(no camera)"
+            return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
         if state == STALLED:
             return f"stalled: no frames from {ip}{tail}"
         if state == WAITING_NETWORK:

@@ -9,6 +9,8 @@ and the user is told where the picture is and how to take a snapshot.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import threading
@@ -46,9 +48,9 @@ def _pick_camera(spec: str) -> tuple[str, str | None]:
     except CameraError as exc:
         if spec != "auto":
             raise
-        return "none", f"no virtual camera for the demo: {exc}"
+        return "none", str(exc)
     except ImportError as exc:
-        return "none", f"no virtual camera for the demo (camera support missing: {exc})"
+        return "none", f"camera support missing: {exc}"
     return (path or "none"), None
 
 
@@ -83,6 +85,8 @@ def main(args: argparse.Namespace) -> int:
             fps_hint=args.fps,
         )
         daemon = Daemon(cfg)
+        # SIGUSR2 presses the simulated borescope's button: the real hardware-button path.
+        signal.signal(signal.SIGUSR2, lambda *_: sim.press_button(1))
         _explain(cfg, camera, note)
         stop = threading.Event()
         threading.Thread(target=_status_printer, args=(daemon, stop), name="demo-status",
@@ -109,10 +113,10 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
              f"a browser video call, or `ffplay {camera}`")
     else:
         _say("  the picture:     no virtual camera in this demo"
-             + (f"\n                   ({note})" if note else ""))
-        _say("                   load one with: sudo modprobe v4l2loopback exclusive_caps=1 "
-             "card_label=Borescope")
+             + (f"\n                   ({note})" if note else "\n                   (load one "
+                "with: sudo modprobe v4l2loopback exclusive_caps=1 card_label=Borescope)"))
     _say(f"  take a snapshot: borescope-bridge snapshot --socket {sock}")
+    _say(f"  press the (simulated) borescope button: kill -USR2 {os.getpid()}")
     _say(f"  status:          borescope-bridge status --socket {sock}")
     _say(f"  snapshots go to: {cfg.snapshot_dir}")
     _say("  stop:            Ctrl-C")

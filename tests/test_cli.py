@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -113,3 +114,34 @@ def test_human_status_is_readable() -> None:
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
     assert "p99 7.5 ms" in text
+
+
+def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> None:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "demo", "--camera", "none", "--resolution", "640x480",
+         "--snapshot-dir", str(tmp_path), "--duration", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=e)
+    try:
+        assert proc.stdout is not None
+        socket_path = None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "borescope-bridge snapshot --socket" in line:
+                socket_path = line.split("--socket", 1)[1].strip()
+            if line.startswith("[demo] streaming"):
+                break
+        assert socket_path, lines
+        text = "".join(lines)
+        assert "Ctrl-C" in text and "status --socket" in text
+        r = run_cli("snapshot", "--socket", socket_path)
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()).parent == tmp_path
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
