@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -68,7 +69,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, sim: Simulator | None, *extra: str,
                  device_ports: tuple[int, int] | None = None,
-                 snapshot_flag: bool = True) -> None:
+                 snapshot_flag: bool = True, env: dict[str, str] | None = None) -> None:
         self.tmp = tmp
         self.snapdir = tmp / "snaps"
         self.sock = str(tmp / "control.sock")
@@ -90,7 +91,8 @@ class Daemon:
             self.argv += ["--snapshot-dir", str(self.snapdir)]
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self._log_fh,
-                                     env=clean_env(NOTIFY_SOCKET=self.notify_path))
+                                     env=clean_env(NOTIFY_SOCKET=self.notify_path,
+                                                   **(env or {})))
         # Drain the notify socket all the time, as systemd does: a full queue blocks sd_notify.
         self._closing = threading.Event()
         self._reader = threading.Thread(target=self._read_notify_forever, daemon=True)
@@ -191,7 +193,7 @@ def frames_of(sim: Simulator) -> set[bytes]:
 
 def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon]) -> None:
     with simulator() as sim:
-        d = run_daemon(sim)
+        d = run_daemon(sim, env={"WATCHDOG_USEC": "2000000"})
         d.wait_ready()
         d.wait_streaming()
         status = wait_for(lambda: (s := d.status())["frames_received"] >= 10 and s,
@@ -210,12 +212,28 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
         assert status["buttons"]["replies"] > 0
         assert d.jpgs() == []
 
-        reply = d.snapshot()
-        assert reply["ok"], reply
-        path = Path(reply["path"])
+        # Through the real commands, as a user would.
+        cli = [sys.executable, "-m", "bridge"]
+        r = subprocess.run([*cli, "snapshot", "--socket", d.sock], capture_output=True,
+                           text=True, timeout=60, env=clean_env(), check=False)
+        assert r.returncode == 0, r.stderr
+        path = Path(r.stdout.strip())
         assert path.parent == d.snapdir
         assert path.read_bytes() in frames_of(sim)
-        assert d.status()["last_snapshot"] == str(path)
+        r = subprocess.run([*cli, "status", "--socket", d.sock, "--json"], capture_output=True,
+                           text=True, timeout=60, env=clean_env(), check=False)
+        assert r.returncode == 0, r.stderr
+        as_json = json.loads(r.stdout)
+        assert as_json["last_snapshot"] == str(path)
+        assert as_json["snapshots_taken"] == 1
+        r = subprocess.run([*cli, "status", "--socket", d.sock], capture_output=True,
+                           text=True, timeout=60, env=clean_env(), check=False)
+        assert r.returncode == 0, r.stderr
+        assert "state:" in r.stdout and "streaming" in r.stdout and str(path) in r.stdout
+        # The watchdog is pinged from the main loop (WATCHDOG_USEC is set for this run).
+        d.wait_notify(lambda m: "WATCHDOG=1" in m, what="WATCHDOG=1")
+        d.wait_notify(lambda m: "STATUS=streaming 640x480" in m and "1 snapshot" in m,
+                      what="STATUS= with the snapshot count")
 
         t0 = time.monotonic()
         assert d.terminate() == 0
@@ -467,3 +485,41 @@ def test_resumes_after_a_stall(run_daemon: Callable[..., Daemon]) -> None:
         before = d.status()["frames_received"]
         wait_for(lambda: d.status()["frames_received"] > before, what="frames again")
         assert d.terminate() == 0
+
+
+def test_journal_records_carry_structured_fields() -> None:
+    """Under systemd, log records reach the journal with BORESCOPE_* fields of the moment."""
+    import logging
+
+    from systemd.journal import JournalHandler
+
+    from bridge.service import StructuredFields
+
+    sent: list[dict[str, Any]] = []
+
+    def sender(MESSAGE: str, **kw: Any) -> None:  # journal.send names it MESSAGE
+        sent.append({"MESSAGE": MESSAGE, **kw})
+
+    handler = JournalHandler(sender_function=sender)
+    fields = {"BORESCOPE_STATE": "waiting for device", "BORESCOPE_DEVICE": "192.168.10.123"}
+    handler.addFilter(StructuredFields(fields))
+    logger = logging.getLogger("test.journal")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("first")
+        fields["BORESCOPE_STATE"] = "streaming"
+        logger.warning("second")
+    finally:
+        logger.removeHandler(handler)
+    assert [m["BORESCOPE_STATE"] for m in sent] == ["waiting for device", "streaming"]
+    assert all(m["BORESCOPE_DEVICE"] == "192.168.10.123" for m in sent)
+
+
+def test_journal_is_chosen_only_when_stderr_is_the_journal_stream(tmp_path: Path) -> None:
+    from bridge.service import under_journal
+
+    st = os.fstat(sys.stderr.fileno())
+    assert under_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert not under_journal({"JOURNAL_STREAM": "1:2"})
+    assert not under_journal({})
