@@ -126,7 +126,7 @@ def unpack_fragment(
         return Reject.TOO_SHORT
     try:
         magic, flag, version, frame_id, total, index, size = FRAGMENT_HEADER.unpack_from(
-            datagram,  # type: ignore[arg-type]
+            datagram,
             0,
         )
     except (TypeError, ValueError, struct.error):
@@ -223,7 +223,7 @@ def decode_setcmd(datagram: bytes | bytearray | memoryview) -> int | Reject:
     if n != SETCMD_LEN:
         return Reject.BAD_LENGTH
     try:
-        magic, counter, tail = _SETCMD.unpack_from(datagram)  # type: ignore[arg-type]
+        magic, counter, tail = _SETCMD.unpack_from(datagram)
     except (TypeError, ValueError, struct.error):
         return Reject.NOT_BYTES
     if magic != SETCMD_MAGIC:
@@ -248,7 +248,7 @@ def decode_retcmd(datagram: bytes | bytearray | memoryview) -> RetCmd | Reject:
     if n != RETCMD_LEN:
         return Reject.BAD_LENGTH
     try:
-        magic, counter, pattern, reserved, buttons = _RETCMD.unpack_from(datagram)  # type: ignore[arg-type]
+        magic, counter, pattern, reserved, buttons = _RETCMD.unpack_from(datagram)
     except (TypeError, ValueError, struct.error):
         return Reject.NOT_BYTES
     if magic != RETCMD_MAGIC:
@@ -268,7 +268,7 @@ def decode_control(
     if n != CONTROL_LEN:
         return Reject.BAD_LENGTH
     try:
-        data = bytes(datagram)  # type: ignore[arg-type]
+        data = bytes(datagram)
     except (TypeError, ValueError):
         return Reject.NOT_BYTES
     if data[:2] != _CONTROL_MAGIC:

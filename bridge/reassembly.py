@@ -56,12 +56,18 @@ Counters
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bridge.protocol import (
     FLAG_END,
+    FLAG_MIDDLE,
+    FLAG_START,
+    FRAGMENT_HEADER,
     FRAGMENT_HEADER_LEN,
+    FRAGMENT_MAGIC,
+    FRAGMENT_VERSION,
     MAX_FRAGMENT_INDEX,
     Reject,
     unpack_fragment,
@@ -82,6 +88,7 @@ _ASSEMBLING = 0
 _COMPLETE = 1
 
 _NOTHING: tuple[Frame, ...] = ()
+_HEADER_UNPACK = FRAGMENT_HEADER.unpack_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,11 +237,44 @@ class Reassembler:
         """
         stats = self.stats
         stats.packets += 1
-        r = unpack_fragment(datagram, length)
-        if type(r) is not tuple:
-            self._reject(r)  # type: ignore[arg-type]
-            return _NOTHING
-        flag, frame_id, total, index, size = r
+        kind = type(datagram)
+        if kind is not bytes and kind is not bytearray:
+            # Anything else becomes a flat byte view (or bytes) first, so that slicing below
+            # counts bytes; odd inputs take the slow path and are rejected with a reason.
+            try:
+                view = memoryview(datagram)
+                if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
+                    view = memoryview(view.tobytes())
+            except (TypeError, ValueError, BufferError):
+                self._reject(Reject.NOT_BYTES)
+                return _NOTHING
+            datagram = view
+        # Fast path: the header checks of protocol.unpack_fragment, inlined. Whatever fails
+        # them goes through unpack_fragment itself, which names the reason.
+        n = len(datagram)
+        if length is not None and 0 <= length < n:
+            n = length
+        try:
+            magic, flag, version, frame_id, total, index, size = _HEADER_UNPACK(datagram)
+        except (struct.error, TypeError, ValueError):
+            magic = -1
+        if not (
+            magic == FRAGMENT_MAGIC
+            and version == FRAGMENT_VERSION
+            and total
+            and n - FRAGMENT_HEADER_LEN == size
+            and (
+                (flag == FLAG_MIDDLE and index)
+                or flag == FLAG_END
+                or (flag == FLAG_START and not index)
+            )
+            and (length is None or length >= 0)
+        ):
+            r = unpack_fragment(datagram, length)
+            if type(r) is not tuple:
+                self._reject(r)  # type: ignore[arg-type]
+                return _NOTHING
+            flag, frame_id, total, index, size = r
         stats.fragments += 1
         if total > self.max_frame_bytes:
             self._reject(Reject.FRAME_TOO_LARGE)

@@ -47,6 +47,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from types import FrameType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -798,7 +799,7 @@ def main(args: argparse.Namespace) -> int:
         sim.press_button()
 
     # Handlers first: SIGUSR1's default action would kill the process.
-    previous = {}
+    previous: dict[int, Any] = {}
     try:
         for signum, handler in (
             (signal.SIGINT, on_stop),
@@ -822,8 +823,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     finally:
         sim.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 if __name__ == "__main__":

@@ -326,3 +326,22 @@ def test_prefixes_of_valid_fragments_never_raise(noise: list[bytes]) -> None:
         r.feed(n, 0.0)
     assert r.stats.frames == 0
     assert r.stats.rejected
+
+
+def test_odd_buffer_types_are_read_as_bytes() -> None:
+    jpeg = make_jpeg(3000, 4)
+    datagrams = fragment_jpeg(1, jpeg, 1000)
+    r = Reassembler()
+    out = []
+    for d in datagrams:
+        wide = memoryview(bytearray(d) + b"\0" * (len(d) % 2)).cast("H")  # 2-byte items
+        strided = memoryview(bytes(x for b in d for x in (b, 0)))[::2]  # not contiguous
+        out += r.feed(wide, 0.0, len(d))
+        out += r.feed(strided, 0.0)
+        out += r.feed(d, 0.0, len(d) + 100)  # a length beyond the buffer is clamped
+    assert [f.data for f in out] == [jpeg]
+    assert r.stats.duplicates == 2 * len(datagrams)
+    assert r.buffer_bytes <= r.memory_bound
+    for junk in (None, 42, "text", [1, 2, 3]):
+        assert r.feed(junk, 0.0) == ()  # type: ignore[arg-type]
+    assert r.stats.rejected == {"not_bytes": 4}
