@@ -35,7 +35,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 NOT_RUNNING_HINT = (
     "is borescope-bridge running? Start it with `borescope-bridge run` "
     "(or try `borescope-bridge demo`), or check the service with "
-    "`systemctl status 'borescope-bridge@*'`"
+    "`systemctl status borescope-bridge`"
 )
 
 

@@ -163,9 +163,12 @@ class Daemon:
         self.session.install_wakeup_fd()
         signal.signal(signal.SIGTERM, lambda *_: self.session.request_stop())
         signal.signal(signal.SIGINT, lambda *_: self.session.request_stop())
-        signal.signal(signal.SIGUSR1,
-                      lambda *_: self.session.call_soon(lambda: self.request_snapshot("SIGUSR1")))
+        signal.signal(signal.SIGUSR1, lambda *_: self.session.call_soon(self._sigusr1))
         signal.signal(signal.SIGHUP, lambda *_: self.session.call_soon(self.reload))
+
+    def _sigusr1(self) -> None:
+        log.info("SIGUSR1: snapshot of the next frame")
+        self.request_snapshot("SIGUSR1")
 
     def _check_snapshot_dir(self, directory: str) -> None:
         try:

@@ -22,7 +22,7 @@ STATUS_INTERVAL_S = 2.0  # routine STATUS= refreshes (fps, counters); state chan
 
 def _sd_notify(message: str) -> bool:
     try:
-        from systemd import daemon as sd_daemon
+        from systemd import daemon as sd_daemon  # type: ignore[attr-defined]
     except ImportError:
         return False
     try:
