@@ -46,6 +46,16 @@ def sof_info(jpeg: bytes) -> tuple[int, int, list[tuple[int, int]]]:
     raise AssertionError("no SOF marker")
 
 
+def kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped for this socket (full receive buffer), from /proc/net/udp."""
+    port = f"{sock.getsockname()[1]:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(":" + port):
+            return int(fields[-1])
+    return 0
+
+
 class Client:
     """What the daemon's session does, minimally: heartbeat, source filter, reassembly."""
 
@@ -180,6 +190,9 @@ def test_faults_are_injected_and_accounted(simulator_factory, client_for) -> Non
     client.stop_and_drain()
     st, r = sim.stats, client.reassembler.stats
     assert min(st.lost, st.duplicated, st.reordered, st.corrupted, st.foreign) > 0
+    drops = kernel_drops(client.sock)
+    if drops:
+        pytest.skip(f"the kernel dropped {drops} datagrams (busy machine, small receive buffer)")
     # Every datagram the simulator sent arrived (loopback, big buffer): nothing else was lost.
     assert client.datagrams == st.datagrams
     assert len(client.foreign) == st.foreign
