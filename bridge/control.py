@@ -225,6 +225,8 @@ def find_socket(explicit: str | None, candidates: list[str]) -> str:
         try:
             if stat.S_ISSOCK(os.stat(p).st_mode):
                 existing.append(p)
+        except PermissionError:
+            existing.append(p)  # there, but not ours to see: connecting explains the group
         except OSError:
             continue
     if len(existing) == 1:

@@ -373,8 +373,12 @@ class Session:
                     log.debug("sending %s to %s:%d: %s (no route/address yet)",
                               what, addr[0], addr[1], exc.strerror)
                 return
-            self._rate_warn("send-" + what, "sending %s to %s:%d failed: %s",
-                            what, addr[0], addr[1], exc.strerror)
+            hint = ""
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                hint = (" (blocked by a firewall, or by the unit's IPAddressAllow= when "
+                        "device_ip is outside 192.168.10.0/24)")
+            self._rate_warn("send-" + what, "sending %s to %s:%d failed: %s%s",
+                            what, addr[0], addr[1], exc.strerror, hint)
             return
         self.network_down = False
 
