@@ -390,6 +390,24 @@ def test_exits_zero_when_no_borescope_answers(run_daemon: Callable[..., Daemon])
     assert "no borescope answers at 127.0.0.1" in d.log.read_text()
 
 
+def test_snapshot_without_video_fails_clearly(run_daemon: Callable[..., Daemon]) -> None:
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    quiet.bind(("127.0.0.1", 0))
+    port = quiet.getsockname()[1]
+    with quiet:
+        d = run_daemon(None, "--wait", "0", device_ports=(port, port))
+        d.wait_ready()
+        r = subprocess.run([sys.executable, "-m", "bridge", "snapshot", "--socket", d.sock,
+                            "--timeout", "1"], capture_output=True, text=True, timeout=60,
+                           env=clean_env(), check=False)
+        assert r.returncode == 1
+        assert "no complete frame arrived" in r.stderr
+        assert "waiting for device" in r.stderr
+        assert d.status()["state"] == "waiting for device"
+        assert d.jpgs() == []
+        assert d.terminate() == 0
+
+
 def test_exits_zero_after_linger_when_device_is_gone(run_daemon: Callable[..., Daemon]) -> None:
     with simulator() as sim:
         d = run_daemon(sim, "--linger", "1")

@@ -284,3 +284,17 @@ def test_interface_binding_errors_say_what_to_do() -> None:
 
     with pytest.raises(BridgeError, match="ip link"):
         s.open()
+
+
+def test_bound_to_an_interface_still_streams(device: ScriptedDevice) -> None:
+    try:
+        r = Running(device, wait_s=0, linger_s=0, interface="lo")
+    except Exception as exc:  # EPERM on kernels before 5.7 without CAP_NET_RAW
+        pytest.skip(f"cannot bind to lo here: {exc}")
+    try:
+        wait_for(lambda: device.client, what="a heartbeat")
+        device.send_frame(3, jpeg(3))
+        wait_for(lambda: r.listener.frames == [jpeg(3)], what="the frame")
+        assert r.session.stats()["interface"] == "lo"
+    finally:
+        r.stop()
