@@ -326,6 +326,13 @@ def load(
         if key not in KEYS:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _validate(key, v, "--" + key.replace("_", "-"))
+    if values.get("format") == "mjpeg" and (values.get("rotate", 0) or
+                                            values.get("flip", "none") != "none"):
+        raise ConfigError(
+            f"rotate = {values.get('rotate', 0)} / flip = {values.get('flip', 'none')!r} need "
+            "decoding, but format = \"mjpeg\" passes the device's JPEGs through untouched: "
+            "use format raw (--format raw) to rotate or flip"
+            + (f" (settings from {used_path} and flags)" if used_path else ""))
     if not values.get("snapshot_dir"):
         values["snapshot_dir"] = default_snapshot_dir()
     if not values.get("control_socket"):

@@ -125,3 +125,12 @@ def test_user_defaults_use_pictures_and_runtime_dir(monkeypatch: pytest.MonkeyPa
     assert cfg.default_snapshot_dir() == str(tmp_path / "Bilder" / "Borescope")
     assert cfg.default_control_socket() == str(tmp_path / "run" / "borescope-bridge"
                                                / "control.sock")
+
+
+def test_mjpeg_cannot_rotate_or_flip(tmp_path: Path) -> None:
+    path = write(tmp_path, 'format = "mjpeg"\n')
+    assert load(path).format == "mjpeg"
+    with pytest.raises(ConfigError, match="rotate = 90"):
+        load(path, {"rotate": 90})
+    with pytest.raises(ConfigError, match="horizontal"):
+        load(path, {"flip": "horizontal"})
