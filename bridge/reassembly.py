@@ -347,6 +347,10 @@ class Reassembler:
                 return out, None
             self._give_up(live[0], now)
             out = self._release(out, now)
+        if self._last is not None and seq <= self._last:
+            # Expiry or eviction just released a newer frame: this one can never go out.
+            self._reject(Reject.LATE)
+            return out, None
         slot = self._free.pop()
         slot.reset(seq, frame_id, total, now)
         pos = len(live)
