@@ -182,6 +182,8 @@ def format_status(s: dict[str, Any]) -> str:
         rec_text = "off"
     rb = s.get("receive_buffer_bytes")
     rb_text = _fmt(rb, " bytes")
+    if rb is not None and s.get("receive_buffer_requested"):
+        rb_text += f" (asked for {s['receive_buffer_requested']}; the kernel reports double)"
     if s.get("receive_buffer_capped"):
         rb_text += " (capped by net.core.rmem_max: raise it, see `borescope-bridge doctor`)"
     camera = s.get("camera") or "none"
