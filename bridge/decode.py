@@ -43,8 +43,8 @@ C_ALPHA = 224.0 / 255.0
 C_BETA = 128.0 - 128.0 * C_ALPHA
 
 # TurboJPEG 2.x API constants (turbojpeg.h); libjpeg-turbo 3.x still exports this API.
-_TJSAMP_422 = 1
-_TJSAMP_420 = 2
+TJSAMP_422 = 1
+TJSAMP_420 = 2
 _TJFLAG_FASTDCT = 2048
 _TJERR_WARNING = 0
 
@@ -91,7 +91,7 @@ def jpeg_dimensions(jpeg: bytes | bytearray | memoryview) -> tuple[int, int] | N
     return None
 
 
-class _TurboJPEG:
+class TurboJPEG:
     """Minimal ctypes binding: one decompressor handle, decode into caller-owned planes."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
@@ -163,7 +163,7 @@ _lib_lock = threading.Lock()
 _lib_cache: list[ctypes.CDLL | None] = []
 
 
-def _load_turbojpeg() -> ctypes.CDLL | None:
+def load_turbojpeg() -> ctypes.CDLL | None:
     """The system libturbojpeg with the TurboJPEG 2 API, or None (then simplejpeg is used)."""
     with _lib_lock:
         if _lib_cache:
@@ -189,7 +189,7 @@ def _load_turbojpeg() -> ctypes.CDLL | None:
 
 def turbojpeg_available() -> bool:
     """Whether the fast decode-to-YUV backend can be used on this system."""
-    return _load_turbojpeg() is not None
+    return load_turbojpeg() is not None
 
 
 class Decoder:
@@ -202,11 +202,11 @@ class Decoder:
     def __init__(self, backend: str = "auto", fast_dct: bool = False) -> None:
         if backend not in ("auto", "turbojpeg", "simplejpeg"):
             raise ValueError(f"unknown decoder backend {backend!r}")
-        self._tj: _TurboJPEG | None = None
+        self._tj: TurboJPEG | None = None
         if backend in ("auto", "turbojpeg"):
-            lib = _load_turbojpeg()
+            lib = load_turbojpeg()
             if lib is not None:
-                self._tj = _TurboJPEG(lib)
+                self._tj = TurboJPEG(lib)
             elif backend == "turbojpeg":
                 raise DecodeError("libturbojpeg.so.0 not found: apt install libturbojpeg0")
         self.backend = "turbojpeg" if self._tj is not None else "simplejpeg"
@@ -234,7 +234,7 @@ class Decoder:
             jpeg = bytes(jpeg)
         if self._tj is not None:
             w, h, sub = self._tj.header(jpeg)
-            if sub in (_TJSAMP_420, _TJSAMP_422) and w % 2 == 0 and h % 2 == 0:
+            if sub in (TJSAMP_420, TJSAMP_422) and w % 2 == 0 and h % 2 == 0:
                 return self._decode_yuv(jpeg, w, h, sub)
         return self._decode_bgr(jpeg)
 
@@ -245,7 +245,7 @@ class Decoder:
         chroma_flat = out[h:].reshape(-1)
         u = chroma_flat[: cw * ch].reshape(ch, cw)
         v = chroma_flat[cw * ch:].reshape(ch, cw)
-        if sub == _TJSAMP_420:
+        if sub == TJSAMP_420:
             self._tj.decode_planes(jpeg, (y, u, v), w, h, self._tj_flags)  # type: ignore[union-attr]
             cv2.convertScaleAbs(u, dst=u, alpha=C_ALPHA, beta=C_BETA)
             cv2.convertScaleAbs(v, dst=v, alpha=C_ALPHA, beta=C_BETA)

@@ -171,6 +171,10 @@ class Pipeline:
         with self._cond:
             self._lost = False
 
+    def reset_latency(self) -> None:
+        """Start a new latency window (the benchmark measures each run on its own)."""
+        self._latencies.clear()
+
     @property
     def stats(self) -> dict[str, Any]:
         lat = sorted(self._latencies)

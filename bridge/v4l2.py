@@ -192,6 +192,10 @@ def open_error(path: str, exc: OSError) -> CameraError:
     return CameraError(f"cannot open {path}: {exc.strerror}")
 
 
+class _Repaired(Exception):
+    """Internal: the device was re-attached; open it again."""
+
+
 class V4L2Writer:
     """One producer on one v4l2loopback device at one format; frames go out with write().
 
@@ -216,18 +220,37 @@ class V4L2Writer:
 
     # -- setup -------------------------------------------------------------------------------
     def _open(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError as exc:
-            raise open_error(self.path, exc) from exc
-        self.fd = fd
-        try:
-            self._configure(fd)
-        except BaseException:
-            self.close()
-            raise
+        for attempt in range(2):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as exc:
+                raise open_error(self.path, exc) from exc
+            self.fd = fd
+            try:
+                self._configure(fd, repair=attempt == 0)
+                return
+            except _Repaired:
+                self.close()
+            except BaseException:
+                self.close()
+                raise
 
-    def _configure(self, fd: int) -> None:
+    def _repair_orphaned(self, fd: int) -> None:
+        """Undo the state a write-only producer leaves behind on v4l2loopback 0.12.x.
+
+        Such a producer (pyvirtualcam, a crashed daemon of an old version) clears the device's
+        "ready for output" flag by writing, but is never marked as the writer, so closing it does
+        not set the flag again: once no reader is left the device announces no video capability
+        at all and the kernel refuses S_FMT with EINVAL (v4l2loopback issue 442). STREAMON marks
+        this opener as the writer even when it fails, so closing it restores the flag.
+        """
+        log.info("%s was left without capabilities by a previous producer: re-attaching",
+                 self.path)
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, VIDIOC_STREAMON, ctypes.c_int(BUF_TYPE_VIDEO_OUTPUT))
+        self._streaming = True  # so close() sends the matching STREAMOFF
+
+    def _configure(self, fd: int, repair: bool) -> None:
         try:
             self.info = query_capability(fd)
         except OSError as exc:
@@ -252,6 +275,10 @@ class V4L2Writer:
         try:
             fcntl.ioctl(fd, VIDIOC_S_FMT, want)
         except OSError as exc:
+            no_caps = not self.info.device_caps & (CAP_VIDEO_CAPTURE | CAP_VIDEO_OUTPUT)
+            if exc.errno == errno.EINVAL and no_caps and repair and self.info.is_loopback:
+                self._repair_orphaned(fd)
+                raise _Repaired from exc
             current = self._current_format(fd)
             if exc.errno == errno.EBUSY:
                 raise CameraError(

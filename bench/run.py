@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make bench`: the video path side by side, each variant in its own process, then ratios.
+
+The simulator's pre-encoded JPEGs (4:2:2, q80) for 480p, 720p and 1080p are replayed as device
+datagrams over loopback UDP by a sender process (bench/sender.py) into a receiver process
+(bench/worker.py) that runs one variant: our pipeline in raw and mjpeg mode (the daemon's real
+Session receive loop, Reassembler and Pipeline), the naive reference path, and the floor.
+Numbers are informative; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
+VARIANTS = ["raw", "mjpeg", "naive", "floor", "decode"]
+LABELS = {
+    "raw": "pipeline raw (YUV decode -> I420)",
+    "mjpeg": "pipeline mjpeg (no decode)",
+    "naive": "naive (recvfrom, imdecode, BGR->I420)",
+    "floor": "floor: receive + decode-to-YUV",
+    "decode": "floor: decode-to-YUV alone",
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
+    from bridge.simulator import make_loop
+
+    out = {}
+    for name, w, h in RESOLUTIONS:
+        d = root / name
+        d.mkdir()
+        frames = make_loop(w, h, count, 30.0, 80)
+        for k, jpeg in enumerate(frames):
+            (d / f"{k:03d}.jpg").write_bytes(jpeg)
+        out[name] = (d, sum(len(f) for f in frames) // len(frames))
+    return out
+
+
+def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.worker", "--variant", variant,
+           "--frames-dir", str(frames_dir), "--steps", steps]
+    if no_device:
+        cmd.append("--no-device")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fmt(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summarize(r: dict[str, Any]) -> dict[str, Any]:
+    """Numbers for the table: the 30 fps run, and the highest rate with neither loss nor skip."""
+    if "error" in r:
+        return {"error": r["error"]}
+    if r["variant"] == "decode":
+        return {"cpu_ms": r["cpu_ms"], "rss": r["peak_rss_mib"]}
+    first = r["steps"][0]
+    ok = [s["fps"] for s in r["steps"] if not s["lost"] and not s["skipped"]]
+    return {"cpu_ms": first["cpu_ms"], "max_fps": max(ok) if ok else None,
+            "p50": first["p50_ms"], "p99": first["p99_ms"], "rss": r["peak_rss_mib"],
+            "lost30": first["lost"] + first["skipped"],
+            "ladder": " ".join(f"{s['fps']:g}:{s['lost'] + s['skipped']}" for s in r["steps"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer frames, shorter ladder (~1 min)")
+    ap.add_argument("--no-device", action="store_true",
+                    help="use the byte-copying stand-in even where a v4l2loopback device exists")
+    ap.add_argument("--json", type=Path, help="also write all raw results to this file")
+    args = ap.parse_args(argv)
+    steps = "30:45,60:45,120:45" if args.quick else "30:120,60:90,90:90,120:90"
+    loop = 4 if args.quick else 8
+    started = time.monotonic()
+    print(f"borescope-bridge benchmark on {machine()}")
+    print(f"steps (fps:frames): {steps}; first = measuring run, then the no-loss ladder")
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        frames = make_frames(Path(tmp), loop)
+        for name, _w, _h in RESOLUTIONS:
+            d, avg = frames[name]
+            print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
+            print(f"{'variant':40s} {'CPU ms/fr':>9s} {'max fps':>7s} {'p50 ms':>7s} "
+                  f"{'p99 ms':>7s} {'RSS MiB':>7s}  ladder fps:lost")
+            results[name] = {}
+            for variant in VARIANTS:
+                r = run_variant(variant, d, steps, args.no_device)
+                results[name][variant] = r
+                s = summarize(r)
+                if "error" in s:
+                    print(f"{LABELS[variant]:40s} failed: {s['error']}")
+                    continue
+                print(f"{LABELS[variant]:40s} {fmt(s['cpu_ms']):>9s} "
+                      f"{fmt(s.get('max_fps'), '.0f'):>7s} {fmt(s.get('p50')):>7s} "
+                      f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s}  {s.get('ladder', '')}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    report(results)
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    any_raw = next((r for res in results.values() for r in [res.get("raw", {})]
+                    if "sink" in r), {})
+    print(f"\nsink: {any_raw.get('sink', '?')}")
+    rb = any_raw.get("rcvbuf")
+    if rb:
+        print(f"SO_RCVBUF: requested {rb['requested']}, kernel granted {rb['effective']} "
+              f"(usable ~{rb['effective'] // 2}); net.core.rmem_max={rb['rmem_max']}; "
+              f"{'CAPPED by rmem_max' if rb['capped'] else 'not capped'}")
+    floor_name = next((r.get("floor_decoder") for res in results.values()
+                       for r in [res.get("floor", {})] if r.get("floor_decoder")), "?")
+    print(f"floor decoder: {floor_name}")
+    s = {name: {v: summarize(r) for v, r in res.items()} for name, res in results.items()}
+
+    def cpu(name: str, v: str) -> float | None:
+        return s.get(name, {}).get(v, {}).get("cpu_ms")
+
+    print("\nratios (CPU per frame)       480p    720p   1080p")
+    for label, a, b in (("naive / raw", "naive", "raw"), ("raw / floor", "raw", "floor"),
+                        ("raw / mjpeg", "raw", "mjpeg")):
+        vals = []
+        for name, _w, _h in RESOLUTIONS:
+            x, y = cpu(name, a), cpu(name, b)
+            vals.append(f"{x / y:7.2f}" if x and y else "      -")
+        print(f"  {label:26s}" + " ".join(vals))
+
+    print("\nchecks against issue 6 targets (informative):")
+
+    def check(ok: bool | None, text: str) -> None:
+        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'} {text}")
+
+    raw720, floor720, naive720 = cpu("720p", "raw"), cpu("720p", "floor"), cpu("720p", "naive")
+    mj720 = cpu("720p", "mjpeg")
+    raw1080 = cpu("1080p", "raw")
+    check(None if not (raw720 and floor720) else raw720 <= 1.25 * floor720,
+          f"raw 720p <= 1.25x floor: {fmt(raw720)} vs {fmt(floor720)} ms")
+    check(None if not (raw720 and naive720) else naive720 >= 2 * raw720,
+          f"raw 720p >= 2x cheaper than naive: {fmt(naive720)} / {fmt(raw720)} ms")
+    check(None if not raw1080 else raw1080 * 30 / 1000 < 0.25,
+          f"raw 1080p30 < 25% of one core: {fmt(raw1080 * 3 if raw1080 else None, '.1f')} %")
+    check(None if not mj720 else mj720 <= 0.6, f"mjpeg 720p <= 0.6 ms/frame: {fmt(mj720)} ms")
+    check(None if not (mj720 and raw720) else raw720 >= 5 * mj720,
+          f"mjpeg >= 5x cheaper than raw at 720p: {fmt(raw720)} / {fmt(mj720)} ms")
+    rb = any_raw.get("rcvbuf") or {}
+    for v in ("raw", "mjpeg"):
+        steps = results.get("1080p", {}).get(v, {}).get("steps", [])
+        at60 = next((st for st in steps if st["fps"] == 60), None)
+        ok = None if at60 is None else not (at60["lost"] or at60["skipped"])
+        note = " (receive buffer capped: target does not apply)" if rb.get("capped") else ""
+        check(ok, f"{v} 1080p at 60 fps without loss{note}: "
+                  f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped")
+    p99 = s.get("720p", {}).get("raw", {}).get("p99")
+    check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")
+    rss = [x.get("rss") for res in s.values() for v, x in res.items() if v in ("raw", "mjpeg")]
+    rss = [x for x in rss if x]
+    check(None if not rss else max(rss) <= 120,
+          f"pipeline process peak RSS <= 120 MiB: {fmt(max(rss) if rss else None, '.0f')} MiB "
+          "(bench receiver process; the daemon adds snapshots/control)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

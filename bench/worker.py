@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One benchmark variant in its own process (fair RSS and page-fault behaviour); JSON on stdout.
+
+Variants:
+  raw      the daemon's path: bridge.session.Session (recv_into a preallocated buffer, the real
+           Reassembler) -> Pipeline(fmt="raw") worker thread -> sink
+  mjpeg    the same with Pipeline(fmt="mjpeg"): no decode
+  naive    the reference: recvfrom + bytearray +=, cv2.imdecode to BGR, BGR->I420 as
+           pyvirtualcam fmt=BGR does, write, all inline in the receive loop
+  floor    receive as in raw, then only libjpeg-turbo decode-to-YUV (no range fix, no 4:2:0, no
+           write), inline: what any decoding bridge must at least pay
+  decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
+CPU is this process's CPU time (all threads) divided by frames received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bridge.buttons import ButtonTracker
+from bridge.camera import find_camera
+from bridge.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
+from bridge.errors import BridgeError, CameraError
+from bridge.pipeline import Pipeline
+from bridge.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
+from bridge.reassembly import Frame, Reassembler
+from bridge.session import Session
+from bridge.v4l2 import V4L2Writer
+
+RCVBUF_BYTES = 8 * 1024 * 1024
+DRAIN_S = 0.4  # after the sender's last burst, time for the last frame to come out
+
+
+class CopySink:
+    """Stand-in for the device: the kernel's copy_from_user becomes a copy into our buffer."""
+
+    def __init__(self, path: str, width: int, height: int, fmt: str, fps: float) -> None:
+        self.buf = bytearray(max(width * height * 2, 1 << 20))
+
+    def write(self, data: Any) -> None:
+        mv = memoryview(data).cast("B")
+        self.buf[: mv.nbytes] = mv
+
+    def close(self) -> None:
+        self.buf = bytearray()
+
+
+def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
+    """The real V4L2 writer when a v4l2loopback device exists (and is wanted), else CopySink."""
+    if use_device:
+        try:
+            path = find_camera("auto")
+        except CameraError:
+            path = None
+        if path:
+            def real(_p: str, w: int, h: int, fmt: str, fps: float) -> V4L2Writer:
+                return V4L2Writer(path, w, h, fmt, fps)
+            return real, f"v4l2loopback {path}"
+    return CopySink, "stand-in (copies the bytes; no v4l2loopback device)"
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.latencies: list[float] = []
+
+
+class Listener:
+    """Session listener: frames to the pipeline (or inline work for the floor variant)."""
+
+    def __init__(self, on_frame: Callable[[Frame], None], counter: Counter) -> None:
+        self._on_frame = on_frame
+        self.counter = counter
+
+    def on_frame(self, frame: Frame, now: float) -> None:
+        self.counter.frames += 1
+        self._on_frame(frame)
+
+    def on_presses(self, count: int, now: float) -> None:
+        pass
+
+    def on_state(self, old: str, new: str, now: float) -> None:
+        pass
+
+    def on_tick(self, now: float) -> None:
+        pass
+
+
+class FloorDecoder:
+    """Decode-to-YUV planes into preallocated buffers, nothing else (the floor)."""
+
+    def __init__(self) -> None:
+        lib = load_turbojpeg()
+        self.tj = TurboJPEG(lib) if lib is not None else None
+        self.planes: tuple[np.ndarray, ...] | None = None
+        self.bgr: np.ndarray | None = None
+        self.name = "libturbojpeg decode-to-YUV" if self.tj else "simplejpeg BGR (no libturbojpeg)"
+
+    def decode(self, jpeg: bytes) -> None:
+        if self.tj is None:
+            import simplejpeg
+            h, w, _, _ = simplejpeg.decode_jpeg_header(jpeg)
+            if self.bgr is None or self.bgr.shape != (h, w, 3):
+                self.bgr = np.empty((h, w, 3), np.uint8)
+            simplejpeg.decode_jpeg(jpeg, "BGR", buffer=self.bgr)
+            return
+        w, h, sub = self.tj.header(jpeg)
+        ch = h // 2 if sub == TJSAMP_420 else h
+        if self.planes is None or self.planes[0].shape != (h, w):
+            self.planes = (np.empty((h, w), np.uint8), np.empty((ch, w // 2), np.uint8),
+                           np.empty((ch, w // 2), np.uint8))
+        self.tj.decode_planes(jpeg, self.planes, w, h, 0)  # type: ignore[arg-type]
+
+
+def naive_receiver(stream_port: int, counter: Counter, sink: Any, stop: threading.Event,
+                   ready: threading.Event) -> None:
+    """The reference path: what a straightforward script does."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.1)
+    s.sendto(HEARTBEAT, ("127.0.0.1", stream_port))
+    ready.set()
+    buf = bytearray()
+    frame_sink = None
+    size = None
+    last_hb = time.monotonic()
+    while not stop.is_set():
+        try:
+            data, _addr = s.recvfrom(65536)
+        except TimeoutError:
+            continue
+        now = time.monotonic()
+        if now - last_hb > 0.5:
+            s.sendto(HEARTBEAT, ("127.0.0.1", stream_port))
+            last_hb = now
+        hdr = decode_fragment_header(data)
+        if not hasattr(hdr, "flag"):
+            continue
+        if hdr.flag == FLAG_START:
+            buf = bytearray()
+        buf += data[24:]
+        if hdr.flag != FLAG_END:
+            continue
+        done_at = time.monotonic()
+        counter.frames += 1
+        bgr = cv2.imdecode(np.frombuffer(bytes(buf), np.uint8), cv2.IMREAD_COLOR)
+        buf = bytearray()
+        if bgr is None:
+            continue
+        h, w = bgr.shape[:2]
+        if size != (w, h):
+            frame_sink = sink(None, w, h, "raw", 30.0)
+            size = (w, h)
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        frame_sink.write(i420)  # type: ignore[union-attr]
+        counter.latencies.append(time.monotonic() - done_at)
+    s.close()
+
+
+def peak_rss_mib() -> float:
+    """VmHWM of this process (ru_maxrss would include the parent's peak from before exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
+
+
+def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
+                use_device: bool) -> dict[str, Any]:
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "bench.sender", "--frames-dir", str(frames_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert sender.stdin is not None and sender.stdout is not None
+    ports = json.loads(sender.stdout.readline())
+    factory, sink_name = sink_factory(use_device)
+    counter = Counter()
+    pipeline: Pipeline | None = None
+    session: Session | None = None
+    stop = threading.Event()
+    ready = threading.Event()
+    result: dict[str, Any] = {"variant": variant, "sink": sink_name}
+    if variant == "naive":
+        thread = threading.Thread(target=naive_receiver, args=(
+            ports["stream_port"], counter, factory, stop, ready), daemon=True)
+    else:
+        if variant in ("raw", "mjpeg"):
+            pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
+            pipeline.start()
+            on_frame: Callable[[Frame], None] = pipeline.submit
+        else:
+            floor = FloorDecoder()
+            result["floor_decoder"] = floor.name
+
+            def on_frame(frame: Frame) -> None:
+                floor.decode(frame.data)
+                counter.latencies.append(time.monotonic() - frame.completed_at)
+
+        session = Session(device_ip="127.0.0.1", stream_port=ports["stream_port"],
+                          event_port=ports["event_port"], reassembler=Reassembler(),
+                          tracker=ButtonTracker(), listener=Listener(on_frame, counter),
+                          wait_s=0, linger_s=0, rcvbuf_bytes=RCVBUF_BYTES)
+        session.open()
+        rb = session.receive_buffer
+        result["rcvbuf"] = {"requested": rb.requested, "effective": rb.effective,
+                            "capped": rb.capped, "rmem_max": rb.rmem_max}
+        thread = threading.Thread(target=session.run, daemon=True)
+        ready.set()
+    thread.start()
+    ready.wait(10)
+    if sender.stdout.readline().strip() != "ready":
+        raise BridgeError("the benchmark sender did not start")
+
+    def run_step(fps: float, n: int) -> dict[str, Any]:
+        counter.latencies.clear()
+        if pipeline is not None:
+            pipeline.reset_latency()
+        f0, c0 = counter.frames, time.process_time()
+        sk0 = pipeline.skipped if pipeline else 0
+        sh0 = pipeline.shown if pipeline else 0
+        sender.stdin.write(f"run {fps} {n}\n")  # type: ignore[union-attr]
+        sender.stdin.flush()  # type: ignore[union-attr]
+        sender.stdout.readline()  # type: ignore[union-attr]
+        time.sleep(DRAIN_S)
+        cpu = time.process_time() - c0
+        got = counter.frames - f0
+        step: dict[str, Any] = {"fps": fps, "sent": n, "received": got, "lost": n - got,
+                                "cpu_ms": 1000 * cpu / max(got, 1)}
+        if pipeline is not None:
+            st = pipeline.stats
+            step["skipped"] = pipeline.skipped - sk0
+            step["shown"] = pipeline.shown - sh0
+            step["p50_ms"], step["p99_ms"] = st["latency_p50_ms"], st["latency_p99_ms"]
+            if st["camera_error"]:
+                step["camera_error"] = st["camera_error"]
+        else:
+            step["skipped"] = 0
+            p50, p99 = percentile(counter.latencies, 0.5), percentile(counter.latencies, 0.99)
+            step["p50_ms"] = None if p50 is None else 1000 * p50
+            step["p99_ms"] = None if p99 is None else 1000 * p99
+        return step
+
+    run_step(30.0, 15)  # warm-up: first open of the sink, allocations, caches
+    result["steps"] = []
+    for k, (fps, n) in enumerate(steps):
+        step = run_step(fps, n)
+        result["steps"].append(step)
+        if k > 0 and (step["lost"] or step["skipped"]):
+            break  # the ladder stops at the first rate with loss
+    sender.stdin.write("quit\n")
+    sender.stdin.flush()
+    sender.wait(10)
+    stop.set()
+    if session is not None:
+        session.request_stop()
+    thread.join(5)
+    if pipeline is not None:
+        pipeline.stop()
+    result["peak_rss_mib"] = peak_rss_mib()
+    return result
+
+
+def run_decode_only(frames_dir: Path, count: int) -> dict[str, Any]:
+    jpegs = [p.read_bytes() for p in sorted(frames_dir.glob("*.jpg"))]
+    floor = FloorDecoder()
+    for j in jpegs:
+        floor.decode(j)
+    c0 = time.process_time()
+    for k in range(count):
+        floor.decode(jpegs[k % len(jpegs)])
+    cpu = time.process_time() - c0
+    return {"variant": "decode", "floor_decoder": floor.name, "cpu_ms": 1000 * cpu / count,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", required=True,
+                    choices=["raw", "mjpeg", "naive", "floor", "decode"])
+    ap.add_argument("--frames-dir", required=True, type=Path)
+    ap.add_argument("--steps", default="30:90,60:60,90:60,120:60",
+                    help="FPS:FRAMES,...; the first is the measuring run, the rest the ladder")
+    ap.add_argument("--no-device", action="store_true", help="always use the stand-in sink")
+    args = ap.parse_args(argv)
+    steps = [(float(a), int(b)) for a, b in (s.split(":") for s in args.steps.split(","))]
+    if args.variant == "decode":
+        out = run_decode_only(args.frames_dir, steps[0][1] * 2)
+    else:
+        out = run_receive(args.variant, args.frames_dir, steps, not args.no_device)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
