@@ -23,9 +23,12 @@ Ordering across the 8-bit frame id
     8-bit distance from the newest frame seen (the *head*) added to the head's sequence. Within
     +-127 frames (4 s at 30 fps) this is exact. A fragment whose sequence is at or below the last
     emitted frame is never assembled again: it is counted as a duplicate if that frame was emitted
-    (or completed as corrupt), else rejected as ``late``. If only stale fragments arrive for longer
-    than the expiry (the device rebooted and restarted its ids behind ours, or the stream resumed
-    after a pause) the window *resyncs*: all state is dropped and the next fragment starts afresh.
+    (or completed as corrupt), else rejected as ``late``. If nothing but stale fragments arrives
+    for longer than the expiry, and they belong to at least ``RESYNC_FRAMES`` different frame ids,
+    the device has restarted its ids behind ours (a reboot, or a stream resumed after a long
+    pause): the window *resyncs*, drops all state and starts afresh with the next fragment. That
+    starts a new id epoch; "never older than emitted" holds within an epoch. The id count keeps a
+    few very late stragglers from an old stream from passing for a restart.
 
 Stream order and the hold policy
     Frames are returned in sequence order and a frame older than one already returned is never
@@ -79,6 +82,7 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024  # largest declared JPEG we allocate for; 1080
 MAX_IN_FLIGHT = 4  # frames assembled at once; reordering on a USB link spans 1-2 frames
 MAX_HELD_FRAMES = 2  # complete frames waiting on an older one before that one is given up
 FRAME_EXPIRY_S = 1.0  # an incomplete frame older than this is dropped (reference client: 1 s)
+RESYNC_FRAMES = 8  # distinct stale frame ids, over more than the expiry, that mean a restart
 DEAD_MEMORY = 64  # dropped frames remembered, to count their stragglers instead of restarting them
 _EMITTED_BITS = 64  # emitted frames remembered as a bit mask behind the last one
 _EMITTED_MASK = (1 << _EMITTED_BITS) - 1
@@ -204,6 +208,7 @@ class Reassembler:
         self._emitted = 0  # bit k set: frame `_last - k` was returned
         self._dead: dict[int, tuple[bool, float]] = {}  # seq -> (all fragments seen, when)
         self._progress = 0.0  # `now` of the last frame returned (or of a resync)
+        self._stale_ids = 0  # bit per frame id seen stale since then: evidence of a restart
 
     # ------------------------------------------------------------------ public
 
@@ -325,7 +330,8 @@ class Reassembler:
             seq = head + (((frame_id - head + 128) & 0xFF) - 128)
         last = self._last
         if last is not None and seq <= last:
-            if now - self._progress <= self.expiry_s:
+            self._stale_ids |= 1 << frame_id
+            if now - self._progress <= self.expiry_s or self._stale_ids.bit_count() < RESYNC_FRAMES:
                 self._count_straggler(seq, now)
                 return None, None
             self._resync(now)
@@ -386,6 +392,7 @@ class Reassembler:
         self._emitted = 0
         self._dead.clear()
         self._progress = now
+        self._stale_ids = 0
         self.stats.resyncs += 1
         log.debug("frame ids jumped backwards for %.1f s: resynchronised", self.expiry_s)
 
@@ -495,6 +502,7 @@ class Reassembler:
                     )
                 self._last = first.seq
                 self._progress = now
+                self._stale_ids = 0
                 self.stats.frames += 1
                 first.frame = None
                 self._free.append(first)
