@@ -58,6 +58,7 @@ CONTACT_LOST_S = 2.0         # no packet at all for this long = device gone ("wa
 RECV_BUFFER_BYTES = 65536    # one UDP datagram at most
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
 MAX_DRAIN = 512              # datagrams per wake-up before timers get a turn
+REBIND_EVERY_S = 2.0         # with --interface: how often to re-bind while sends fail
 
 STARTING = "starting"
 WAITING_NETWORK = "waiting for network"
@@ -135,6 +136,8 @@ class Session:
         self.last_contact_at: float | None = None
         self.last_frame_at: float | None = None
         self.network_down = False
+        self.rebinds = 0
+        self._last_rebind = 0.0
         self.foreign_stream = 0
         self.foreign_event = 0
         self.heartbeats_sent = 0
@@ -209,7 +212,7 @@ class Session:
                 ) from None
             raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
 
-    def _set_rcvbuf(self, s: socket.socket) -> None:
+    def _set_rcvbuf(self, s: socket.socket, quiet: bool = False) -> None:
         want = self.rcvbuf_bytes
         rb = self.receive_buffer
         rb.requested = want
@@ -225,7 +228,7 @@ class Session:
         rb.effective = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         # The kernel doubles the value it grants (bookkeeping overhead).
         rb.capped = rb.effective < 2 * want
-        if rb.capped:
+        if rb.capped and not quiet:
             log.warning(
                 "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
                 "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
@@ -282,6 +285,8 @@ class Session:
                 next_poll = max(next_poll + POLL_INTERVAL_S, now)
             if now >= next_tick:
                 next_tick = now + TICK_S
+                if self.network_down and self.interface:
+                    self._rebind(now)
                 # Expiring a stuck frame can release complete ones queued behind it.
                 self._deliver(self.reassembler.expire(now) or (), now)
                 self._update_state(now)
@@ -292,6 +297,37 @@ class Session:
                 self.listener.on_tick(now)
         self.exit_reason = "stopped"
         return "stopped"
+
+    def _rebind(self, now: float) -> None:
+        """Bind fresh sockets to --interface after it went away.
+
+        SO_BINDTODEVICE binds to the interface's index, and a replugged USB adapter comes
+        back with the same name but a new index: the old sockets would never work again.
+        """
+        if now - self._last_rebind < REBIND_EVERY_S:
+            return
+        self._last_rebind = now
+        try:
+            stream = self._udp_socket()
+        except BridgeError as exc:
+            log.debug("re-binding to %s: %s", self.interface, exc)
+            return
+        try:
+            event = self._udp_socket()
+        except BridgeError as exc:
+            stream.close()
+            log.debug("re-binding to %s: %s", self.interface, exc)
+            return
+        assert self._sel is not None
+        for old, new, tag in ((self._stream, stream, "stream"), (self._event, event, "event")):
+            if old is not None:
+                self._sel.unregister(old)
+                old.close()
+            self._sel.register(new, selectors.EVENT_READ, tag)
+        self._stream, self._event = stream, event
+        self._set_rcvbuf(stream, quiet=True)
+        self.rebinds += 1
+        log.debug("re-bound the sockets to %s", self.interface)
 
     def _drain_stream(self) -> None:
         s = self._stream
@@ -471,6 +507,7 @@ class Session:
             "heartbeats_sent": self.heartbeats_sent,
             "polls_sent": self.polls_sent,
             "send_errors": self.send_errors,
+            "rebinds": self.rebinds,
             "last_frame_age_s": None if self.last_frame_at is None
             else round(now - self.last_frame_at, 3),
             "last_contact_age_s": None if self.last_contact_at is None

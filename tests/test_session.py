@@ -8,16 +8,22 @@ stream), so stalls, foreign senders and silence are deterministic.
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge import session as session_mod
 from bridge.buttons import ButtonTracker
+from bridge.control import request
 from bridge.protocol import (
     HEARTBEAT,
     STOP,
@@ -298,3 +304,84 @@ def test_bound_to_an_interface_still_streams(device: ScriptedDevice) -> None:
         assert r.session.stats()["interface"] == "lo"
     finally:
         r.stop()
+
+
+# ---- a replugged adapter, for real: two network namespaces and a veth pair -------------------
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[tuple[str, str]]:
+    """Namespaces "bridge side" and "device side"; skipped where `ip netns` is not permitted."""
+    tag = f"bb{os.getpid() % 100000}"
+    host, dev = f"{tag}h", f"{tag}d"
+    try:
+        _ip("netns", "add", host)
+        _ip("netns", "add", dev)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        for ns in (host, dev):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        pytest.skip(f"ip netns not permitted here: {exc}")
+    try:
+        yield host, dev
+    finally:
+        for ns in (host, dev):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def plug(host: str, dev: str) -> None:
+    """The USB adapter appears: a veth pair, bridge side 10.99.0.1, device 10.99.0.2."""
+    _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0",
+        "netns", dev)
+    _ip("-n", host, "addr", "add", "10.99.0.1/24", "dev", "bbh0")
+    _ip("-n", dev, "addr", "add", "10.99.0.2/24", "dev", "bbd0")
+    for ns, link in ((host, "bbh0"), (dev, "bbd0"), (host, "lo"), (dev, "lo")):
+        _ip("-n", ns, "link", "set", link, "up")
+
+
+@pytest.mark.netns
+def test_replugged_adapter_resumes_with_interface_binding(
+        netns_pair: tuple[str, str], tmp_path: Path) -> None:
+    host, dev = netns_pair
+    plug(host, dev)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(var, None)
+    sim = subprocess.Popen(
+        ["ip", "netns", "exec", dev, sys.executable, "-m", "bridge", "simulate", "--bind",
+         "10.99.0.2", "--stream-port", "8030", "--event-port", "50000"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = str(tmp_path / "control.sock")
+    (tmp_path / "none.toml").write_text("")
+    bridge = subprocess.Popen(
+        ["ip", "netns", "exec", host, sys.executable, "-m", "bridge", "run", "--config",
+         str(tmp_path / "none.toml"), "--interface", "bbh0", "--device-ip", "10.99.0.2",
+         "--camera", "none", "--snapshot-dir", str(tmp_path / "s"), "--control-socket", sock,
+         "--wait", "0", "--linger", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))  # noqa: SIM115
+
+    def status() -> dict[str, Any] | None:
+        try:
+            return request(sock, {"cmd": "status"}, timeout=5)["status"]
+        except Exception:
+            return None
+
+    try:
+        wait_for(lambda: (s := status()) and s["state"] == "streaming", timeout=60,
+                 what="streaming over the veth pair")
+        _ip("-n", host, "link", "del", "bbh0")  # unplugged (the peer goes with it)
+        wait_for(lambda: (s := status()) and s["state"] != "streaming", what="signal lost")
+        before = status()["frames_received"]  # type: ignore[index]
+        plug(host, dev)  # replugged: same name, new interface index
+        wait_for(lambda: (s := status()) and s["state"] == "streaming"
+                 and s["frames_received"] > before, timeout=30, what="streaming again")
+        assert status()["rebinds"] >= 1  # type: ignore[index]
+        bridge.send_signal(signal.SIGTERM)
+        assert bridge.wait(10) == 0
+    finally:
+        for p in (bridge, sim):
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
