@@ -257,8 +257,12 @@ class Reassembler:
         # Fast path: the header checks of protocol.unpack_fragment, inlined. Whatever fails
         # them goes through unpack_fragment itself, which names the reason.
         n = len(datagram)
-        if length is not None and 0 <= length < n:
-            n = length
+        if length is not None:
+            if type(length) is not int or length < 0:
+                self._reject(Reject.NOT_BYTES)
+                return _NOTHING
+            if length < n:
+                n = length
         try:
             magic, flag, version, frame_id, total, index, size = _HEADER_UNPACK(datagram)
         except (struct.error, TypeError, ValueError):
@@ -273,7 +277,6 @@ class Reassembler:
                 or flag == FLAG_END
                 or (flag == FLAG_START and not index)
             )
-            and (length is None or length >= 0)
         ):
             r = unpack_fragment(datagram, length)
             if type(r) is not tuple:

@@ -369,7 +369,9 @@ def test_odd_buffer_types_are_read_as_bytes() -> None:
     assert r.buffer_bytes <= r.memory_bound
     for junk in (None, 42, "text", [1, 2, 3]):
         assert r.feed(junk, 0.0) == ()  # type: ignore[arg-type]
-    assert r.stats.rejected == {"not_bytes": 4}
+    for bad_length in (-1, "10", 2.5):
+        assert r.feed(datagrams[0], 0.0, bad_length) == ()  # type: ignore[arg-type]
+    assert r.stats.rejected == {"not_bytes": 7}
 
 
 @settings(max_examples=150, deadline=None)
