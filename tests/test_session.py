@@ -387,3 +387,49 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path,
             if p.poll() is None:
                 p.kill()
                 p.wait(5)
+
+
+@pytest.mark.netns
+def test_started_before_the_network_exists_waits_then_streams(
+        netns_pair: tuple[str, str], tmp_path: Path) -> None:
+    """The udev-started service races DHCP: no route yet is a waiting state, not an error."""
+    host, dev = netns_pair
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(var, None)
+    sock = str(tmp_path / "control.sock")
+    (tmp_path / "none.toml").write_text("")
+    log = tmp_path / "log"
+    _ip("-n", host, "link", "set", "lo", "up")
+    bridge = subprocess.Popen(
+        ["ip", "netns", "exec", host, sys.executable, "-m", "bridge", "run", "--config",
+         str(tmp_path / "none.toml"), "--device-ip", "10.99.0.2", "--camera", "none",
+         "--snapshot-dir", str(tmp_path / "s"), "--control-socket", sock, "--wait", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # noqa: SIM115
+    sim = None
+
+    def status() -> dict[str, Any] | None:
+        try:
+            return request(sock, {"cmd": "status"}, timeout=5)["status"]
+        except Exception:
+            return None
+
+    try:
+        wait_for(lambda: (s := status()) and s["state"] == "waiting for network",
+                 what="waiting for network")
+        plug(host, dev)
+        sim = subprocess.Popen(
+            ["ip", "netns", "exec", dev, sys.executable, "-m", "bridge", "simulate", "--bind",
+             "10.99.0.2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: (s := status()) and s["state"] == "streaming", timeout=60,
+                 what="streaming once the network is up")
+        bridge.send_signal(signal.SIGTERM)
+        assert bridge.wait(10) == 0
+        text = log.read_text()
+        assert "waiting for network" in text
+        assert "ERROR" not in text and "failed" not in text
+    finally:
+        for p in (bridge, sim):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(5)
