@@ -261,15 +261,17 @@ def test_set_resolution_switches_the_stream(simulator_factory, client_for) -> No
 # ------------------------------------------------------------------------ button events
 
 
-def poll(sock: socket.socket, tracker: ButtonTracker, sim: Simulator) -> int:
-    sock.sendto(tracker.next_poll(), ("127.0.0.1", sim.event_port))
+def poll(sock: socket.socket, tracker: ButtonTracker, sim: Simulator | int) -> int:
+    """One SETCMD/RETCMD round trip to a Simulator (or an event port); presses it reports."""
+    port = sim if isinstance(sim, int) else sim.event_port
+    sock.sendto(tracker.next_poll(), ("127.0.0.1", port))
     presses = 0
     while True:
         try:
             data, addr = sock.recvfrom(2048)
         except TimeoutError:
             return presses
-        if addr == ("127.0.0.1", sim.event_port):
+        if addr == ("127.0.0.1", port):
             return presses + tracker.on_reply(data)
 
 
@@ -420,20 +422,13 @@ def test_cli_process_sigusr1_presses_and_sigterm_exits(event_socket) -> None:
                 break
         assert any(f"video UDP {stream_port}" in x for x in lines), lines
         tracker = ButtonTracker()
-        sock = event_socket
-
-        class Dev:  # what poll() needs of a Simulator
-            pass
-
-        dev = Dev()
-        dev.event_port = event_port  # type: ignore[attr-defined]
-        assert poll(sock, tracker, dev) == 0  # type: ignore[arg-type]
+        assert poll(event_socket, tracker, event_port) == 0
         proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
         presses = 0
         while presses == 0:
             assert time.monotonic() < deadline
-            presses = poll(sock, tracker, dev)  # type: ignore[arg-type]
+            presses = poll(event_socket, tracker, event_port)
         assert presses == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
