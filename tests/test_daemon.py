@@ -541,3 +541,95 @@ def test_journal_is_chosen_only_when_stderr_is_the_journal_stream(tmp_path: Path
     assert under_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert not under_journal({"JOURNAL_STREAM": "1:2"})
     assert not under_journal({})
+
+
+# ---- in-process: the daemon feeding the video side's real Pipeline ------------------------------
+
+
+class CaptureSink:
+    def __init__(self, writes: list[bytes]) -> None:
+        self.writes = writes
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        pass
+
+
+class SpyPipeline:
+    """The real Pipeline (mjpeg pass-through into a capturing sink) plus a log of signals."""
+
+    def __init__(self, writes: list[bytes], events: list[str]) -> None:
+        from bridge.pipeline import Pipeline
+
+        self.inner = Pipeline(camera="/dev/video-test", fmt="mjpeg",
+                              sink_factory=lambda *a: CaptureSink(writes))
+        self.events = events
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def submit(self, frame: Any) -> None:
+        self.inner.submit(frame)
+
+    def signal_lost(self) -> None:
+        self.events.append("lost")
+        self.inner.signal_lost()
+
+    def signal_back(self) -> None:
+        self.events.append("back")
+        self.inner.signal_back()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.inner.stats
+
+
+def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
+    from bridge.config import Config
+    from bridge.daemon import Daemon as BridgeDaemon
+
+    writes: list[bytes] = []
+    events: list[str] = []
+    with simulator() as sim:
+        cfg = Config(device_ip="127.0.0.1", stream_port=sim.stream_port,
+                     event_port=sim.event_port, camera="/dev/video-test", format="mjpeg",
+                     snapshot_dir=str(tmp_path / "s"), control_socket=str(tmp_path / "c.sock"),
+                     wait=0, linger=0)
+        daemon = BridgeDaemon(cfg, output_factory=lambda c: SpyPipeline(writes, events))
+        observed: dict[str, Any] = {}
+
+        def script() -> None:
+            try:
+                wait_for(lambda: daemon.session.state == "streaming", what="streaming")
+                wait_for(lambda: len(writes) >= 10, what="frames on the camera")
+                sim.reboot(downtime_s=2.0)
+                wait_for(lambda: events.count("lost") >= 2, what="signal_lost on the stall")
+                wait_for(lambda: events.count("back") >= 2, what="signal_back on resume")
+                observed["status"] = daemon.status()
+            finally:
+                daemon.session.request_stop()
+
+        t = threading.Thread(target=script)
+        t.start()
+        try:
+            assert daemon.run() == 0
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            t.join(DEADLINE_S)
+        frames = set(sim.frames)
+    # "no signal" from the start until the first frame, then back, lost on the stall, back.
+    assert events[:4] == ["lost", "back", "lost", "back"]
+    shown = [w for w in writes if w in frames]
+    assert len(shown) >= 10
+    status = observed["status"]
+    assert status["camera"] == "/dev/video-test"
+    assert status["frames_shown"] >= 10
+    assert status["latency_p50_ms"] is not None and status["latency_p99_ms"] is not None
