@@ -29,6 +29,9 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/borescope-bridge
 DATADIR ?= $(PREFIX)/share/borescope-bridge
 CONFDIR ?= $(SYSCONFDIR)/borescope-bridge
+# Extra pip arguments for the installed venv, e.g. an offline install:
+#   make install PIP_INSTALL_ARGS="--no-index --find-links /path/to/wheels"
+PIP_INSTALL_ARGS ?=
 # A distribution package (PREFIX=/usr) puts system files under /usr/lib; a local install puts
 # them under /etc, because udev and kmod never look in /usr/local.
 ifeq ($(PREFIX),/usr)
@@ -129,7 +132,8 @@ install: install-check-module
 	$(INSTALL_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "$(INSTALL_PYTHON) is older than 3.11: set INSTALL_PYTHON=/path/to/python3.11"; exit 1; }
 	$(INSTALL_PYTHON) -m venv '$(DESTDIR)$(LIBDIR)'
-	'$(DESTDIR)$(LIBDIR)/bin/python' -m pip install -q --no-compile --disable-pip-version-check .
+	'$(DESTDIR)$(LIBDIR)/bin/python' -m pip install -q --no-compile --disable-pip-version-check \
+	  $(PIP_INSTALL_ARGS) .
 	@if [ -n '$(DESTDIR)' ]; then \
 	  grep -rlI --null -F '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' \
 	    | xargs -0 -r sed -i 's|$(DESTDIR)$(LIBDIR)|$(LIBDIR)|g'; \
