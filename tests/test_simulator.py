@@ -156,6 +156,14 @@ def test_frames_are_photo_like_422_jpegs(size: tuple[int, int]) -> None:
     assert float(np.abs(images[0].astype(np.int16) - images[1]).mean()) > 5
 
 
+def test_simplejpeg_fallback_is_also_422(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Older OpenCV builds lack the sampling-factor flag; the simplejpeg path must match.
+    monkeypatch.delattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR", raising=False)
+    image = sim_mod.render_frame(0, 2, 320, 240, 30.0)
+    jpeg = sim_mod.encode_jpeg(image, 80)
+    assert sof_info(jpeg) == (320, 240, [(1, 0x21), (2, 0x11), (3, 0x11)])
+
+
 def test_loop_is_deterministic() -> None:
     assert make_loop(320, 240, count=2) == make_loop(320, 240, count=2)
 
