@@ -452,7 +452,11 @@ class Session:
             log.info("waiting for network: no route to %s yet (interface up? DHCP done?)",
                      self.device_ip)
         elif new == WAITING_DEVICE:
-            log.info("waiting for device at %s", self.device_ip)
+            if self.first_contact_at is not None and self.linger_s > 0:
+                log.info("waiting for device at %s (gone; exiting after %g s without it, "
+                         "--linger)", self.device_ip, self.linger_s)
+            else:
+                log.info("waiting for device at %s", self.device_ip)
         elif new == STALLED:
             log.warning("stream from %s stalled: no frame for %.0f s", self.device_ip, STALL_S)
         self.listener.on_state(old, new, now)
