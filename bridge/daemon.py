@@ -326,20 +326,35 @@ class Daemon:
         elif key == "linger":
             self.session.linger_s = value
         elif key in ("rotate", "flip"):
-            setter = getattr(self.output, "set_transform", None)
-            if setter is None:
-                return False
             rotate = value if key == "rotate" else self.config.rotate
             flip = value if key == "flip" else self.config.flip
             try:
-                setter(rotate=rotate, flip=flip)
-            except BridgeError as exc:
+                if not self._set_transform(rotate, flip):
+                    return False
+            except (BridgeError, ValueError) as exc:
                 log.error("reload: cannot apply %s = %r: %s", key, value, exc)
                 return False
             self.config = dataclasses.replace(self.config, rotate=rotate, flip=flip)
         else:
             return False
         return True
+
+    def _set_transform(self, rotate: int, flip: str) -> bool:
+        """Change what the camera shows without reopening anything; False if not possible."""
+        setter = getattr(self.output, "set_transform", None)
+        if setter is not None:
+            setter(rotate=rotate, flip=flip)
+            return True
+        if isinstance(self.output, NullOutput):
+            return True  # nothing is shown: the new value simply holds
+        if hasattr(self.output, "transform"):
+            # Pipeline reads its `transform` for every frame; swapping the (immutable-style)
+            # object is atomic under the GIL, so the next frame uses the new one.
+            from bridge.camera import Transform
+
+            self.output.transform = Transform(rotate, flip)
+            return True
+        return False
 
     # ---- status ----------------------------------------------------------------------------
 

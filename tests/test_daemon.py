@@ -633,3 +633,27 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     assert status["camera"] == "/dev/video-test"
     assert status["frames_shown"] >= 10
     assert status["latency_p50_ms"] is not None and status["latency_p99_ms"] is not None
+
+
+def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from bridge.config import Config
+    from bridge.daemon import Daemon as BridgeDaemon
+    from bridge.pipeline import Pipeline
+
+    base = Config(device_ip="127.0.0.1", camera="/dev/video-test",
+                  snapshot_dir=str(tmp_path / "a"), control_socket=str(tmp_path / "c.sock"))
+    new = [base]
+    pipeline = Pipeline(camera="/dev/video-test", sink_factory=lambda *a: CaptureSink([]))
+    daemon = BridgeDaemon(base, reload_config=lambda: new[0],
+                          output_factory=lambda c: pipeline)
+    new[0] = Config(**{**base.__dict__, "rotate": 180, "flip": "horizontal",
+                       "snapshot_dir": str(tmp_path / "b"), "stream_port": 9999})
+    with caplog.at_level("INFO"):
+        daemon.reload()
+    assert pipeline.transform.rotate == 180 and pipeline.transform.flip == "horizontal"
+    assert daemon.snapshots.directory == str(tmp_path / "b")
+    assert daemon.config.rotate == 180 and daemon.config.stream_port == base.stream_port
+    text = caplog.text
+    assert "reload: applied" in text and "rotate = 180" in text
+    assert "stream_port changed" in text and "restart" in text
