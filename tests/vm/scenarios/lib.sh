@@ -11,6 +11,7 @@
 
 REPO=${REPO:?REPO (the checkout) must be set}
 OUT=${OUT:?OUT (the shared result directory) must be set}
+# shellcheck disable=SC2034  # used by the scenarios
 BB=("$REPO/.venv/bin/python" -m bridge)
 LOGS=$OUT/logs
 mkdir -p "$LOGS"
@@ -39,13 +40,14 @@ bg() {  # log-name, command...: start in the background, remember the pid in $BG
   PIDS+=("$BG")
 }
 
-stop_pid() {  # pid [seconds]: SIGTERM, wait, then SIGKILL; prints the exit status
-  local pid=$1 n=$(( ${2:-5} * 5 )) rc
+stop_pid() {  # pid [seconds]: SIGTERM, wait, then SIGKILL; the exit status in $STOPPED
+  local pid=$1 n=$(( ${2:-5} * 5 ))
   kill -TERM "$pid" 2>/dev/null
   while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do sleep 0.2; n=$((n - 1)); done
   kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null; rc=$?
-  echo "$rc"
+  wait "$pid" 2>/dev/null
+  # shellcheck disable=SC2034  # read by the scenarios
+  STOPPED=$?
 }
 
 stop_all() {

@@ -1,0 +1,212 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# In-guest, systemd as PID 1 and a QEMU USB NIC (run --systemd --usb-net):
+# `make install` as a user would run it, then udev and the service as installed.
+# QEMU cannot emulate the borescope's RTL8152, so a test copy of our udev rule
+# matches the NIC's driver (cdc_ether/cdc_subset) instead; the real rule is then
+# checked with `udevadm test` on the same NIC (must not match) and on the NIC
+# made to look like an RTL8152 (must match). The simulator runs on 127.0.0.1
+# and /etc/borescope-bridge/config.toml points the service at it.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/scenarios/lib.sh
+. "$HERE/lib.sh"
+trap stop_all EXIT
+
+SPORT=18030 EPORT=15000 SIZE=640x480 WAIT=6
+UNIT=borescope-bridge.service
+RULE=/etc/udev/rules.d/90-borescope-bridge.rules
+CONF=/etc/borescope-bridge/config.toml
+[ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
+
+prop() { systemctl show -p "$1" --value "$UNIT"; }
+active() { [ "$(systemctl is-active "$UNIT")" = active ]; }
+inactive() { [ "$(systemctl is-active "$UNIT")" = inactive ]; }
+usbdev=/sys/bus/usb/devices/1-1
+nic() {  # the USB NIC's interface name (after udev's rename)
+  local n
+  for n in /sys/class/net/*; do
+    [[ $(readlink -f "$n/device") == "$(readlink -f $usbdev)"/* ]] && { echo "${n##*/}"; return 0; }
+  done
+  return 1
+}
+nic_renamed() { local n; n=$(nic) && [[ $n != usb* && $n != eth* ]]; }
+start_sim() {
+  bg simulator "${BB[@]}" simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT --resolution $SIZE
+  SIM=$BG
+}
+read_frames() {  # file count: frames from the service's camera, as rgb24
+  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
+    -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/system-ffmpeg.log"
+}
+
+# ---- make install, as README says (pip from the host-built wheelhouse: no network here)
+mkdir -p /etc/borescope-bridge
+cat > "$CONF" <<TOML
+# e2e: the simulator on loopback; exit soon when nobody answers; never linger out
+device_ip = "127.0.0.1"
+stream_port = $SPORT
+event_port = $EPORT
+wait = $WAIT
+linger = 0
+TOML
+cp "$CONF" /tmp/config.ours
+t=$SECONDS
+if ( cd "$REPO" && PIP_NO_INDEX=1 PIP_FIND_LINKS="$VM_STATE_DIR/wheels" make install ) > "$LOGS/make-install.log" 2>&1; then
+  missing=()
+  for f in /usr/local/bin/borescope-bridge /etc/systemd/system/$UNIT $RULE \
+           /etc/modprobe.d/borescope-bridge.conf /etc/modules-load.d/borescope-bridge.conf; do
+    [ -e "$f" ] || missing+=("$f")
+  done
+  kept=$(cmp -s "$CONF" /tmp/config.ours && echo "kept our config.toml" || echo "OVERWROTE our config.toml")
+  if [ ${#missing[@]} = 0 ] && cmp -s "$CONF" /tmp/config.ours && id borescope-bridge >/dev/null 2>&1; then
+    ok "make install in the guest" "$((SECONDS - t)) s; unit, rule, modprobe files, command and user in place; $kept"
+  else
+    bad "make install in the guest" "missing: ${missing[*]:-none}; $kept; user: $(id borescope-bridge 2>&1)"
+  fi
+else
+  bad "make install in the guest" "failed after $((SECONDS - t)) s: $(tail -n3 "$LOGS/make-install.log" | tr '\n' ' ')"
+  for c in udev-start status journal reload stop unplug no-borescope udevadm-test; do
+    result NOTRUN "systemd/udev: $c" "make install failed"
+  done
+  exit 1
+fi
+
+# the module, through the installed modules-load.d and modprobe.d files
+systemctl restart systemd-modules-load.service
+udevadm settle --timeout=30
+if DEV=$(find_borescope_dev); then
+  ok "installed modules-load.d + modprobe.d files load v4l2loopback" "$DEV labelled Borescope"
+else
+  bad "installed modules-load.d + modprobe.d files load v4l2loopback" "no Borescope device: $(journalctl -b -u systemd-modules-load --no-pager -o cat | tail -n2 | tr '\n' ' ')"
+  DEV=/dev/video42
+fi
+
+start_sim
+
+# ---- the test copy of our rule: only the device-match line changes
+cp "$RULE" /tmp/real.rules
+sed 's/^ENV{ID_NET_DRIVER}=="r8152".*GOTO="borescope_bridge_match"$/ENV{ID_NET_DRIVER}=="cdc_ether|cdc_subset", GOTO="borescope_bridge_match"/' \
+  /tmp/real.rules > "$RULE"
+if cmp -s /tmp/real.rules "$RULE"; then
+  bad "udev: a test copy of the rule matching QEMU's NIC" "could not find the r8152 match line to widen in $RULE"
+fi
+udevadm control --reload
+# The NIC was coldplugged before the rule existed: unplug it and plug it back in.
+echo 0 > $usbdev/authorized; udevadm settle --timeout=30
+t=$SECONDS
+echo 1 > $usbdev/authorized
+if wait_for 60 nic_renamed && wait_for 90 active; then
+  iface=$(nic)
+  ok "udev: the NIC appears -> $UNIT active (READY=1)" \
+    "$iface (driver $(udevadm info -q property -p "/sys/class/net/$iface" | sed -n 's/^ID_NET_DRIVER=//p')), active after $((SECONDS - t)) s, Type=$(prop Type), SYSTEMD_WANTS=$(udevadm info -q property -p "/sys/class/net/$iface" | sed -n 's/^SYSTEMD_WANTS=//p')"
+else
+  bad "udev: the NIC appears -> $UNIT active (READY=1)" "iface=$(nic || echo none) state=$(systemctl is-active $UNIT) $(journalctl -b -u $UNIT --no-pager -o cat | tail -n3 | tr '\n' ' ')"
+  systemctl start $UNIT; wait_for 60 active
+fi
+pid=$(prop MainPID)
+
+# ---- status line and journal fields
+wait_for 60 sh -c "systemctl show -p StatusText --value $UNIT | grep -q streaming"
+st=$(prop StatusText)
+if systemctl status $UNIT --no-pager 2>&1 | grep -q "Status: \"$st\"" && [[ $st == streaming* ]]; then
+  ok "systemctl status shows our STATUS line" "Status: \"$st\""
+else
+  bad "systemctl status shows our STATUS line" "StatusText='$st'; $(systemctl status $UNIT --no-pager 2>&1 | grep -i status: | head -n2 | tr '\n' ' ')"
+fi
+fields=$(journalctl -b -u $UNIT -o verbose --no-pager | grep -o '^ *BORESCOPE_[A-Z_]*=.*' | sed 's/^ *//' | sort -u | tr '\n' ' ')
+if [[ $fields == *BORESCOPE_STATE=streaming* ]]; then
+  ok "journalctl -o verbose shows our structured fields" "$fields"
+else
+  bad "journalctl -o verbose shows our structured fields" "found: ${fields:-none}"
+fi
+if read_frames "$OUT/service.rgb" 10; then
+  directive FRAMES "the service's camera shows the simulator's picture" "$OUT/service.rgb" rgb24 $SIZE
+else
+  bad "the service's camera shows the simulator's picture" "$(tail -n2 "$LOGS/system-ffmpeg.log" | tr '\n' ' ')"
+fi
+
+# ---- reload: rotate = 180 in the config, applied without a restart
+echo "rotate = 180" >> "$CONF"
+systemctl reload $UNIT
+sleep 2
+applied=$(journalctl -b -u $UNIT --no-pager -o cat | grep -c 'reload: applied rotate = 180')
+if [ "$(prop MainPID)" = "$pid" ] && [ "$applied" -ge 1 ] && read_frames "$OUT/reloaded.rgb" 5; then
+  ok "systemctl reload re-reads the config" "same PID $pid, journal: reload: applied rotate = 180"
+  directive FRAMES "after reload the camera shows the picture rotated by 180" "$OUT/reloaded.rgb" rgb24 $SIZE 0 rot180
+else
+  bad "systemctl reload re-reads the config" "PID $pid -> $(prop MainPID), applied lines: $applied; $(journalctl -b -u $UNIT --no-pager -o cat | grep -i reload | tail -n2 | tr '\n' ' ')"
+fi
+
+# ---- unplug and replug: the service and its camera live on
+echo 0 > $usbdev/authorized
+sleep 3
+gone=$(nic || echo none)
+during=$(systemctl is-active $UNIT)
+echo 1 > $usbdev/authorized
+wait_for 60 nic_renamed
+sleep 2
+if [ "$gone" = none ] && [ "$during" = active ] && active && [ "$(prop MainPID)" = "$pid" ] \
+   && is_capture "$DEV" && read_frames "$OUT/replugged.rgb" 5; then
+  ok "unplug + replug keep the service and its camera" "NIC gone for 3 s, service active throughout (PID $pid), camera still capture, back as $(nic)"
+  directive FRAMES "after replug the camera still shows the picture" "$OUT/replugged.rgb" rgb24 $SIZE 0 rot180
+else
+  bad "unplug + replug keep the service and its camera" "NIC during unplug: $gone; service during: $during, after: $(systemctl is-active $UNIT), PID $pid -> $(prop MainPID); capture: $(is_capture "$DEV" && echo yes || echo no)"
+fi
+
+# ---- stop: the stop packet reaches the device, exit 0
+systemctl stop $UNIT
+sleep 1
+if grep -q 'sent stop' "$LOGS/simulator.log" && [ "$(prop ExecMainStatus)" = 0 ] && [ "$(prop Result)" = success ]; then
+  ok "systemctl stop sends the stop packet and exits 0" "simulator: $(grep 'sent stop' "$LOGS/simulator.log" | tail -n1 | sed 's/.*INFO: //'); ExecMainStatus=0"
+else
+  bad "systemctl stop sends the stop packet and exits 0" "simulator saw: $(grep -c 'sent stop' "$LOGS/simulator.log") stop lines; ExecMainStatus=$(prop ExecMainStatus) Result=$(prop Result)"
+fi
+
+# ---- no borescope answering: exit 0 after --wait, no restart
+stop_pid "$SIM" 5 >/dev/null
+t=$SECONDS
+systemctl start $UNIT
+if wait_for $((WAIT + 60)) inactive; then
+  took=$((SECONDS - t))
+  sleep 6   # longer than RestartSec=3s: a restart would show now
+  if inactive && [ "$(prop ExecMainStatus)" = 0 ] && [ "$(prop NRestarts)" = 0 ]; then
+    ok "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" \
+      "inactive after $took s, ExecMainStatus=0, NRestarts=0; $(journalctl -b -u $UNIT --no-pager -o cat | grep -i 'no borescope' | tail -n1)"
+  else
+    bad "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" \
+      "state $(systemctl is-active $UNIT), ExecMainStatus=$(prop ExecMainStatus), NRestarts=$(prop NRestarts)"
+  fi
+else
+  bad "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" "still $(systemctl is-active $UNIT) after $((SECONDS - t)) s"
+fi
+
+# ---- the real rule under udevadm test
+cp /tmp/real.rules "$RULE"
+udevadm control --reload
+wants() {  # does `udevadm test` give this NIC our SYSTEMD_WANTS?
+  local n; n=$(nic) || return 2
+  udevadm test --action=add "/sys/class/net/$n" 2>/dev/null | grep -q '^SYSTEMD_WANTS=.*borescope-bridge.service'
+}
+fake=/etc/udev/rules.d/89-e2e-fake-r8152.rules
+if wants; then r_plain=MATCHED; else r_plain="no match"; fi
+# Make the NIC look like the borescope: the USB ids through bind mounts over its
+# sysfs attributes, the driver name (which udev asks the kernel for, via ethtool)
+# through a test rule that runs just before ours.
+echo 0bda > /tmp/idVendor; echo 8152 > /tmp/idProduct
+mount --bind /tmp/idVendor "$(readlink -f $usbdev)/idVendor"
+mount --bind /tmp/idProduct "$(readlink -f $usbdev)/idProduct"
+if wants; then r_ids=MATCHED; else r_ids="no match"; fi
+echo 'SUBSYSTEM=="net", ACTION!="remove", ENV{ID_NET_DRIVER}="r8152"' > "$fake"
+udevadm control --reload
+if wants; then r_all=MATCHED; else r_all="no match"; fi
+umount "$(readlink -f $usbdev)/idVendor" "$(readlink -f $usbdev)/idProduct"
+if wants; then r_drv=MATCHED; else r_drv="no match"; fi
+rm -f "$fake"; udevadm control --reload
+fig="QEMU NIC ($(cat $usbdev/idVendor):$(cat $usbdev/idProduct), cdc_ether): $r_plain; with ids 0bda:8152 only: $r_ids; driver r8152 only: $r_drv; ids and driver r8152: $r_all"
+if [ "$r_plain" = "no match" ] && [ "$r_ids" = "no match" ] && [ "$r_drv" = "no match" ] && [ "$r_all" = MATCHED ]; then
+  ok "the real udev rule under udevadm test (must not / must match)" "$fig"
+else
+  bad "the real udev rule under udevadm test (must not / must match)" "$fig"
+fi
+exit 0
