@@ -446,6 +446,8 @@ class Session:
 
     def _set_state(self, new: str, now: float) -> None:
         old, self.state = self.state, new
+        # The listener first: it updates the journal fields this very log line carries.
+        self.listener.on_state(old, new, now)
         if new == STREAMING:
             log.info("streaming from %s", self.device_ip)
         elif new == WAITING_NETWORK:
@@ -459,7 +461,6 @@ class Session:
                 log.info("waiting for device at %s", self.device_ip)
         elif new == STALLED:
             log.warning("stream from %s stalled: no frame for %.0f s", self.device_ip, STALL_S)
-        self.listener.on_state(old, new, now)
 
     def _exit_due(self, now: float) -> str | None:
         if self.first_contact_at is None:

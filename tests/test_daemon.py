@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -592,6 +593,7 @@ class SpyPipeline:
 def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     from bridge.config import Config
     from bridge.daemon import Daemon as BridgeDaemon
+    from bridge.service import StructuredFields
 
     writes: list[bytes] = []
     events: list[str] = []
@@ -600,8 +602,16 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
                      event_port=sim.event_port, camera="/dev/video-test", format="mjpeg",
                      snapshot_dir=str(tmp_path / "s"), control_socket=str(tmp_path / "c.sock"),
                      wait=0, linger=0)
-        daemon = BridgeDaemon(cfg, output_factory=lambda c: SpyPipeline(writes, events))
+        fields: dict[str, Any] = {}
+        daemon = BridgeDaemon(cfg, output_factory=lambda c: SpyPipeline(writes, events),
+                              log_fields=fields)
         observed: dict[str, Any] = {}
+        records: list[logging.LogRecord] = []
+        capture = logging.Handler()
+        capture.emit = records.append  # type: ignore[method-assign]
+        capture.addFilter(StructuredFields(fields))
+        logging.getLogger("bridge").addHandler(capture)
+        logging.getLogger("bridge").setLevel(logging.INFO)
 
         def script() -> None:
             try:
@@ -623,8 +633,14 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGUSR1, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            logging.getLogger("bridge").removeHandler(capture)
             t.join(DEADLINE_S)
         frames = set(sim.frames)
+    # Journal fields describe the state the message is about.
+    streaming_logs = [r for r in records if r.getMessage().startswith("streaming from")]
+    assert streaming_logs
+    assert all(getattr(r, "BORESCOPE_STATE", None) == "streaming" for r in streaming_logs)
+    assert all(getattr(r, "BORESCOPE_DEVICE", None) == "127.0.0.1" for r in records)
     # "no signal" from the start until the first frame, then back, lost on the stall, back.
     assert events[:4] == ["lost", "back", "lost", "back"]
     shown = [w for w in writes if w in frames]
