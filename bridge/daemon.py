@@ -133,13 +133,14 @@ class Daemon:
                  self.config.camera, self.config.snapshot_dir)
         self.snapshots.start()
         self._check_snapshot_dir(self.config.snapshot_dir)
-        started: list[Callable[[], None]] = [self.snapshots.stop]
+        # Stopped in reverse order; the disk writers finish last so queued frames land.
+        started: list[Callable[[], None]] = [self.snapshots.stop, self._stop_recorder]
+        session_open = False
         try:
             if self.recorder is not None:
                 self.recorder.start()
-                started.append(self.recorder.stop)
             self.session.open()
-            started.append(lambda: self.session.close(send_stop=True))
+            session_open = True
             self.control.start()
             started.append(self.control.stop)
             self.output.start()
@@ -149,7 +150,9 @@ class Daemon:
             reason = self.session.run()
         finally:
             self.notifier.stopping()
-            # Reverse order: the stop packet goes out first, the disk writers finish last.
+            if session_open:
+                # First of all, so the device stops streaming even if something below hangs.
+                self.session.close(send_stop=True)
             for stop in reversed(started):
                 try:
                     stop()
@@ -158,6 +161,10 @@ class Daemon:
             self._fail_pending("the daemon is stopping")
         log.info("stopped (%s)", reason)
         return 0
+
+    def _stop_recorder(self) -> None:
+        if self.recorder is not None:  # the current one: a reload may have replaced it
+            self.recorder.stop()
 
     def _install_signals(self) -> None:
         self.session.install_wakeup_fd()
