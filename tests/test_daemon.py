@@ -194,6 +194,7 @@ def frames_of(sim: Simulator) -> set[bytes]:
 
 def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon]) -> None:
     with simulator() as sim:
+        sim.press_button(3)  # pressed before the bridge started: history, not snapshots
         d = run_daemon(sim, env={"WATCHDOG_USEC": "2000000"})
         d.wait_ready()
         d.wait_streaming()
