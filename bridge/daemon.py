@@ -200,7 +200,12 @@ class Daemon:
         if len(data) != self._last_size:
             self._last_size = len(data)
             self.resolution = self._dimensions(data) or self.resolution
-        self.output.submit(frame)
+        try:
+            self.output.submit(frame)
+        except Exception:  # a camera-side bug must not stop snapshots, recording, status
+            ok, _ = self._warn.allow("submit")
+            if ok:
+                log.exception("handing a frame to the camera pipeline failed")
         if self.recorder is not None:
             self.recorder.append(data)
         while self._requests:

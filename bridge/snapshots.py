@@ -193,6 +193,12 @@ class SnapshotWriter:
                 log.error("snapshot (%s) failed: %s", request.origin, self.last_error)
                 request.finish(SnapshotResult(error=self.last_error))
                 continue
+            except Exception as exc:  # a bug: answer the waiting client, keep the thread
+                self.failed += 1
+                self.last_error = f"internal error while saving: {exc}"
+                log.exception("snapshot (%s) failed", request.origin)
+                request.finish(SnapshotResult(error=self.last_error))
+                continue
             self.taken += 1
             self.last_path = path
             self.last_error = None
