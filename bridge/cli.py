@@ -128,7 +128,13 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
     from bridge import config as config_mod
+
+    # Until the daemon installs its handlers, a reload or snapshot signal must not kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
     overrides = _run_overrides(args)
     cfg = config_mod.load(args.config, overrides)
