@@ -282,3 +282,52 @@ def test_locked_format_is_reported(tmp_path: Path) -> None:
         finally:
             if reader.poll() is None:
                 reader.kill()
+
+
+def test_pipeline_to_real_camera(tmp_path: Path) -> None:
+    """The daemon's Pipeline with the default sink: --camera auto finds the device, decoded
+    frames reach readers in the right colours, and the "no signal" picture replaces them."""
+    from bridge.camera import no_signal_i420
+    from bridge.pipeline import Pipeline
+    from bridge.reassembly import Frame
+
+    bgr = np.empty((H, W, 3), np.uint8)
+    bgr[:, : W // 2] = LEFT_RGB[::-1]
+    bgr[:, W // 2:] = RIGHT_RGB[::-1]
+    data = simplejpeg.encode_jpeg(bgr, 95, "BGR", "422")
+    p = Pipeline(camera="auto", fmt="raw", fps_hint=30.0)
+    p.start()
+    stop = threading.Event()
+
+    def feed() -> None:
+        k = 0
+        while not stop.is_set():
+            p.submit(Frame(k & 0xFF, data, time.monotonic()))
+            k += 1
+            time.sleep(1 / 30)
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        ff = _run(["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", "-i", DEVICE,
+                   "-frames:v", "5", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y",
+                   str(tmp_path / "ff.rgb")])
+        assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
+        st = p.stats
+        assert st["camera"] == DEVICE and st["camera_error"] is None
+        stop.set()
+        t.join(5)
+        p.signal_lost()
+        raw = tmp_path / "ns.yuv"
+        ctl = _run(["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=2",
+                    f"--stream-to={raw}"])
+        assert ctl.returncode == 0, ctl.stderr.decode(errors="replace")
+    finally:
+        stop.set()
+        p.stop()
+    rgb = np.fromfile(tmp_path / "ff.rgb", np.uint8).reshape(-1, H, W, 3)
+    for frame in rgb:
+        assert np.allclose(frame[:, : W // 2 - 8].reshape(-1, 3).mean(axis=0), LEFT_RGB, atol=8)
+        assert np.allclose(frame[:, W // 2 + 8:].reshape(-1, 3).mean(axis=0), RIGHT_RGB, atol=8)
+    frames = np.fromfile(raw, np.uint8).reshape(-1, W * H * 3 // 2)
+    assert np.array_equal(frames[-1], no_signal_i420(W, H).reshape(-1))
