@@ -598,7 +598,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
 
     writes: list[bytes] = []
     events: list[str] = []
-    with simulator() as sim:
+    with simulator(foreign=0.1) as sim:
         cfg = Config(device_ip="127.0.0.1", stream_port=sim.stream_port,
                      event_port=sim.event_port, camera="/dev/video-test", format="mjpeg",
                      snapshot_dir=str(tmp_path / "s"), control_socket=str(tmp_path / "c.sock"),
@@ -646,6 +646,12 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     assert events[:4] == ["lost", "back", "lost", "back"]
     shown = [w for w in writes if w in frames]
     assert len(shown) >= 10
+    # Forged fragments from 127.0.0.2 never reach the camera: every picture is a sent frame
+    # or the "no signal" card.
+    from bridge.camera import no_signal_jpeg
+
+    assert set(writes) <= frames | {no_signal_jpeg(640, 480)}
+    assert observed["status"]["foreign_packets"] > 0
     status = observed["status"]
     assert status["camera"] == "/dev/video-test"
     assert status["frames_shown"] >= 10
