@@ -409,6 +409,7 @@ class Daemon:
             "snapshots_taken": self.snapshots.taken,
             "snapshots_failed": self.snapshots.failed,
             "snapshots_pending": len(self._requests),
+            "snapshots_refused": self.snapshot_refused,
             "last_snapshot": self.snapshots.last_path,
             "snapshot_error": self.snapshots.last_error,
             "snapshot_dir": self.snapshots.directory,
