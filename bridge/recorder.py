@@ -81,6 +81,8 @@ class Recorder:
             with contextlib.suppress(queue.Full):
                 self._queue.put(None, timeout=timeout)
             thread.join(timeout)
+            if thread.is_alive():
+                return  # still writing to a slow disk: leave the fd to it, the process ends
         self._thread = None
         self._close()
 
