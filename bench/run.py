@@ -79,12 +79,12 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     if "error" in r:
         return {"error": r["error"]}
     if r["variant"] == "decode":
-        return {"cpu_ms": r["cpu_ms"], "rss": r["peak_rss_mib"]}
+        return {"cpu_ms": r["cpu_ms"], "rss": r["peak_rss_mib"], "faults": r["faults"]}
     first = r["steps"][0]
     ok = [s["fps"] for s in r["steps"] if not s["lost"] and not s["skipped"]]
     return {"cpu_ms": first["cpu_ms"], "max_fps": max(ok) if ok else None,
             "p50": first["p50_ms"], "p99": first["p99_ms"], "rss": r["peak_rss_mib"],
-            "lost30": first["lost"] + first["skipped"],
+            "lost30": first["lost"] + first["skipped"], "faults": first["faults"],
             "ladder": " ".join(f"{s['fps']:g}:{s['lost'] + s['skipped']}" for s in r["steps"])}
 
 
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"borescope-bridge benchmark on {machine()}")
     print(f"steps (fps:frames): {steps}; first = measuring run, then the no-loss ladder")
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         frames = make_frames(Path(tmp), loop)
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             d, avg = frames[name]
             print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
             print(f"{'variant':40s} {'CPU ms/fr':>9s} {'max fps':>7s} {'p50 ms':>7s} "
-                  f"{'p99 ms':>7s} {'RSS MiB':>7s}  ladder fps:lost")
+                  f"{'p99 ms':>7s} {'RSS MiB':>7s} {'flt/fr':>6s}  ladder fps:lost+skipped")
             results[name] = {}
             for variant in VARIANTS:
                 r = run_variant(variant, d, steps, args.no_device)
@@ -118,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"{LABELS[variant]:40s} {fmt(s['cpu_ms']):>9s} "
                       f"{fmt(s.get('max_fps'), '.0f'):>7s} {fmt(s.get('p50')):>7s} "
-                      f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s}  {s.get('ladder', '')}")
+                      f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s} "
+                      f"{fmt(s['faults'], '.0f'):>6s}  {s.get('ladder', '')}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     report(results)
-    print(f"\n(total {time.monotonic() - started:.0f} s)")
+    load = os.getloadavg()
+    print(f"\n(total {time.monotonic() - started:.0f} s; load average at the end "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs: other work on "
+          "the machine inflates CPU times, latency tails and loss)")
     return 0
 
 

@@ -201,9 +201,10 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
     stop = threading.Event()
     ready = threading.Event()
     result: dict[str, Any] = {"variant": variant, "sink": sink_name}
+    receive: Callable[[], object]
     if variant == "naive":
-        thread = threading.Thread(target=naive_receiver, args=(
-            ports["stream_port"], counter, factory, stop, ready), daemon=True)
+        def receive() -> None:
+            naive_receiver(ports["stream_port"], counter, factory, stop, ready)
     else:
         if variant in ("raw", "mjpeg"):
             pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
@@ -225,18 +226,15 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
         rb = session.receive_buffer
         result["rcvbuf"] = {"requested": rb.requested, "effective": rb.effective,
                             "capped": rb.capped, "rmem_max": rb.rmem_max}
-        thread = threading.Thread(target=session.run, daemon=True)
+        receive = session.run
         ready.set()
-    thread.start()
-    ready.wait(10)
-    if sender.stdout.readline().strip() != "ready":
-        raise BridgeError("the benchmark sender did not start")
 
     def run_step(fps: float, n: int) -> dict[str, Any]:
         counter.latencies.clear()
         if pipeline is not None:
             pipeline.reset_latency()
         f0, c0 = counter.frames, time.process_time()
+        m0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         sk0 = pipeline.skipped if pipeline else 0
         sh0 = pipeline.shown if pipeline else 0
         sender.stdin.write(f"run {fps} {n}\n")  # type: ignore[union-attr]
@@ -246,7 +244,9 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
         cpu = time.process_time() - c0
         got = counter.frames - f0
         step: dict[str, Any] = {"fps": fps, "sent": n, "received": got, "lost": n - got,
-                                "cpu_ms": 1000 * cpu / max(got, 1)}
+                                "cpu_ms": 1000 * cpu / max(got, 1),
+                                "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                                           - m0) / max(got, 1)}
         if pipeline is not None:
             st = pipeline.stats
             step["skipped"] = pipeline.skipped - sk0
@@ -261,22 +261,41 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
             step["p99_ms"] = None if p99 is None else 1000 * p99
         return step
 
-    run_step(30.0, 15)  # warm-up: first open of the sink, allocations, caches
-    result["steps"] = []
-    for k, (fps, n) in enumerate(steps):
-        step = run_step(fps, n)
-        result["steps"].append(step)
-        if k > 0 and (step["lost"] or step["skipped"]):
-            break  # the ladder stops at the first rate with loss
-    sender.stdin.write("quit\n")
-    sender.stdin.flush()
+    errors: list[BaseException] = []
+
+    def control() -> None:
+        """Drives the sender run by run while the receive loop owns the main thread."""
+        try:
+            ready.wait(10)
+            if sender.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+                raise BridgeError("the benchmark sender did not start")
+            run_step(30.0, 15)  # warm-up: first open of the sink, allocations, caches
+            result["steps"] = []
+            for k, (fps, n) in enumerate(steps):
+                step = run_step(fps, n)
+                result["steps"].append(step)
+                if k > 0 and (step["lost"] or step["skipped"]):
+                    break  # the ladder stops at the first rate with loss
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            sender.stdin.write("quit\n")  # type: ignore[union-attr]
+            sender.stdin.flush()  # type: ignore[union-attr]
+            stop.set()
+            if session is not None:
+                session.request_stop()
+
+    controller = threading.Thread(target=control, name="bench-control", daemon=True)
+    controller.start()
+    # The receive loop runs in the main thread, as in the daemon and in a naive script (it
+    # matters: glibc's main arena gives cv2.imdecode's buffers back and faults them in again).
+    receive()
+    controller.join(30)
     sender.wait(10)
-    stop.set()
-    if session is not None:
-        session.request_stop()
-    thread.join(5)
     if pipeline is not None:
         pipeline.stop()
+    if errors:
+        raise errors[0]
     result["peak_rss_mib"] = peak_rss_mib()
     return result
 
@@ -287,10 +306,13 @@ def run_decode_only(frames_dir: Path, count: int) -> dict[str, Any]:
     for j in jpegs:
         floor.decode(j)
     c0 = time.process_time()
+    m0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for k in range(count):
         floor.decode(jpegs[k % len(jpegs)])
     cpu = time.process_time() - c0
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - m0) / count
     return {"variant": "decode", "floor_decoder": floor.name, "cpu_ms": 1000 * cpu / count,
+            "faults": faults,
             "peak_rss_mib": peak_rss_mib()}
 
 
