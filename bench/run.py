@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
-    any_raw = next((r for res in results.values() for r in [res.get("raw", {})]
+    any_raw: dict[str, Any] = next((r for res in results.values() for r in [res.get("raw", {})]
                     if "sink" in r), {})
     print(f"\nsink: {any_raw.get('sink', '?')}")
     rb = any_raw.get("rcvbuf")
@@ -184,8 +184,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
                   f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped")
     p99 = s.get("720p", {}).get("raw", {}).get("p99")
     check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")
-    rss = [x.get("rss") for res in s.values() for v, x in res.items() if v in ("raw", "mjpeg")]
-    rss = [x for x in rss if x]
+    rss: list[float] = [x["rss"] for res in s.values() for v, x in res.items()
+                        if v in ("raw", "mjpeg") and x.get("rss")]
     check(None if not rss else max(rss) <= 120,
           f"pipeline process peak RSS <= 120 MiB: {fmt(max(rss) if rss else None, '.0f')} MiB "
           "(bench receiver process; the daemon adds snapshots/control)")

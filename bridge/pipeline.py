@@ -238,6 +238,7 @@ class Pipeline:
         if not self._ensure_sink(out_size):
             self.not_shown += 1
             return
+        picture: Any
         if self._decoder is not None:
             try:
                 picture = self._decoder.decode(data)
