@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
-VARIANTS = ["raw", "mjpeg", "naive", "floor", "decode"]
+VARIANTS = ["raw", "mjpeg", "naive", "floor", "decode", "recv"]
 LABELS = {
     "raw": "pipeline raw (YUV decode -> I420)",
     "mjpeg": "pipeline mjpeg (no decode)",
     "naive": "naive (recvfrom, imdecode, BGR->I420)",
     "floor": "floor: receive + decode-to-YUV",
     "decode": "floor: decode-to-YUV alone",
+    "recv": "receive alone (Session + Reassembler)",
 }
 
 

@@ -9,6 +9,7 @@ Variants:
            pyvirtualcam fmt=BGR does, write, all inline in the receive loop
   floor    receive as in raw, then only libjpeg-turbo decode-to-YUV (no range fix, no 4:2:0, no
            write), inline: what any decoding bridge must at least pay
+  recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
 CPU is this process's CPU time (all threads) divided by frames received.
 """
@@ -202,14 +203,18 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
     ready = threading.Event()
     result: dict[str, Any] = {"variant": variant, "sink": sink_name}
     receive: Callable[[], object]
+    on_frame: Callable[[Frame], None]
     if variant == "naive":
         def receive() -> None:
             naive_receiver(ports["stream_port"], counter, factory, stop, ready)
     else:
-        if variant in ("raw", "mjpeg"):
+        if variant == "recv":
+            def on_frame(frame: Frame) -> None:
+                counter.latencies.append(time.monotonic() - frame.completed_at)
+        elif variant in ("raw", "mjpeg"):
             pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
             pipeline.start()
-            on_frame: Callable[[Frame], None] = pipeline.submit
+            on_frame = pipeline.submit
         else:
             floor = FloorDecoder()
             result["floor_decoder"] = floor.name
@@ -319,7 +324,7 @@ def run_decode_only(frames_dir: Path, count: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", required=True,
-                    choices=["raw", "mjpeg", "naive", "floor", "decode"])
+                    choices=["raw", "mjpeg", "naive", "floor", "recv", "decode"])
     ap.add_argument("--frames-dir", required=True, type=Path)
     ap.add_argument("--steps", default="30:90,60:60,90:60,120:60",
                     help="FPS:FRAMES,...; the first is the measuring run, the rest the ladder")
