@@ -158,7 +158,10 @@ install: install-check-module
 	@if [ -z '$(DESTDIR)' ]; then \
 	  command -v systemd-sysusers >/dev/null && systemd-sysusers '$(SYSUSERSDIR)/borescope-bridge.conf' || true; \
 	  command -v udevadm >/dev/null && udevadm control --reload || true; \
-	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
+	  if [ -d /run/systemd/system ]; then \
+	    systemctl daemon-reload || true; \
+	    systemctl try-restart borescope-bridge.service || true; \
+	  fi; \
 	  command -v sysctl >/dev/null && sysctl -q -p '$(SYSCTLDIR)/60-borescope-bridge.conf' || true; \
 	  echo "Installed. Plug the borescope in, or: sudo systemctl start borescope-bridge"; \
 	  echo "Snapshots: /var/lib/borescope-bridge/snapshots (join the group: sudo usermod -aG borescope-bridge \$$USER)"; \

@@ -48,6 +48,7 @@ UDEV_RULE_DIRS = (
     "lib/udev/rules.d",
 )
 SERVICE = "borescope-bridge"
+SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
 PROBE_TIMEOUT_S = 0.5
 SIOCGIFADDR = 0x8915
 
@@ -502,6 +503,23 @@ def check_config(ctx: Context) -> list[Finding]:
     return [Finding("config", OK, "/etc/borescope-bridge/config.toml is valid")]
 
 
+def check_snapshots(ctx: Context) -> list[Finding]:
+    """Whether this user can read the service's snapshots (the borescope-bridge group)."""
+    path = ctx.path(SNAPSHOT_DIR)
+    if not path.is_dir():
+        return []
+    if os.access(path, os.R_OK | os.X_OK):
+        return [Finding("snapshots", OK, f"{SNAPSHOT_DIR} is readable by this user")]
+    return [
+        Finding(
+            "snapshots",
+            WARN,
+            f"{SNAPSHOT_DIR} is not readable by this user",
+            f"sudo usermod -aG {SERVICE} $USER, then log in again",
+        )
+    ]
+
+
 CHECKS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_module,
     check_camera,
@@ -512,6 +530,7 @@ CHECKS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_service,
     check_udev_rule,
     check_config,
+    check_snapshots,
 )
 
 

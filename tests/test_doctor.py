@@ -399,3 +399,19 @@ def test_probe_device_silence_is_false() -> None:
         assert doctor.probe_device("127.0.0.1", sock.getsockname()[1], 0.2) is False
     finally:
         sock.close()
+
+
+def test_snapshot_folder_access(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree.healthy()
+    assert "snapshots" not in tree.findings()
+    snaps = tree.root / "var/lib/borescope-bridge/snapshots"
+    snaps.mkdir(parents=True)
+    assert _status(tree.findings(), "snapshots") == OK
+    # As a user outside the group (root passes every access check, so pretend).
+    real_access = os.access
+    monkeypatch.setattr(
+        doctor.os, "access", lambda p, mode: False if Path(p) == snaps else real_access(p, mode)
+    )
+    f = tree.findings()["snapshots"][0]
+    assert f.status == WARN
+    assert "usermod -aG borescope-bridge" in f.fix
