@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2317  # helpers are called through wait_for
 # In-guest, systemd as PID 1 and a QEMU USB NIC (run --systemd --usb-net):
 # `make install` as a user would run it, then udev and the service as installed.
 # QEMU cannot emulate the borescope's RTL8152, so a test copy of our udev rule
@@ -14,6 +15,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 trap stop_all EXIT
 
 SPORT=18030 EPORT=15000 SIZE=640x480 WAIT=6
+DROPIN=/etc/systemd/system/borescope-bridge.service.d/e2e-wait.conf
 UNIT=borescope-bridge.service
 RULE=/etc/udev/rules.d/90-borescope-bridge.rules
 CONF=/etc/borescope-bridge/config.toml
@@ -35,19 +37,23 @@ start_sim() {
   bg simulator "${BB[@]}" simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT --resolution $SIZE
   SIM=$BG
 }
+sim_ready() { grep -q 'simulated borescope listening' "$LOGS/simulator.log"; }
 read_frames() {  # file count: frames from the service's camera, as rgb24
   timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
     -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/system-ffmpeg.log"
 }
 
+# The simulator encodes its loop first (~40 s under TCG): meanwhile, make install.
+start_sim
+
 # ---- make install, as README says (pip from the host-built wheelhouse: no network here)
 mkdir -p /etc/borescope-bridge
 cat > "$CONF" <<TOML
-# e2e: the simulator on loopback; exit soon when nobody answers; never linger out
+# e2e: the simulator on loopback; never linger out
 device_ip = "127.0.0.1"
 stream_port = $SPORT
 event_port = $EPORT
-wait = $WAIT
+wait = 300
 linger = 0
 TOML
 cp "$CONF" /tmp/config.ours
@@ -82,7 +88,7 @@ else
   DEV=/dev/video42
 fi
 
-start_sim
+wait_for 120 sim_ready || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
 
 # ---- the test copy of our rule: only the device-match line changes
 cp "$RULE" /tmp/real.rules
@@ -163,22 +169,26 @@ else
   bad "systemctl stop sends the stop packet and exits 0" "simulator saw: $(grep -c 'sent stop' "$LOGS/simulator.log") stop lines; ExecMainStatus=$(prop ExecMainStatus) Result=$(prop Result)"
 fi
 
-# ---- no borescope answering: exit 0 after --wait, no restart
-stop_pid "$SIM" 5 >/dev/null
+# ---- no borescope answering: exit 0 after --wait, no restart. A unit drop-in
+# gives it a short --wait (a flag, so it also shows flags beat config.toml).
+stop_pid "$SIM" 5
+mkdir -p "${DROPIN%/*}"
+printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/borescope-bridge run --wait %s\n' "$WAIT" > "$DROPIN"
+systemctl daemon-reload
 t=$SECONDS
 systemctl start $UNIT
 if wait_for $((WAIT + 60)) inactive; then
   took=$((SECONDS - t))
   sleep 6   # longer than RestartSec=3s: a restart would show now
   if inactive && [ "$(prop ExecMainStatus)" = 0 ] && [ "$(prop NRestarts)" = 0 ]; then
-    ok "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" \
+    ok "no borescope: the service exits 0 after --wait $WAIT and is not restarted" \
       "inactive after $took s, ExecMainStatus=0, NRestarts=0; $(journalctl -b -u $UNIT --no-pager -o cat | grep -i 'no borescope' | tail -n1)"
   else
-    bad "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" \
+    bad "no borescope: the service exits 0 after --wait $WAIT and is not restarted" \
       "state $(systemctl is-active $UNIT), ExecMainStatus=$(prop ExecMainStatus), NRestarts=$(prop NRestarts)"
   fi
 else
-  bad "no borescope: the service exits 0 after wait = $WAIT s and is not restarted" "still $(systemctl is-active $UNIT) after $((SECONDS - t)) s"
+  bad "no borescope: the service exits 0 after --wait $WAIT and is not restarted" "still $(systemctl is-active $UNIT) after $((SECONDS - t)) s"
 fi
 
 # ---- the real rule under udevadm test
@@ -202,7 +212,7 @@ udevadm control --reload
 if wants; then r_all=MATCHED; else r_all="no match"; fi
 umount "$(readlink -f $usbdev)/idVendor" "$(readlink -f $usbdev)/idProduct"
 if wants; then r_drv=MATCHED; else r_drv="no match"; fi
-rm -f "$fake"; udevadm control --reload
+rm -f "$fake" "$DROPIN"; udevadm control --reload
 fig="QEMU NIC ($(cat $usbdev/idVendor):$(cat $usbdev/idProduct), cdc_ether): $r_plain; with ids 0bda:8152 only: $r_ids; driver r8152 only: $r_drv; ids and driver r8152: $r_all"
 if [ "$r_plain" = "no match" ] && [ "$r_ids" = "no match" ] && [ "$r_drv" = "no match" ] && [ "$r_all" = MATCHED ]; then
   ok "the real udev rule under udevadm test (must not / must match)" "$fig"
