@@ -29,10 +29,11 @@ import numpy as np
 # rounds twice; measured errors for live frames are a few units, while the nearest wrong
 # picture ("no signal", or another resolution scaled) is off by tens.
 MAE_TOLERANCE = 8.0
-# The device must advertise the stream's rate; readers measure what TCG emulation lets the
-# guest deliver, so the measured rate only has to be in the same range.
+# The device must advertise the stream's rate. What a reader measures depends on how fast
+# the emulated guest runs (TCG, a shared host): that bound only catches a stalled or a
+# duplicating pipeline, it is no performance claim (the benchmark measures performance).
 ADVERTISED_FPS_TOLERANCE = 0.02  # relative
-MEASURED_FPS_RANGE = (0.5, 1.5)  # times the simulator's rate
+MEASURED_FPS_RANGE = (1 / 3, 1.5)  # times the simulator's rate
 # v4l2loopback 0.12.7's own v4l2-compliance failures (not ours); any other one fails the check.
 KNOWN_COMPLIANCE_FAILURES = {
     "v4l2-compliance.cpp(736): !ok": "unlimited opens: with exclusive_caps=1 the caps an "
@@ -248,7 +249,7 @@ def check_fps(t: Tally, name: str, sim: str, advertised: str, ffmpeg: str, measu
         ok_adv and ok_got,
         name,
         f"simulator {want:g} fps; device advertises {advertised} (VIDIOC_G_PARM), ffmpeg sees "
-        f"{ffmpeg}; v4l2-ctl measured {measured} (accepted {lo * want:g}-{hi * want:g})",
+        f"{ffmpeg}; a reader measured {measured} over 5 s (accepted {lo * want:g}-{hi * want:g})",
     )
 
 
