@@ -29,11 +29,14 @@ import numpy as np
 # rounds twice; measured errors for live frames are a few units, while the nearest wrong
 # picture ("no signal", or another resolution scaled) is off by tens.
 MAE_TOLERANCE = 8.0
-# The device must advertise the stream's rate. What a reader measures depends on how fast
-# the emulated guest runs (TCG, a shared host): that bound only catches a stalled or a
-# duplicating pipeline, it is no performance claim (the benchmark measures performance).
+# The device must advertise the stream's rate. How many frames the daemon writes per second
+# depends on how fast the emulated guest decodes (TCG on a shared host), so the measured
+# rate is checked against what the daemon itself reports having written in the same window
+# (a reader must get each written frame once: none lost, none repeated) and may not exceed
+# the stream's rate; it is no performance claim (the benchmark measures performance).
 ADVERTISED_FPS_TOLERANCE = 0.02  # relative
-MEASURED_FPS_RANGE = (1 / 3, 1.5)  # times the simulator's rate
+READER_VS_WRITTEN = (0.7, 1.3)  # reader rate / daemon's written rate (two ~6 s windows)
+MAX_OVER_STREAM = 1.1  # reader rate / simulator rate
 # v4l2loopback 0.12.7's own v4l2-compliance failures (not ours); any other one fails the check.
 KNOWN_COMPLIANCE_FAILURES = {
     "v4l2-compliance.cpp(736): !ok": "unlimited opens: with exclusive_caps=1 the caps an "
@@ -220,36 +223,62 @@ def check_unplug(
 
 
 def check_mjpeg(t: Tally, name: str, directory: str) -> None:
-    sent = {hashlib.sha256(j).hexdigest() for s in SIM_SIZES for j in simulator_loop(*s)}
+    """Each captured buffer is a JPEG the simulator sent, byte for byte.
+
+    A buffer may carry stale bytes after the JPEG's end: v4l2loopback 0.12.7 then reported
+    the whole buffer as used (seen on GStreamer's first buffer). The JPEG itself must still
+    be identical; such buffers are counted and named in the figures.
+    """
+    loop = [j for s in SIM_SIZES for j in simulator_loop(*s)]
+    sent = {hashlib.sha256(j).hexdigest() for j in loop}
     files = sorted(Path(directory).glob("*.jpg"))
-    same = sum(hashlib.sha256(f.read_bytes()).hexdigest() in sent for f in files)
+    same = padded = 0
+    for f in files:
+        data = f.read_bytes()
+        if hashlib.sha256(data).hexdigest() in sent:
+            same += 1
+        elif any(data.startswith(j) for j in loop):
+            padded += 1
     t.report(
-        bool(files) and same == len(files),
+        bool(files) and same + padded == len(files),
         name,
-        f"{same} of {len(files)} frames byte-identical to a frame the simulator sent",
+        f"{same} of {len(files)} frames byte-identical to a frame the simulator sent"
+        + (
+            f", {padded} identical but followed by stale bytes up to the buffer size"
+            if padded
+            else ""
+        ),
     )
 
 
-def check_fps(t: Tally, name: str, sim: str, advertised: str, ffmpeg: str, measured: str) -> None:
-    want = float(sim)
-
+def check_fps(
+    t: Tally, name: str, sim: str, advertised: str, ffmpeg: str, reader: str, written: str
+) -> None:
     def num(s: str) -> float | None:
         try:
             return float(s)
         except ValueError:
             return None
 
-    adv, ff, got = num(advertised), num(ffmpeg), num(measured)
+    want = float(sim)
+    adv, ff, got, wrote = num(advertised), num(ffmpeg), num(reader), num(written)
     ok_adv = all(
         x is not None and abs(x - want) <= want * ADVERTISED_FPS_TOLERANCE for x in (adv, ff)
     )
-    lo, hi = MEASURED_FPS_RANGE
-    ok_got = got is not None and lo * want <= got <= hi * want
+    lo, hi = READER_VS_WRITTEN
+    ok_got = (
+        got is not None
+        and wrote is not None
+        and wrote > 0
+        and lo * wrote <= got <= hi * wrote
+        and got <= MAX_OVER_STREAM * want
+    )
     t.report(
         ok_adv and ok_got,
         name,
         f"simulator {want:g} fps; device advertises {advertised} (VIDIOC_G_PARM), ffmpeg sees "
-        f"{ffmpeg}; a reader measured {measured} over 5 s (accepted {lo * want:g}-{hi * want:g})",
+        f"{ffmpeg}; a reader measured {reader} fps while the daemon wrote {written} fps "
+        f"(accepted: {lo:g}-{hi:g}x what was written, at most {MAX_OVER_STREAM:g}x the stream)",
     )
 
 

@@ -112,19 +112,26 @@ else
   bad "v4l2-ctl --stream-mmap reads the simulator's picture" "v4l2-ctl rc=$rc: $(tail -n2 "$LOGS/v4l2ctl.log" | tr '\n' ' ')"
 fi
 
-# measured rate: frames a reader gets over 5 s in steady state (v4l2-ctl prints one
-# '<' per frame; its own fps figure includes a catch-up burst when it starts)
+# measured rate: how many frames a reader gets, against how many the daemon wrote
+# (its control socket's frames_shown) over the same ~6 s in steady state. v4l2-ctl
+# prints one '<' per frame; its own fps figure includes a catch-up burst at start.
 v4l2-ctl -d "$DEV" --stream-mmap --stream-count=100000 2>"$LOGS/rate.log" &
 rate_pid=$!
-count_frames() { tr -cd '<' < "$LOGS/rate.log" | wc -c; }
+sample() {  # -> reader frame count, daemon frames_shown, time; sampled together
+  local t0 shown
+  t0=$(date +%s.%N)
+  shown=$(ctl_status /run/bb.sock | json_get frames_shown)
+  echo "$(tr -cd '<' < "$LOGS/rate.log" | wc -c) $shown $(date +%s.%N) $t0"
+}
 sleep 2
-c1=$(count_frames) t1=$(date +%s.%N)
-sleep 5
-c2=$(count_frames) t2=$(date +%s.%N)
+read -r c1 s1 t1 u1 < <(sample)
+sleep 6
+read -r c2 s2 t2 u2 < <(sample)
 kill "$rate_pid" 2>/dev/null; wait "$rate_pid" 2>/dev/null
-measured=$(awk -v n=$((c2 - c1)) -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", n / (b - a) }')
-echo "FPS measured=$measured ($((c2 - c1)) frames in 5 s)" >> "$OUT/figures"
-directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" "${measured:-none}"
+rates=$(awk -v c="$((c2 - c1))" -v s="$((s2 - s1))" -v a="$t1" -v b="$t2" -v x="$u1" -v y="$u2" \
+  'BEGIN { printf "%.1f %.1f", c / (b - a), s / (y - x) }')
+echo "FPS reader/daemon-shown=$rates ($((c2 - c1)) and $((s2 - s1)) frames)" >> "$OUT/figures"
+directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" $rates
 
 timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=30 ! videoconvert \
   ! "video/x-raw,format=RGB,width=${SIZE%x*},height=${SIZE#*x}" ! filesink location="$OUT/gst.rgb" \
