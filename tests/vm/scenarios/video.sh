@@ -131,7 +131,7 @@ kill "$rate_pid" 2>/dev/null; wait "$rate_pid" 2>/dev/null
 rates=$(awk -v c="$((c2 - c1))" -v s="$((s2 - s1))" -v a="$t1" -v b="$t2" -v x="$u1" -v y="$u2" \
   'BEGIN { printf "%.1f %.1f", c / (b - a), s / (y - x) }')
 echo "FPS reader/daemon-shown=$rates ($((c2 - c1)) and $((s2 - s1)) frames)" >> "$OUT/figures"
-directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" $rates
+directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" "$rates"
 
 timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=30 ! videoconvert \
   ! "video/x-raw,format=RGB,width=${SIZE%x*},height=${SIZE#*x}" ! filesink location="$OUT/gst.rgb" \
