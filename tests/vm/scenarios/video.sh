@@ -93,7 +93,7 @@ FB=$(fmt_bytes "$FMT" "$SIZE")
 
 # advertised rate: what the device says (VIDIOC_G_PARM) and what ffmpeg sees
 adv=$(dev_fps "$DEV")
-timeout 60 ffmpeg -nostdin -hide_banner -f v4l2 -i "$DEV" -frames:v 30 -f rawvideo -pix_fmt rgb24 \
+timeout 60 ffmpeg -nostdin -hide_banner -f v4l2 -i "$DEV" -frames:v 10 -f rawvideo -pix_fmt rgb24 \
   -y "$OUT/ffmpeg.rgb" 2>"$LOGS/ffmpeg-read.log"
 rc=$?
 ff_fps=$(sed -n 's/.*Video: .*, \([0-9.]*\) fps,.*/\1/p' "$LOGS/ffmpeg-read.log" | head -n1)
@@ -133,7 +133,7 @@ rates=$(awk -v c="$((c2 - c1))" -v s="$((s2 - s1))" -v a="$t1" -v b="$t2" -v x="
 echo "FPS reader/daemon-shown=$rates ($((c2 - c1)) and $((s2 - s1)) frames)" >> "$OUT/figures"
 directive FPS "frame rate advertised and measured" "$FPS" "${adv:-none}" "${ff_fps:-none}" "$rates"
 
-timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=30 ! videoconvert \
+timeout 60 gst-launch-1.0 -q v4l2src device="$DEV" num-buffers=10 ! videoconvert \
   ! "video/x-raw,format=RGB,width=${SIZE%x*},height=${SIZE#*x}" ! filesink location="$OUT/gst.rgb" \
   >"$LOGS/gst.log" 2>&1
 rc=$?
