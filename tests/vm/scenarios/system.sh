@@ -58,7 +58,8 @@ linger = 0
 TOML
 cp "$CONF" /tmp/config.ours
 t=$SECONDS
-if ( cd "$REPO" && PIP_NO_INDEX=1 PIP_FIND_LINKS="$VM_STATE_DIR/wheels" make install ) > "$LOGS/make-install.log" 2>&1; then
+if make -C "$REPO" install PIP_INSTALL_ARGS="--no-index --find-links $VM_STATE_DIR/wheels" \
+     > "$LOGS/make-install.log" 2>&1; then
   missing=()
   for f in /usr/local/bin/borescope-bridge /etc/systemd/system/$UNIT $RULE \
            /etc/modprobe.d/borescope-bridge.conf /etc/modules-load.d/borescope-bridge.conf; do
