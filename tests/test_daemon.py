@@ -23,24 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import DEADLINE_S, wait_for
 
 from bridge.control import request
 from bridge.simulator import Simulator, SimulatorConfig
 
 REPO = Path(__file__).resolve().parent.parent
-DEADLINE_S = 20.0  # generous: the machine is small and shared
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE_S, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 @contextlib.contextmanager

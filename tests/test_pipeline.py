@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import simplejpeg
+from waiting import wait_for
 
 from bridge.camera import no_signal_i420, no_signal_jpeg
 from bridge.decode import Decoder
@@ -78,12 +79,6 @@ class Sinks:
         return [f for s in self.made for f in s.frames]
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.005)
 
 
 @pytest.fixture

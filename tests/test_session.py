@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import DEADLINE_S, wait_for
 
 from bridge import session as session_mod
 from bridge.buttons import ButtonTracker
@@ -33,19 +34,6 @@ from bridge.protocol import (
 )
 from bridge.reassembly import Reassembler
 from bridge.session import Session
-
-DEADLINE_S = 15.0
-
-
-def wait_for(predicate: Any, timeout: float = DEADLINE_S, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def jpeg(n: int, size: int = 5000) -> bytes:
