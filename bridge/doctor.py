@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bridge.errors import BridgeError
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 DEVICE_IP = "192.168.10.123"
 EVENT_PORT = 50000
@@ -549,10 +551,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `borescope-bridge doctor`."""
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument(
-        "--device-ip", default=DEVICE_IP, help=f"the borescope's address (default {DEVICE_IP})"
+        "--device-ip",
+        help=f"the borescope's address (default: device_ip from the config file, else {DEVICE_IP})",
     )
     parser.add_argument(
-        "--event-port", type=int, default=EVENT_PORT, help=f"its event port (default {EVENT_PORT})"
+        "--event-port",
+        type=int,
+        help=f"its event port (default: event_port from the config file, else {EVENT_PORT})",
     )
     parser.add_argument(
         "--no-probe",
@@ -580,12 +585,26 @@ def format_text(findings: Sequence[Finding]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _configured(root: Path) -> dict[str, object]:
+    """The device address and port the service would use: the config file's, where valid."""
+    from bridge import config
+
+    path = root / "etc/borescope-bridge/config.toml"
+    try:
+        return config.read_config_file(str(path)) if path.is_file() else {}
+    except BridgeError:
+        return {}  # check_config reports the broken file
+
+
 def main(args: argparse.Namespace) -> int:
     """Run every check, print the report; 0 when nothing FAILs."""
+    root = Path(getattr(args, "root", "/") or "/")
+    configured = _configured(root)
     ctx = Context(
-        root=Path(getattr(args, "root", "/") or "/"),
-        device_ip=getattr(args, "device_ip", DEVICE_IP) or DEVICE_IP,
-        event_port=getattr(args, "event_port", EVENT_PORT) or EVENT_PORT,
+        root=root,
+        device_ip=getattr(args, "device_ip", None) or str(configured.get("device_ip", DEVICE_IP)),
+        event_port=getattr(args, "event_port", None)
+        or int(str(configured.get("event_port", EVENT_PORT))),
         probe=not getattr(args, "no_probe", False),
     )
     findings = run_checks(ctx)

@@ -415,3 +415,21 @@ def test_snapshot_folder_access(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> 
     f = tree.findings()["snapshots"][0]
     assert f.status == WARN
     assert "usermod -aG borescope-bridge" in f.fix
+
+
+def test_main_takes_the_device_address_from_the_config_unless_a_flag_says(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A service pointed elsewhere by config.toml is diagnosed at that address, not the default."""
+    tree.healthy()
+    _write(tree.root / "etc/borescope-bridge/config.toml", 'device_ip = "192.168.20.123"\n')
+    parser = argparse.ArgumentParser()
+    doctor.add_arguments(parser)
+
+    def interface_message(argv: list[str]) -> str:
+        doctor.main(parser.parse_args(["--root", str(tree.root), "--json", "--no-probe", *argv]))
+        report = json.loads(capsys.readouterr().out)
+        return next(f["message"] for f in report["findings"] if f["check"] == "interface")
+
+    assert "192.168.20.0/24" in interface_message([])
+    assert "192.168.30.0/24" in interface_message(["--device-ip", "192.168.30.1"])
