@@ -230,6 +230,20 @@ def test_reopen_after_write_only_producer(tmp_path: Path) -> None:
     assert _announces_output()
 
 
+def test_reattach_after_real_pyvirtualcam(tmp_path: Path) -> None:
+    """pyvirtualcam issue 61 / v4l2loopback issue 442, with the real library: after a
+    pyvirtualcam producer has used and closed the device, our writer still gets a camera."""
+    pyvirtualcam = pytest.importorskip("pyvirtualcam")
+    assert DEVICE is not None
+    with pyvirtualcam.Camera(W, H, 30, fmt=pyvirtualcam.PixelFormat.I420, device=DEVICE) as cam:
+        for _ in range(3):
+            cam.send(_pattern_i420())
+    pattern = _pattern_i420()
+    with V4L2Writer(DEVICE, W, H, "raw") as w, Feeder(w, [pattern]) as feeder:
+        assert _one_capture(tmp_path) == 3 * pattern.size
+    assert feeder.error is None
+
+
 def test_reopen_while_a_reader_stays(tmp_path: Path) -> None:
     """Daemon restart while an app keeps the camera open: the app gets the new frames."""
     assert DEVICE is not None
