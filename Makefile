@@ -109,6 +109,7 @@ e2e: venv
 
 lint: venv
 	$(PY) -m ruff check bridge tests $(wildcard bench)
+	$(PY) -m ruff format --check bridge tests $(wildcard bench)
 	@tmp=$$(mktemp -d); \
 	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' systemd/borescope-bridge.service > $$tmp/borescope-bridge.service; \
 	out=$$(systemd-analyze verify $$tmp/borescope-bridge.service 2>&1); rc=$$?; rm -rf $$tmp; \

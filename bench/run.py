@@ -42,8 +42,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
@@ -61,8 +63,17 @@ def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
 
 
 def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.worker", "--variant", variant,
-           "--frames-dir", str(frames_dir), "--steps", steps]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        "--variant",
+        variant,
+        "--frames-dir",
+        str(frames_dir),
+        "--steps",
+        steps,
+    ]
     if no_device:
         cmd.append("--no-device")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -86,27 +97,40 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     repeat = r.get("repeat")
     if repeat and (repeat["lost"] or repeat["skipped"]) and repeat["fps"] in ok:
         ok.remove(repeat["fps"])
-    return {"cpu_ms": first["cpu_ms"], "max_fps": max(ok) if ok else None,
-            "p50": first["p50_ms"], "p99": first["p99_ms"], "rss": r["peak_rss_mib"],
-            "lost30": first["lost"] + first["skipped"], "faults": first["faults"],
-            "ladder": " ".join(f"{s['fps']:g}:{s['lost'] + s['skipped']}" for s in r["steps"])}
+    return {
+        "cpu_ms": first["cpu_ms"],
+        "max_fps": max(ok) if ok else None,
+        "p50": first["p50_ms"],
+        "p99": first["p99_ms"],
+        "rss": r["peak_rss_mib"],
+        "lost30": first["lost"] + first["skipped"],
+        "faults": first["faults"],
+        "ladder": " ".join(f"{s['fps']:g}:{s['lost'] + s['skipped']}" for s in r["steps"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer frames, shorter ladder (~1 min)")
-    ap.add_argument("--no-device", action="store_true",
-                    help="use the byte-copying stand-in even where a v4l2loopback device exists")
+    ap.add_argument(
+        "--no-device",
+        action="store_true",
+        help="use the byte-copying stand-in even where a v4l2loopback device exists",
+    )
     ap.add_argument("--json", type=Path, help="also write all raw results to this file")
     args = ap.parse_args(argv)
     steps = "30:45,60:45,120:45" if args.quick else "30:120,60:90,90:90,120:90"
     loop = 4 if args.quick else 8
     started = time.monotonic()
     print(f"borescope-bridge benchmark on {machine()}")
-    print(f"steps (fps:frames): {steps}; the first is the measuring run (done before and after "
-          "the ladder; the cheaper of the two is shown), then the no-loss ladder")
-    print("CPU = receiver process CPU time (all threads) per frame; latency = last fragment in "
-          "-> written to the sink")
+    print(
+        f"steps (fps:frames): {steps}; the first is the measuring run (done before and after "
+        "the ladder; the cheaper of the two is shown), then the no-loss ladder"
+    )
+    print(
+        "CPU = receiver process CPU time (all threads) per frame; latency = last fragment in "
+        "-> written to the sink"
+    )
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -114,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, _w, _h in RESOLUTIONS:
             d, avg = frames[name]
             print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
-            print(f"{'variant':40s} {'CPU ms/fr':>9s} {'max fps':>7s} {'p50 ms':>7s} "
-                  f"{'p99 ms':>7s} {'RSS MiB':>7s} {'flt/fr':>6s}  ladder fps:lost+skipped")
+            print(
+                f"{'variant':40s} {'CPU ms/fr':>9s} {'max fps':>7s} {'p50 ms':>7s} "
+                f"{'p99 ms':>7s} {'RSS MiB':>7s} {'flt/fr':>6s}  ladder fps:lost+skipped"
+            )
             results[name] = {}
             for variant in VARIANTS:
                 r = run_variant(variant, d, steps, args.no_device)
@@ -124,31 +150,45 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in s:
                     print(f"{LABELS[variant]:40s} failed: {s['error']}")
                     continue
-                print(f"{LABELS[variant]:40s} {fmt(s['cpu_ms']):>9s} "
-                      f"{fmt(s.get('max_fps'), '.0f'):>7s} {fmt(s.get('p50')):>7s} "
-                      f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s} "
-                      f"{fmt(s['faults'], '.0f'):>6s}  {s.get('ladder', '')}")
+                print(
+                    f"{LABELS[variant]:40s} {fmt(s['cpu_ms']):>9s} "
+                    f"{fmt(s.get('max_fps'), '.0f'):>7s} {fmt(s.get('p50')):>7s} "
+                    f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s} "
+                    f"{fmt(s['faults'], '.0f'):>6s}  {s.get('ladder', '')}"
+                )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     report(results)
     load = os.getloadavg()
-    print(f"\n(total {time.monotonic() - started:.0f} s; load average at the end "
-          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs: other work on "
-          "the machine inflates CPU times, latency tails and loss)")
+    print(
+        f"\n(total {time.monotonic() - started:.0f} s; load average at the end "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs: other work on "
+        "the machine inflates CPU times, latency tails and loss)"
+    )
     return 0
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
-    any_raw: dict[str, Any] = next((r for res in results.values() for r in [res.get("raw", {})]
-                    if "sink" in r), {})
+    any_raw: dict[str, Any] = next(
+        (r for res in results.values() for r in [res.get("raw", {})] if "sink" in r), {}
+    )
     print(f"\nsink: {any_raw.get('sink', '?')}")
     rb = any_raw.get("rcvbuf")
     if rb:
-        print(f"SO_RCVBUF: requested {rb['requested']}, kernel granted {rb['effective']} "
-              f"(usable ~{rb['effective'] // 2}); net.core.rmem_max={rb['rmem_max']}; "
-              f"{'CAPPED by rmem_max' if rb['capped'] else 'not capped'}")
-    floor_name = next((r.get("floor_decoder") for res in results.values()
-                       for r in [res.get("floor", {})] if r.get("floor_decoder")), "?")
+        print(
+            f"SO_RCVBUF: requested {rb['requested']}, kernel granted {rb['effective']} "
+            f"(usable ~{rb['effective'] // 2}); net.core.rmem_max={rb['rmem_max']}; "
+            f"{'CAPPED by rmem_max' if rb['capped'] else 'not capped'}"
+        )
+    floor_name = next(
+        (
+            r.get("floor_decoder")
+            for res in results.values()
+            for r in [res.get("floor", {})]
+            if r.get("floor_decoder")
+        ),
+        "?",
+    )
     print(f"floor decoder: {floor_name}")
     s = {name: {v: summarize(r) for v, r in res.items()} for name, res in results.items()}
 
@@ -156,8 +196,11 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         return s.get(name, {}).get(v, {}).get("cpu_ms")
 
     print("\nratios (CPU per frame)       480p    720p   1080p")
-    for label, a, b in (("naive / raw", "naive", "raw"), ("raw / floor", "raw", "floor"),
-                        ("raw / mjpeg", "raw", "mjpeg")):
+    for label, a, b in (
+        ("naive / raw", "naive", "raw"),
+        ("raw / floor", "raw", "floor"),
+        ("raw / mjpeg", "raw", "mjpeg"),
+    ):
         vals = []
         for name, _w, _h in RESOLUTIONS:
             x, y = cpu(name, a), cpu(name, b)
@@ -172,30 +215,47 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     raw720, floor720, naive720 = cpu("720p", "raw"), cpu("720p", "floor"), cpu("720p", "naive")
     mj720 = cpu("720p", "mjpeg")
     raw1080 = cpu("1080p", "raw")
-    check(None if not (raw720 and floor720) else raw720 <= 1.25 * floor720,
-          f"raw 720p <= 1.25x floor: {fmt(raw720)} vs {fmt(floor720)} ms")
-    check(None if not (raw720 and naive720) else naive720 >= 2 * raw720,
-          f"raw 720p >= 2x cheaper than naive: {fmt(naive720)} / {fmt(raw720)} ms")
-    check(None if not raw1080 else raw1080 * 30 / 1000 < 0.25,
-          f"raw 1080p30 < 25% of one core: {fmt(raw1080 * 3 if raw1080 else None, '.1f')} %")
+    check(
+        None if not (raw720 and floor720) else raw720 <= 1.25 * floor720,
+        f"raw 720p <= 1.25x floor: {fmt(raw720)} vs {fmt(floor720)} ms",
+    )
+    check(
+        None if not (raw720 and naive720) else naive720 >= 2 * raw720,
+        f"raw 720p >= 2x cheaper than naive: {fmt(naive720)} / {fmt(raw720)} ms",
+    )
+    check(
+        None if not raw1080 else raw1080 * 30 / 1000 < 0.25,
+        f"raw 1080p30 < 25% of one core: {fmt(raw1080 * 3 if raw1080 else None, '.1f')} %",
+    )
     check(None if not mj720 else mj720 <= 0.6, f"mjpeg 720p <= 0.6 ms/frame: {fmt(mj720)} ms")
-    check(None if not (mj720 and raw720) else raw720 >= 5 * mj720,
-          f"mjpeg >= 5x cheaper than raw at 720p: {fmt(raw720)} / {fmt(mj720)} ms")
+    check(
+        None if not (mj720 and raw720) else raw720 >= 5 * mj720,
+        f"mjpeg >= 5x cheaper than raw at 720p: {fmt(raw720)} / {fmt(mj720)} ms",
+    )
     rb = any_raw.get("rcvbuf") or {}
     for v in ("raw", "mjpeg"):
         steps = results.get("1080p", {}).get(v, {}).get("steps", [])
         at60 = next((st for st in steps if st["fps"] == 60), None)
         ok = None if at60 is None else not (at60["lost"] or at60["skipped"])
         note = " (receive buffer capped: target does not apply)" if rb.get("capped") else ""
-        check(ok, f"{v} 1080p at 60 fps without loss{note}: "
-                  f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped")
+        check(
+            ok,
+            f"{v} 1080p at 60 fps without loss{note}: "
+            f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped",
+        )
     p99 = s.get("720p", {}).get("raw", {}).get("p99")
     check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")
-    rss: list[float] = [x["rss"] for res in s.values() for v, x in res.items()
-                        if v in ("raw", "mjpeg") and x.get("rss")]
-    check(None if not rss else max(rss) <= 120,
-          f"pipeline process peak RSS <= 120 MiB: {fmt(max(rss) if rss else None, '.0f')} MiB "
-          "(bench receiver process; the daemon adds snapshots/control)")
+    rss: list[float] = [
+        x["rss"]
+        for res in s.values()
+        for v, x in res.items()
+        if v in ("raw", "mjpeg") and x.get("rss")
+    ]
+    check(
+        None if not rss else max(rss) <= 120,
+        f"pipeline process peak RSS <= 120 MiB: {fmt(max(rss) if rss else None, '.0f')} MiB "
+        "(bench receiver process; the daemon adds snapshots/control)",
+    )
 
 
 if __name__ == "__main__":

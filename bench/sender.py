@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     stream.bind(("127.0.0.1", 0))
     event = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # absorbs the button polls
     event.bind(("127.0.0.1", 0))
-    print(json.dumps({"stream_port": stream.getsockname()[1],
-                      "event_port": event.getsockname()[1]}), flush=True)
+    print(
+        json.dumps({"stream_port": stream.getsockname()[1], "event_port": event.getsockname()[1]}),
+        flush=True,
+    )
     _, client = stream.recvfrom(65536)  # the first heartbeat tells us where to stream
     print("ready", flush=True)
     seq = 0

@@ -67,8 +67,10 @@ def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
         except CameraError:
             path = None
         if path:
+
             def real(_p: str, w: int, h: int, fmt: str, fps: float) -> V4L2Writer:
                 return V4L2Writer(path, w, h, fmt, fps)
+
             return real, f"v4l2loopback {path}"
     return CopySink, "stand-in (copies the bytes; no v4l2loopback device)"
 
@@ -113,6 +115,7 @@ class FloorDecoder:
     def decode(self, jpeg: bytes) -> None:
         if self.tj is None:
             import simplejpeg
+
             h, w, _, _ = simplejpeg.decode_jpeg_header(jpeg)
             if self.bgr is None or self.bgr.shape != (h, w, 3):
                 self.bgr = np.empty((h, w, 3), np.uint8)
@@ -121,13 +124,17 @@ class FloorDecoder:
         w, h, sub = self.tj.header(jpeg)
         ch = h // 2 if sub == TJSAMP_420 else h
         if self.planes is None or self.planes[0].shape != (h, w):
-            self.planes = (np.empty((h, w), np.uint8), np.empty((ch, w // 2), np.uint8),
-                           np.empty((ch, w // 2), np.uint8))
+            self.planes = (
+                np.empty((h, w), np.uint8),
+                np.empty((ch, w // 2), np.uint8),
+                np.empty((ch, w // 2), np.uint8),
+            )
         self.tj.decode_planes(jpeg, self.planes, w, h, 0)  # type: ignore[arg-type]
 
 
-def naive_receiver(stream_port: int, counter: Counter, sink: Any, stop: threading.Event,
-                   ready: threading.Event) -> None:
+def naive_receiver(
+    stream_port: int, counter: Counter, sink: Any, stop: threading.Event, ready: threading.Event
+) -> None:
     """The reference path: what a straightforward script does."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
@@ -188,11 +195,16 @@ def percentile(values: list[float], q: float) -> float | None:
     return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
-def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
-                use_device: bool) -> dict[str, Any]:
+def run_receive(
+    variant: str, frames_dir: Path, steps: list[tuple[float, int]], use_device: bool
+) -> dict[str, Any]:
     sender = subprocess.Popen(
         [sys.executable, "-m", "bench.sender", "--frames-dir", str(frames_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     assert sender.stdin is not None and sender.stdout is not None
     ports = json.loads(sender.stdout.readline())
     factory, sink_name = sink_factory(use_device)
@@ -205,10 +217,12 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
     receive: Callable[[], object]
     on_frame: Callable[[Frame], None]
     if variant == "naive":
+
         def receive() -> None:
             naive_receiver(ports["stream_port"], counter, factory, stop, ready)
     else:
         if variant == "recv":
+
             def on_frame(frame: Frame) -> None:
                 counter.latencies.append(time.monotonic() - frame.completed_at)
         elif variant in ("raw", "mjpeg"):
@@ -223,14 +237,25 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
                 floor.decode(frame.data)
                 counter.latencies.append(time.monotonic() - frame.completed_at)
 
-        session = Session(device_ip="127.0.0.1", stream_port=ports["stream_port"],
-                          event_port=ports["event_port"], reassembler=Reassembler(),
-                          tracker=ButtonTracker(), listener=Listener(on_frame, counter),
-                          wait_s=0, linger_s=0, rcvbuf_bytes=RCVBUF_BYTES)
+        session = Session(
+            device_ip="127.0.0.1",
+            stream_port=ports["stream_port"],
+            event_port=ports["event_port"],
+            reassembler=Reassembler(),
+            tracker=ButtonTracker(),
+            listener=Listener(on_frame, counter),
+            wait_s=0,
+            linger_s=0,
+            rcvbuf_bytes=RCVBUF_BYTES,
+        )
         session.open()
         rb = session.receive_buffer
-        result["rcvbuf"] = {"requested": rb.requested, "effective": rb.effective,
-                            "capped": rb.capped, "rmem_max": rb.rmem_max}
+        result["rcvbuf"] = {
+            "requested": rb.requested,
+            "effective": rb.effective,
+            "capped": rb.capped,
+            "rmem_max": rb.rmem_max,
+        }
         receive = session.run
         ready.set()
 
@@ -248,10 +273,14 @@ def run_receive(variant: str, frames_dir: Path, steps: list[tuple[float, int]],
         time.sleep(DRAIN_S)
         cpu = time.process_time() - c0
         got = counter.frames - f0
-        step: dict[str, Any] = {"fps": fps, "sent": n, "received": got, "lost": n - got,
-                                "cpu_ms": 1000 * cpu / max(got, 1),
-                                "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                                           - m0) / max(got, 1)}
+        step: dict[str, Any] = {
+            "fps": fps,
+            "sent": n,
+            "received": got,
+            "lost": n - got,
+            "cpu_ms": 1000 * cpu / max(got, 1),
+            "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - m0) / max(got, 1),
+        }
         if pipeline is not None:
             st = pipeline.stats
             step["skipped"] = pipeline.skipped - sk0
@@ -319,18 +348,26 @@ def run_decode_only(frames_dir: Path, count: int) -> dict[str, Any]:
         floor.decode(jpegs[k % len(jpegs)])
     cpu = time.process_time() - c0
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - m0) / count
-    return {"variant": "decode", "floor_decoder": floor.name, "cpu_ms": 1000 * cpu / count,
-            "faults": faults,
-            "peak_rss_mib": peak_rss_mib()}
+    return {
+        "variant": "decode",
+        "floor_decoder": floor.name,
+        "cpu_ms": 1000 * cpu / count,
+        "faults": faults,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", required=True,
-                    choices=["raw", "mjpeg", "naive", "floor", "recv", "decode"])
+    ap.add_argument(
+        "--variant", required=True, choices=["raw", "mjpeg", "naive", "floor", "recv", "decode"]
+    )
     ap.add_argument("--frames-dir", required=True, type=Path)
-    ap.add_argument("--steps", default="30:90,60:60,90:60,120:60",
-                    help="FPS:FRAMES,...; the first is the measuring run, the rest the ladder")
+    ap.add_argument(
+        "--steps",
+        default="30:90,60:60,90:60,120:60",
+        help="FPS:FRAMES,...; the first is the measuring run, the rest the ladder",
+    )
     ap.add_argument("--no-device", action="store_true", help="always use the stand-in sink")
     args = ap.parse_args(argv)
     steps = [(float(a), int(b)) for a, b in (s.split(":") for s in args.steps.split(","))]

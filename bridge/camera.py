@@ -51,8 +51,9 @@ def _read(path: str) -> str | None:
         return None
 
 
-def list_loopback_devices(sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROOT
-                          ) -> list[LoopbackDevice]:
+def list_loopback_devices(
+    sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROOT
+) -> list[LoopbackDevice]:
     """All v4l2loopback devices, lowest number first (identified through sysfs only)."""
     try:
         names = os.listdir(sysfs_root)
@@ -86,14 +87,20 @@ def _no_device_error(module_dir: str) -> CameraError:
     if os.path.isdir(module_dir):
         return CameraError(
             "the v4l2loopback module is loaded but has no device: reload it with "
-            f"`sudo modprobe -r v4l2loopback && {MODPROBE_ADVICE}`")
+            f"`sudo modprobe -r v4l2loopback && {MODPROBE_ADVICE}`"
+        )
     return CameraError(
-        f"no virtual camera: the v4l2loopback module is not loaded; run `{MODPROBE_ADVICE}`")
+        f"no virtual camera: the v4l2loopback module is not loaded; run `{MODPROBE_ADVICE}`"
+    )
 
 
-def find_camera(spec: str, sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROOT,
-                module_dir: str = MODULE_DIR,
-                query: Callable[[str], DeviceInfo | None] = _query) -> str | None:
+def find_camera(
+    spec: str,
+    sysfs_root: str = SYSFS_ROOT,
+    dev_root: str = DEV_ROOT,
+    module_dir: str = MODULE_DIR,
+    query: Callable[[str], DeviceInfo | None] = _query,
+) -> str | None:
     """Resolve ``--camera``: "auto", "none" or a device path -> a path, or None for no camera.
 
     Raises CameraError whose message says what to run (load the module, join the group).
@@ -102,8 +109,10 @@ def find_camera(spec: str, sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROO
         return None
     if spec != "auto":
         if not os.path.exists(spec):
-            raise CameraError(f"{spec} does not exist: run `{MODPROBE_ADVICE}` "
-                              "(add video_nr=N to get /dev/videoN)")
+            raise CameraError(
+                f"{spec} does not exist: run `{MODPROBE_ADVICE}` "
+                "(add video_nr=N to get /dev/videoN)"
+            )
         if not os.access(spec, os.R_OK | os.W_OK):
             raise CameraError(f"no permission to open {spec}: {GROUP_ADVICE}")
         return spec
@@ -135,13 +144,16 @@ def find_camera(spec: str, sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROO
     raise CameraError(
         f"every v4l2loopback device is in use by another producer ({', '.join(busy)}); add one "
         f"for us: `sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback devices=2 "
-        f"exclusive_caps=1,1 card_label=Borescope,Other` or pick one with --camera /dev/videoN")
+        f"exclusive_caps=1,1 card_label=Borescope,Other` or pick one with --camera /dev/videoN"
+    )
 
 
 # -- rotate / flip -----------------------------------------------------------------------------
 
 _ROTATE_CODES = {
-    90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    90: cv2.ROTATE_90_CLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_COUNTERCLOCKWISE,
 }
 _FLIP_CODES = {"horizontal": 1, "vertical": 0}
 
@@ -198,12 +210,15 @@ def _planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.n
     flat = i420.reshape(-1)
     ysize = width * height
     cw, ch = width // 2, height // 2
-    return (flat[:ysize].reshape(height, width),
-            flat[ysize: ysize + cw * ch].reshape(ch, cw),
-            flat[ysize + cw * ch: ysize + 2 * cw * ch].reshape(ch, cw))
+    return (
+        flat[:ysize].reshape(height, width),
+        flat[ysize : ysize + cw * ch].reshape(ch, cw),
+        flat[ysize + cw * ch : ysize + 2 * cw * ch].reshape(ch, cw),
+    )
 
 
 # -- "no signal" picture -----------------------------------------------------------------------
+
 
 def no_signal_bgr(width: int, height: int) -> np.ndarray:
     """A dark picture with "No signal / waiting for borescope" in large, centred letters.
@@ -222,10 +237,26 @@ def no_signal_bgr(width: int, height: int) -> np.ndarray:
     (sw, sh), _ = cv2.getTextSize(small, font, small_scale, thick_small)
     gap = bh // 2
     top = (height - (bh + gap + sh)) // 2
-    cv2.putText(img, big, ((width - bw) // 2, top + bh), font, big_scale, (240, 240, 240),
-                thick_big, cv2.LINE_AA)
-    cv2.putText(img, small, ((width - sw) // 2, top + bh + gap + sh), font, small_scale,
-                (190, 200, 210), thick_small, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        big,
+        ((width - bw) // 2, top + bh),
+        font,
+        big_scale,
+        (240, 240, 240),
+        thick_big,
+        cv2.LINE_AA,
+    )
+    cv2.putText(
+        img,
+        small,
+        ((width - sw) // 2, top + bh + gap + sh),
+        font,
+        small_scale,
+        (190, 200, 210),
+        thick_small,
+        cv2.LINE_AA,
+    )
     return img
 
 

@@ -75,52 +75,110 @@ examples:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("device")
-    g.add_argument("--interface", metavar="IFACE",
-                   help="bind to this network interface (for a second borescope on a second "
-                        "adapter); default: let the kernel's routing choose")
-    g.add_argument("--device-ip", metavar="ADDR", help="the borescope's address "
-                   "(default 192.168.10.123)")
-    g.add_argument("--stream-port", type=int, metavar="PORT",
-                   help="UDP port for heartbeat and video (default 8030)")
-    g.add_argument("--event-port", type=int, metavar="PORT",
-                   help="UDP port for the snapshot button (default 50000)")
-    g.add_argument("--wait", type=float, metavar="S",
-                   help="exit 0 when no borescope answers within S seconds (default 30; 0 = "
-                        "wait forever)")
-    g.add_argument("--linger", type=float, metavar="S",
-                   help="exit 0 after the borescope has been gone for S seconds (default 600; "
-                        "0 = stay forever)")
+    g.add_argument(
+        "--interface",
+        metavar="IFACE",
+        help="bind to this network interface (for a second borescope on a second "
+        "adapter); default: let the kernel's routing choose",
+    )
+    g.add_argument(
+        "--device-ip", metavar="ADDR", help="the borescope's address (default 192.168.10.123)"
+    )
+    g.add_argument(
+        "--stream-port",
+        type=int,
+        metavar="PORT",
+        help="UDP port for heartbeat and video (default 8030)",
+    )
+    g.add_argument(
+        "--event-port",
+        type=int,
+        metavar="PORT",
+        help="UDP port for the snapshot button (default 50000)",
+    )
+    g.add_argument(
+        "--wait",
+        type=float,
+        metavar="S",
+        help="exit 0 when no borescope answers within S seconds (default 30; 0 = wait forever)",
+    )
+    g.add_argument(
+        "--linger",
+        type=float,
+        metavar="S",
+        help="exit 0 after the borescope has been gone for S seconds (default 600; "
+        "0 = stay forever)",
+    )
     g = p.add_argument_group("outputs")
-    g.add_argument("--camera", metavar="auto|none|/dev/videoN",
-                   help='v4l2loopback device: "auto" (default: the one labelled Borescope, else '
-                        'the first free one), a device path, or "none"')
-    g.add_argument("--format", choices=("raw", "mjpeg"),
-                   help="what the camera gets: raw decoded YUV (default, every app) or the "
-                        "device's MJPEG as is (no decoding; no rotate/flip)")
-    g.add_argument("--rotate", type=int, choices=(0, 90, 180, 270),
-                   help="rotate the camera picture clockwise (default 0)")
-    g.add_argument("--flip", choices=("none", "horizontal", "vertical"),
-                   help="mirror the camera picture (default none)")
-    g.add_argument("--snapshot-dir", metavar="DIR",
-                   help="where snapshots go (default: $STATE_DIRECTORY/snapshots or "
-                        "/var/lib/borescope-bridge/snapshots for the service, "
-                        "~/Pictures/Borescope for a user)")
-    g.add_argument("--record", metavar="FILE",
-                   help="append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)")
+    g.add_argument(
+        "--camera",
+        metavar="auto|none|/dev/videoN",
+        help='v4l2loopback device: "auto" (default: the one labelled Borescope, else '
+        'the first free one), a device path, or "none"',
+    )
+    g.add_argument(
+        "--format",
+        choices=("raw", "mjpeg"),
+        help="what the camera gets: raw decoded YUV (default, every app) or the "
+        "device's MJPEG as is (no decoding; no rotate/flip)",
+    )
+    g.add_argument(
+        "--rotate",
+        type=int,
+        choices=(0, 90, 180, 270),
+        help="rotate the camera picture clockwise (default 0)",
+    )
+    g.add_argument(
+        "--flip",
+        choices=("none", "horizontal", "vertical"),
+        help="mirror the camera picture (default none)",
+    )
+    g.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        help="where snapshots go (default: $STATE_DIRECTORY/snapshots or "
+        "/var/lib/borescope-bridge/snapshots for the service, "
+        "~/Pictures/Borescope for a user)",
+    )
+    g.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)",
+    )
     g = p.add_argument_group("daemon")
-    g.add_argument("--control-socket", metavar="PATH",
-                   help="Unix socket for `snapshot` and `status` (default: "
-                        "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
-                        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user)")
-    g.add_argument("--config", metavar="PATH",
-                   help="TOML config file (default /etc/borescope-bridge/config.toml if it "
-                        "exists); flags override it")
-    g.add_argument("--print-config", action="store_true",
-                   help="print the effective settings as TOML and exit")
+    g.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="Unix socket for `snapshot` and `status` (default: "
+        "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
+        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user)",
+    )
+    g.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default /etc/borescope-bridge/config.toml if it "
+        "exists); flags override it",
+    )
+    g.add_argument(
+        "--print-config", action="store_true", help="print the effective settings as TOML and exit"
+    )
 
 
-RUN_KEYS = ("interface", "device_ip", "stream_port", "event_port", "camera", "snapshot_dir",
-            "record", "control_socket", "rotate", "flip", "wait", "linger", "format")
+RUN_KEYS = (
+    "interface",
+    "device_ip",
+    "stream_port",
+    "event_port",
+    "camera",
+    "snapshot_dir",
+    "record",
+    "control_socket",
+    "rotate",
+    "flip",
+    "wait",
+    "linger",
+    "format",
+)
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,8 +204,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     fields: dict[str, Any] = {}
     setup_logging(args.verbose, fields)
-    daemon = Daemon(cfg, reload_config=lambda: config_mod.load(args.config, overrides),
-                    log_fields=fields)
+    daemon = Daemon(
+        cfg, reload_config=lambda: config_mod.load(args.config, overrides), log_fields=fields
+    )
     return daemon.run()
 
 
@@ -183,7 +242,8 @@ def format_status(s: dict[str, Any]) -> str:
     rec = s.get("recording")
     if rec:
         rec_text = f"{rec['path']} ({rec['frames']} frames" + (
-            f", stopped: {rec['error']})" if rec.get("error") else ")")
+            f", stopped: {rec['error']})" if rec.get("error") else ")"
+        )
     else:
         rec_text = "off"
     rb = s.get("receive_buffer_bytes")
@@ -197,21 +257,34 @@ def format_status(s: dict[str, Any]) -> str:
         camera += f" ({s['camera_error']})"
     rows = [
         ("state", s.get("state")),
-        ("device", f"{s.get('device_ip')} (stream {s.get('stream_port')}, "
-                   f"events {s.get('event_port')})"),
+        (
+            "device",
+            f"{s.get('device_ip')} (stream {s.get('stream_port')}, events {s.get('event_port')})",
+        ),
         ("interface", iface),
         ("resolution", _fmt(s.get("resolution"))),
         ("fps", _fmt(s.get("fps"))),
-        ("frames", f"received {s.get('frames_received')}, shown {s.get('frames_shown')}, "
-                   f"skipped {s.get('frames_skipped')}, incomplete {s.get('frames_incomplete')}, "
-                   f"corrupt {s.get('frames_corrupt')}"),
+        (
+            "frames",
+            f"received {s.get('frames_received')}, shown {s.get('frames_shown')}, "
+            f"skipped {s.get('frames_skipped')}, incomplete {s.get('frames_incomplete')}, "
+            f"corrupt {s.get('frames_corrupt')}",
+        ),
         ("foreign packets", _fmt(s.get("foreign_packets"))),
-        ("last frame", "never" if s.get("last_frame_age_s") is None
-         else f"{s['last_frame_age_s']:.2f} s ago"),
-        ("latency", f"p50 {_fmt(s.get('latency_p50_ms'), ' ms')}, "
-                    f"p99 {_fmt(s.get('latency_p99_ms'), ' ms')}"),
-        ("snapshots", f"{s.get('snapshots_taken')} taken, {s.get('snapshots_failed')} failed"
-                      + (f", last {s['last_snapshot']}" if s.get("last_snapshot") else "")),
+        (
+            "last frame",
+            "never" if s.get("last_frame_age_s") is None else f"{s['last_frame_age_s']:.2f} s ago",
+        ),
+        (
+            "latency",
+            f"p50 {_fmt(s.get('latency_p50_ms'), ' ms')}, "
+            f"p99 {_fmt(s.get('latency_p99_ms'), ' ms')}",
+        ),
+        (
+            "snapshots",
+            f"{s.get('snapshots_taken')} taken, {s.get('snapshots_failed')} failed"
+            + (f", last {s['last_snapshot']}" if s.get("last_snapshot") else ""),
+        ),
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
         ("camera", camera),
         ("recording", rec_text),
@@ -263,13 +336,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(args)
 
 
-def _subparser(sub: Any, name: str, help_: str, description: str, epilog: str
-               ) -> argparse.ArgumentParser:
+def _subparser(
+    sub: Any, name: str, help_: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help=help_, description=textwrap.fill(description, 90), epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                   help="more log output (debug)")
+        name,
+        help=help_,
+        description=textwrap.fill(description, 90),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (debug)"
+    )
     return p
 
 
@@ -300,22 +379,33 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = _subparser(sub, "run", "bridge a borescope to a virtual webcam (the daemon)",
-                   "Run the bridge in the foreground: heartbeat the borescope, decode its video "
-                   "to a v4l2loopback camera, save snapshots on the hardware button, serve "
-                   "`snapshot` and `status` on a control socket. Under systemd it speaks "
-                   "sd_notify and logs to the journal.", RUN_EXAMPLES)
+    p = _subparser(
+        sub,
+        "run",
+        "bridge a borescope to a virtual webcam (the daemon)",
+        "Run the bridge in the foreground: heartbeat the borescope, decode its video "
+        "to a v4l2loopback camera, save snapshots on the hardware button, serve "
+        "`snapshot` and `status` on a control socket. Under systemd it speaks "
+        "sd_notify and logs to the journal.",
+        RUN_EXAMPLES,
+    )
     _add_run_arguments(p)
     p.set_defaults(func=cmd_run)
 
-    p = _subparser(sub, "simulate", "play a fake borescope on UDP (for tests and demos)",
-                   "A faithful fake borescope: streams generated JPEG video, answers the "
-                   "snapshot-button poll, and can inject loss, duplication, reordering, "
-                   "corruption, foreign packets and reboots.", SIMULATE_EXAMPLES)
+    p = _subparser(
+        sub,
+        "simulate",
+        "play a fake borescope on UDP (for tests and demos)",
+        "A faithful fake borescope: streams generated JPEG video, answers the "
+        "snapshot-button poll, and can inject loss, duplication, reordering, "
+        "corruption, foreign packets and reboots.",
+        SIMULATE_EXAMPLES,
+    )
     if wanted == "simulate":  # importing the simulator pulls in OpenCV: only when needed
         from bridge import simulator
 
@@ -323,35 +413,62 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     for name, help_, desc, epi, func in (
-        ("snapshot", "save the next frame of the running bridge, print its path",
-         "Ask the running daemon to save the next complete frame (the original JPEG bytes) "
-         "and print the file's path.", SNAPSHOT_EXAMPLES, cmd_snapshot),
-        ("status", "show what the running bridge is doing",
-         "Show the running daemon's state and counters.", STATUS_EXAMPLES, cmd_status),
+        (
+            "snapshot",
+            "save the next frame of the running bridge, print its path",
+            "Ask the running daemon to save the next complete frame (the original JPEG bytes) "
+            "and print the file's path.",
+            SNAPSHOT_EXAMPLES,
+            cmd_snapshot,
+        ),
+        (
+            "status",
+            "show what the running bridge is doing",
+            "Show the running daemon's state and counters.",
+            STATUS_EXAMPLES,
+            cmd_status,
+        ),
     ):
         p = _subparser(sub, name, help_, desc, epi)
-        p.add_argument("--socket", metavar="PATH",
-                       help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-                            "$XDG_RUNTIME_DIR/borescope-bridge or /run/borescope-bridge)")
-        p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                       help="give up after S seconds (default 5)")
+        p.add_argument(
+            "--socket",
+            metavar="PATH",
+            help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
+            "$XDG_RUNTIME_DIR/borescope-bridge or /run/borescope-bridge)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=5.0,
+            metavar="S",
+            help="give up after S seconds (default 5)",
+        )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
 
-    p = _subparser(sub, "demo", "try it without a borescope: simulator + bridge on loopback",
-                   "Start a simulated borescope and the bridge on 127.0.0.1, with the virtual "
-                   "camera if one is available, and explain where to look. Runs until Ctrl-C.",
-                   DEMO_EXAMPLES)
+    p = _subparser(
+        sub,
+        "demo",
+        "try it without a borescope: simulator + bridge on loopback",
+        "Start a simulated borescope and the bridge on 127.0.0.1, with the virtual "
+        "camera if one is available, and explain where to look. Runs until Ctrl-C.",
+        DEMO_EXAMPLES,
+    )
     from bridge.demo import add_arguments as demo_arguments
 
     demo_arguments(p)
     p.set_defaults(func=cmd_demo)
 
-    p = _subparser(sub, "doctor", "check the setup and print the fix for each problem",
-                   "Check the v4l2loopback module and device, permissions, the interface and "
-                   "its address, the device's reachability, the default route and the "
-                   "service, and print the command that fixes each finding.", DOCTOR_EXAMPLES)
+    p = _subparser(
+        sub,
+        "doctor",
+        "check the setup and print the fix for each problem",
+        "Check the v4l2loopback module and device, permissions, the interface and "
+        "its address, the device's reachability, the default route and the "
+        "service, and print the command that fixes each finding.",
+        DOCTOR_EXAMPLES,
+    )
     if wanted == "doctor":
         try:
             from bridge import doctor

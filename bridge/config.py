@@ -297,16 +297,12 @@ def read_config_file(path: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, v in data.items():
         if key not in KEYS:
-            raise ConfigError(
-                f"{path}: unknown key '{key}' (known keys: {', '.join(KEYS)})"
-            )
+            raise ConfigError(f"{path}: unknown key '{key}' (known keys: {', '.join(KEYS)})")
         values[key] = _validate(key, v, path)
     return values
 
 
-def load(
-    config_path: str | None = None, overrides: Mapping[str, Any] | None = None
-) -> Config:
+def load(config_path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Build the effective Config.
 
     A missing default file is fine (most installs need no config); a missing file named
@@ -326,13 +322,15 @@ def load(
         if key not in KEYS:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _validate(key, v, "--" + key.replace("_", "-"))
-    if values.get("format") == "mjpeg" and (values.get("rotate", 0) or
-                                            values.get("flip", "none") != "none"):
+    if values.get("format") == "mjpeg" and (
+        values.get("rotate", 0) or values.get("flip", "none") != "none"
+    ):
         raise ConfigError(
             f"rotate = {values.get('rotate', 0)} / flip = {values.get('flip', 'none')!r} need "
-            "decoding, but format = \"mjpeg\" passes the device's JPEGs through untouched: "
+            'decoding, but format = "mjpeg" passes the device\'s JPEGs through untouched: '
             "use format raw (--format raw) to rotate or flip"
-            + (f" (settings from {used_path} and flags)" if used_path else ""))
+            + (f" (settings from {used_path} and flags)" if used_path else "")
+        )
     if not values.get("snapshot_dir"):
         values["snapshot_dir"] = default_snapshot_dir()
     if not values.get("control_socket"):

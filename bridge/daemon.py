@@ -52,8 +52,16 @@ class NullOutput:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {"shown": 0, "skipped": 0, "camera": None, "camera_error": None,
-                "resolution": None, "fps": None, "latency_p50_ms": None, "latency_p99_ms": None}
+        return {
+            "shown": 0,
+            "skipped": 0,
+            "camera": None,
+            "camera_error": None,
+            "resolution": None,
+            "fps": None,
+            "latency_p50_ms": None,
+            "latency_p99_ms": None,
+        }
 
 
 def _output_stats(output: Any) -> dict[str, Any]:
@@ -69,8 +77,13 @@ def make_output(config: Config) -> Any:
         return NullOutput()
     from bridge.pipeline import Pipeline
 
-    return Pipeline(camera=config.camera, fmt=config.format, rotate=config.rotate,
-                    flip=config.flip, fps_hint=config.fps_hint)
+    return Pipeline(
+        camera=config.camera,
+        fmt=config.format,
+        rotate=config.rotate,
+        flip=config.flip,
+        fps_hint=config.fps_hint,
+    )
 
 
 class Daemon:
@@ -99,10 +112,15 @@ class Daemon:
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
         self.session = Session(
-            device_ip=config.device_ip, stream_port=config.stream_port,
-            event_port=config.event_port, interface=config.interface,
-            reassembler=self.reassembler, tracker=self.tracker, listener=self,
-            wait_s=config.wait, linger_s=config.linger,
+            device_ip=config.device_ip,
+            stream_port=config.stream_port,
+            event_port=config.event_port,
+            interface=config.interface,
+            reassembler=self.reassembler,
+            tracker=self.tracker,
+            listener=self,
+            wait_s=config.wait,
+            linger_s=config.linger,
             rcvbuf_bytes=config.receive_buffer_bytes,
         )
         self.started_at = time.monotonic()
@@ -126,11 +144,16 @@ class Daemon:
     # ---- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> int:
-        log.info("borescope-bridge %s: device %s (stream %d, events %d)%s, camera %s, "
-                 "snapshots in %s", __version__, self.config.device_ip, self.config.stream_port,
-                 self.config.event_port,
-                 f" on {self.config.interface}" if self.config.interface else "",
-                 self.config.camera, self.config.snapshot_dir)
+        log.info(
+            "borescope-bridge %s: device %s (stream %d, events %d)%s, camera %s, snapshots in %s",
+            __version__,
+            self.config.device_ip,
+            self.config.stream_port,
+            self.config.event_port,
+            f" on {self.config.interface}" if self.config.interface else "",
+            self.config.camera,
+            self.config.snapshot_dir,
+        )
         self.snapshots.start()
         self._check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.
@@ -181,12 +204,19 @@ class Daemon:
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            log.warning("snapshot directory %s cannot be created (%s): snapshots will fail "
-                        "until this is fixed (--snapshot-dir)", directory, exc.strerror)
+            log.warning(
+                "snapshot directory %s cannot be created (%s): snapshots will fail "
+                "until this is fixed (--snapshot-dir)",
+                directory,
+                exc.strerror,
+            )
             return
         if not os.access(directory, os.W_OK | os.X_OK):
-            log.warning("snapshot directory %s is not writable by this user: snapshots will "
-                        "fail (--snapshot-dir)", directory)
+            log.warning(
+                "snapshot directory %s is not writable by this user: snapshots will "
+                "fail (--snapshot-dir)",
+                directory,
+            )
 
     # ---- Session listener (loop thread; all quick) --------------------------------------
 
@@ -238,11 +268,17 @@ class Daemon:
         while self._requests and now - self._requests[0].requested_at > SNAPSHOT_MAX_WAIT_S:
             req = self._requests.popleft()
             if not req.done.is_set():
-                req.finish(SnapshotResult(error=(
-                    f"no frame arrived within {SNAPSHOT_MAX_WAIT_S:g} s "
-                    f"(state: {self.session.state})")))
-                log.warning("snapshot (%s) dropped: no frame within %g s", req.origin,
-                            SNAPSHOT_MAX_WAIT_S)
+                req.finish(
+                    SnapshotResult(
+                        error=(
+                            f"no frame arrived within {SNAPSHOT_MAX_WAIT_S:g} s "
+                            f"(state: {self.session.state})"
+                        )
+                    )
+                )
+                log.warning(
+                    "snapshot (%s) dropped: no frame within %g s", req.origin, SNAPSHOT_MAX_WAIT_S
+                )
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -280,10 +316,14 @@ class Daemon:
                 # Give up; the loop skips a finished request, so no file appears later.
                 req.finish(SnapshotResult(error="timeout"))
                 # The writer may have taken it just now: report what it produced.
-                return {"ok": False, "error": (
-                    f"no complete frame arrived within {timeout:g} s "
-                    f"(daemon state: {self.session.state}); is the borescope streaming? "
-                    "see `borescope-bridge status`")}
+                return {
+                    "ok": False,
+                    "error": (
+                        f"no complete frame arrived within {timeout:g} s "
+                        f"(daemon state: {self.session.state}); is the borescope streaming? "
+                        "see `borescope-bridge status`"
+                    ),
+                }
             if result.path is None:
                 return {"ok": False, "error": result.error or "snapshot failed"}
             return {"ok": True, "path": result.path}
@@ -304,19 +344,27 @@ class Daemon:
                 log.error("reload failed, keeping the current settings: %s", exc)
                 return
             old = self.config
-            changed = [f.name for f in dataclasses.fields(Config)
-                       if getattr(old, f.name) != getattr(new, f.name)]
+            changed = [
+                f.name
+                for f in dataclasses.fields(Config)
+                if getattr(old, f.name) != getattr(new, f.name)
+            ]
             applied: dict[str, Any] = {}
             for key in changed:
                 if self._apply_live(key, getattr(new, key)):
                     applied[key] = getattr(new, key)
                 elif key != "config_path":
-                    log.warning("reload: %s changed (%r -> %r) but needs a restart to apply",
-                                key, getattr(old, key), getattr(new, key))
+                    log.warning(
+                        "reload: %s changed (%r -> %r) but needs a restart to apply",
+                        key,
+                        getattr(old, key),
+                        getattr(new, key),
+                    )
             self.config = dataclasses.replace(old, **applied)
             if applied:
-                log.info("reload: applied %s",
-                         ", ".join(f"{k} = {v!r}" for k, v in applied.items()))
+                log.info(
+                    "reload: applied %s", ", ".join(f"{k} = {v!r}" for k, v in applied.items())
+                )
             elif not changed:
                 log.info("reload: no changes")
         finally:
@@ -386,37 +434,39 @@ class Daemon:
         rs = self.reassembler.stats.as_dict()
         out = _output_stats(self.output)
         res = out.get("resolution") or self.resolution
-        s.update({
-            "resolution": f"{res[0]}x{res[1]}" if res else None,
-            "fps": round(self.fps(), 1),
-            "frames_received": self.frames_received,
-            "frames_shown": out.get("shown", 0),
-            "frames_skipped": out.get("skipped", 0),
-            "frames_incomplete": rs.get("incomplete", 0),
-            "frames_corrupt": rs.get("corrupt", 0),
-            "duplicate_fragments": rs.get("duplicates", 0),
-            "packets": rs.get("packets", 0),
-            "rejected": rs.get("rejected", {}),
-            "latency_p50_ms": out.get("latency_p50_ms"),
-            "latency_p99_ms": out.get("latency_p99_ms"),
-            "camera": out.get("camera"),
-            "camera_error": out.get("camera_error"),
-            "format": self.config.format,
-            "rotate": self.config.rotate,
-            "flip": self.config.flip,
-            "button_presses": self.presses,
-            "buttons": self.tracker.stats.as_dict(),
-            "snapshots_taken": self.snapshots.taken,
-            "snapshots_failed": self.snapshots.failed,
-            "snapshots_pending": len(self._requests),
-            "snapshots_refused": self.snapshot_refused,
-            "last_snapshot": self.snapshots.last_path,
-            "snapshot_error": self.snapshots.last_error,
-            "snapshot_dir": self.snapshots.directory,
-            "recording": self.recorder.stats() if self.recorder is not None else None,
-            "control_socket": self.config.control_socket,
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-        })
+        s.update(
+            {
+                "resolution": f"{res[0]}x{res[1]}" if res else None,
+                "fps": round(self.fps(), 1),
+                "frames_received": self.frames_received,
+                "frames_shown": out.get("shown", 0),
+                "frames_skipped": out.get("skipped", 0),
+                "frames_incomplete": rs.get("incomplete", 0),
+                "frames_corrupt": rs.get("corrupt", 0),
+                "duplicate_fragments": rs.get("duplicates", 0),
+                "packets": rs.get("packets", 0),
+                "rejected": rs.get("rejected", {}),
+                "latency_p50_ms": out.get("latency_p50_ms"),
+                "latency_p99_ms": out.get("latency_p99_ms"),
+                "camera": out.get("camera"),
+                "camera_error": out.get("camera_error"),
+                "format": self.config.format,
+                "rotate": self.config.rotate,
+                "flip": self.config.flip,
+                "button_presses": self.presses,
+                "buttons": self.tracker.stats.as_dict(),
+                "snapshots_taken": self.snapshots.taken,
+                "snapshots_failed": self.snapshots.failed,
+                "snapshots_pending": len(self._requests),
+                "snapshots_refused": self.snapshot_refused,
+                "last_snapshot": self.snapshots.last_path,
+                "snapshot_error": self.snapshots.last_error,
+                "snapshot_dir": self.snapshots.directory,
+                "recording": self.recorder.stats() if self.recorder is not None else None,
+                "control_socket": self.config.control_socket,
+                "uptime_s": round(time.monotonic() - self.started_at, 1),
+            }
+        )
         return s
 
     def status_line(self) -> str:

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 # SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
 _SOF_MARKERS = frozenset(
-    (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+    (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+)
 _STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD9)))
 
 # Full range -> BT.601 limited range (LUT-exact with convertScaleAbs' rounding).
@@ -101,15 +102,24 @@ class TurboJPEG:
         lib.tjDestroy.argtypes = [ctypes.c_void_p]
         lib.tjDestroy.restype = ctypes.c_int
         lib.tjDecompressHeader3.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong,
-            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
-            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int),
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_int),
         ]
         lib.tjDecompressHeader3.restype = ctypes.c_int
         lib.tjDecompressToYUVPlanes.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong,
-            ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.POINTER(ctypes.c_int),
-            ctypes.c_int, ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.c_int,
+            ctypes.c_int,
         ]
         lib.tjDecompressToYUVPlanes.restype = ctypes.c_int
         lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
@@ -129,15 +139,26 @@ class TurboJPEG:
     def header(self, jpeg: bytes) -> tuple[int, int, int]:
         """(width, height, TJSAMP subsampling) or DecodeError."""
         rc = self._lib.tjDecompressHeader3(
-            self._handle, jpeg, len(jpeg), ctypes.byref(self._w), ctypes.byref(self._h),
-            ctypes.byref(self._sub), ctypes.byref(self._cs),
+            self._handle,
+            jpeg,
+            len(jpeg),
+            ctypes.byref(self._w),
+            ctypes.byref(self._h),
+            ctypes.byref(self._sub),
+            ctypes.byref(self._cs),
         )
         if rc != 0:
             raise DecodeError(self._error())
         return self._w.value, self._h.value, self._sub.value
 
-    def decode_planes(self, jpeg: bytes, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-                      width: int, height: int, flags: int) -> None:
+    def decode_planes(
+        self,
+        jpeg: bytes,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        width: int,
+        height: int,
+        flags: int,
+    ) -> None:
         """Decode into three 2-D uint8 arrays (row strides taken from the arrays)."""
         for k, p in enumerate(planes):
             self._planes[k] = p.ctypes.data
@@ -181,8 +202,10 @@ def load_turbojpeg() -> ctypes.CDLL | None:
             lib = candidate
             break
         if lib is None:
-            log.info("libturbojpeg not found (Debian: apt install libturbojpeg0); "
-                     "decoding through simplejpeg, about 5-15%% slower")
+            log.info(
+                "libturbojpeg not found (Debian: apt install libturbojpeg0); "
+                "decoding through simplejpeg, about 5-15%% slower"
+            )
         _lib_cache.append(lib)
         return lib
 
@@ -244,7 +267,7 @@ class Decoder:
         y = out[:h]
         chroma_flat = out[h:].reshape(-1)
         u = chroma_flat[: cw * ch].reshape(ch, cw)
-        v = chroma_flat[cw * ch:].reshape(ch, cw)
+        v = chroma_flat[cw * ch :].reshape(ch, cw)
         if sub == TJSAMP_420:
             self._tj.decode_planes(jpeg, (y, u, v), w, h, self._tj_flags)  # type: ignore[union-attr]
             cv2.convertScaleAbs(u, dst=u, alpha=C_ALPHA, beta=C_BETA)
@@ -268,8 +291,9 @@ class Decoder:
         if self._bgr.shape != (h, w, 3):
             self._bgr = np.empty((h, w, 3), np.uint8)
         try:
-            simplejpeg.decode_jpeg(jpeg, "BGR", fastdct=self._fast_dct, buffer=self._bgr,
-                                   strict=False)
+            simplejpeg.decode_jpeg(
+                jpeg, "BGR", fastdct=self._fast_dct, buffer=self._bgr, strict=False
+            )
         except ValueError as exc:
             raise DecodeError(str(exc)) from exc
         ew, eh = w & ~1, h & ~1

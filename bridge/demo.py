@@ -23,18 +23,37 @@ STATUS_EVERY_S = 3.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--camera", default="auto", metavar="auto|none|/dev/videoN",
-                   help='virtual camera (default "auto": used if v4l2loopback is loaded, '
-                        "otherwise the demo runs without one)")
-    p.add_argument("--format", choices=("raw", "mjpeg"), default="raw",
-                   help="what the camera gets (default raw)")
-    p.add_argument("--resolution", default="1280x720", metavar="WxH",
-                   help="simulated video size: 640x480, 1280x720 or 1920x1080 (default 1280x720)")
+    p.add_argument(
+        "--camera",
+        default="auto",
+        metavar="auto|none|/dev/videoN",
+        help='virtual camera (default "auto": used if v4l2loopback is loaded, '
+        "otherwise the demo runs without one)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("raw", "mjpeg"),
+        default="raw",
+        help="what the camera gets (default raw)",
+    )
+    p.add_argument(
+        "--resolution",
+        default="1280x720",
+        metavar="WxH",
+        help="simulated video size: 640x480, 1280x720 or 1920x1080 (default 1280x720)",
+    )
     p.add_argument("--fps", type=float, default=30.0, help="simulated frame rate (default 30)")
-    p.add_argument("--snapshot-dir", metavar="DIR",
-                   help="where snapshots go (default: a new folder under /tmp, printed)")
-    p.add_argument("--duration", type=float, metavar="S",
-                   help="stop after S seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        help="where snapshots go (default: a new folder under /tmp, printed)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
 
 
 def _pick_camera(spec: str) -> tuple[str, str | None]:
@@ -74,14 +93,27 @@ def main(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="borescope-demo-"))
     snapshot_dir = args.snapshot_dir or str(work / "snapshots")
     camera, note = _pick_camera(args.camera)
-    sim = Simulator(SimulatorConfig(bind="127.0.0.1", stream_port=0, event_port=0,
-                                    resolution=_parse_resolution(args.resolution), fps=args.fps))
+    sim = Simulator(
+        SimulatorConfig(
+            bind="127.0.0.1",
+            stream_port=0,
+            event_port=0,
+            resolution=_parse_resolution(args.resolution),
+            fps=args.fps,
+        )
+    )
     sim.start()
     try:
         cfg = config_mod.Config(
-            device_ip="127.0.0.1", stream_port=sim.stream_port, event_port=sim.event_port,
-            camera=camera, format=args.format, snapshot_dir=snapshot_dir,
-            control_socket=str(work / "control.sock"), wait=10.0, linger=0.0,
+            device_ip="127.0.0.1",
+            stream_port=sim.stream_port,
+            event_port=sim.event_port,
+            camera=camera,
+            format=args.format,
+            snapshot_dir=snapshot_dir,
+            control_socket=str(work / "control.sock"),
+            wait=10.0,
+            linger=0.0,
             fps_hint=args.fps,
         )
         daemon = Daemon(cfg)
@@ -89,8 +121,9 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGUSR2, lambda *_: sim.press_button(1))
         _explain(cfg, camera, note)
         stop = threading.Event()
-        threading.Thread(target=_status_printer, args=(daemon, stop), name="demo-status",
-                         daemon=True).start()
+        threading.Thread(
+            target=_status_printer, args=(daemon, stop), name="demo-status", daemon=True
+        ).start()
         if args.duration:
             timer = threading.Timer(args.duration, daemon.session.request_stop)
             timer.daemon = True
@@ -106,15 +139,25 @@ def main(args: argparse.Namespace) -> int:
 
 def _explain(cfg: Any, camera: str, note: str | None) -> None:
     sock = cfg.control_socket
-    _say("borescope-bridge demo: a simulated borescope on 127.0.0.1 "
-         f"(ports {cfg.stream_port}/{cfg.event_port}) and the bridge, in this process.")
+    _say(
+        "borescope-bridge demo: a simulated borescope on 127.0.0.1 "
+        f"(ports {cfg.stream_port}/{cfg.event_port}) and the bridge, in this process."
+    )
     if camera != "none":
-        _say(f"  the picture:     {camera}: open it in OBS (Video Capture Device), Cheese, "
-             f"a browser video call, or `ffplay {camera}`")
+        _say(
+            f"  the picture:     {camera}: open it in OBS (Video Capture Device), Cheese, "
+            f"a browser video call, or `ffplay {camera}`"
+        )
     else:
-        _say("  the picture:     no virtual camera in this demo"
-             + (f"\n                   ({note})" if note else "\n                   (load one "
-                "with: sudo modprobe v4l2loopback exclusive_caps=1 card_label=Borescope)"))
+        _say(
+            "  the picture:     no virtual camera in this demo"
+            + (
+                f"\n                   ({note})"
+                if note
+                else "\n                   (load one "
+                "with: sudo modprobe v4l2loopback exclusive_caps=1 card_label=Borescope)"
+            )
+        )
     _say(f"  take a snapshot: borescope-bridge snapshot --socket {sock}")
     _say(f"  press the (simulated) borescope button: kill -USR2 {os.getpid()}")
     _say(f"  status:          borescope-bridge status --socket {sock}")

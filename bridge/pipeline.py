@@ -80,18 +80,26 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 class Pipeline:
     """Frames in (any thread, never blocking), camera pictures out (own worker thread)."""
 
-    def __init__(self, camera: str = "auto", fmt: str = "raw", rotate: int = 0,
-                 flip: str = "none", fps_hint: float = 30.0,
-                 sink_factory: SinkFactory | None = None,
-                 camera_finder: Callable[[str], str | None] | None = None,
-                 retry_s: float = CAMERA_RETRY_S, decoder_backend: str = "auto") -> None:
+    def __init__(
+        self,
+        camera: str = "auto",
+        fmt: str = "raw",
+        rotate: int = 0,
+        flip: str = "none",
+        fps_hint: float = 30.0,
+        sink_factory: SinkFactory | None = None,
+        camera_finder: Callable[[str], str | None] | None = None,
+        retry_s: float = CAMERA_RETRY_S,
+        decoder_backend: str = "auto",
+    ) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
         self.transform = Transform(rotate, flip)
         if fmt == "mjpeg" and not self.transform.identity:
             raise ConfigError(
                 f"rotate={rotate} flip={flip} needs decoding, but format=mjpeg passes the "
-                "device's JPEGs through untouched: use --format raw to rotate or flip")
+                "device's JPEGs through untouched: use --format raw to rotate or flip"
+            )
         self.camera_spec = camera
         self.fmt = fmt
         self.fps_hint = fps_hint
@@ -267,14 +275,14 @@ class Pipeline:
     def _show_no_signal(self) -> None:
         self._last_no_signal = time.monotonic()
         size = self._sink_size or (
-            self.transform.output_size(*self.resolution) if self.resolution else None)
+            self.transform.output_size(*self.resolution) if self.resolution else None
+        )
         if size is None:
             return  # no frame seen yet: do not lock the device to a guessed size
         if not self._ensure_sink(size):
             return
         if self._no_signal_cache is None or self._no_signal_cache[0] != size:
-            picture: Any = (no_signal_i420(*size) if self.fmt == "raw"
-                            else no_signal_jpeg(*size))
+            picture: Any = no_signal_i420(*size) if self.fmt == "raw" else no_signal_jpeg(*size)
             if isinstance(picture, np.ndarray):
                 picture = np.ascontiguousarray(picture)
             self._no_signal_cache = (size, picture)
@@ -300,8 +308,9 @@ class Pipeline:
         except CameraError as exc:
             self._next_open_at = now + self.retry_s
             if str(exc) != self.camera_error:
-                log.warning("virtual camera unavailable (retrying every %.0f s): %s",
-                            self.retry_s, exc)
+                log.warning(
+                    "virtual camera unavailable (retrying every %.0f s): %s", self.retry_s, exc
+                )
             self.camera_error = str(exc)
             return False
         self._sink_path = path

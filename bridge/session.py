@@ -50,15 +50,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL_S = 0.5   # what the reference client and the phone app send
-POLL_INTERVAL_S = 0.1        # SETCMD poll period of the reference client
-TICK_S = 0.1                 # housekeeping: expiry, state, watchdog, status
-STALL_S = 1.0                # no frame for this long while streaming = stalled
-CONTACT_LOST_S = 2.0         # no packet at all for this long = device gone ("waiting for device")
-RECV_BUFFER_BYTES = 65536    # one UDP datagram at most
+HEARTBEAT_INTERVAL_S = 0.5  # what the reference client and the phone app send
+POLL_INTERVAL_S = 0.1  # SETCMD poll period of the reference client
+TICK_S = 0.1  # housekeeping: expiry, state, watchdog, status
+STALL_S = 1.0  # no frame for this long while streaming = stalled
+CONTACT_LOST_S = 2.0  # no packet at all for this long = device gone ("waiting for device")
+RECV_BUFFER_BYTES = 65536  # one UDP datagram at most
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
-MAX_DRAIN = 512              # datagrams per wake-up before timers get a turn
-REBIND_EVERY_S = 2.0         # with --interface: how often to re-bind while sends fail
+MAX_DRAIN = 512  # datagrams per wake-up before timers get a turn
+REBIND_EVERY_S = 2.0  # with --interface: how often to re-bind while sends fail
 
 STARTING = "starting"
 WAITING_NETWORK = "waiting for network"
@@ -68,8 +68,15 @@ STALLED = "stalled"
 
 # sendto() fails like this while the interface has no address or route yet (DHCP racing us).
 NETWORK_WAIT_ERRNOS = frozenset(
-    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
-     errno.EHOSTDOWN, errno.ENODEV, errno.ENXIO}
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.EADDRNOTAVAIL,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+        errno.ENODEV,
+        errno.ENXIO,
+    }
 )
 
 
@@ -233,7 +240,9 @@ class Session:
                 "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
                 "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
                 "(make install ships a sysctl.d file for this)",
-                rb.effective // 2, want, want,
+                rb.effective // 2,
+                want,
+                want,
             )
 
     # ---- thread-safe entry points ---------------------------------------------------------
@@ -340,8 +349,9 @@ class Session:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._rate_warn("recv-stream", "receiving on the stream socket failed: %s",
-                                exc.strerror)
+                self._rate_warn(
+                    "recv-stream", "receiving on the stream socket failed: %s", exc.strerror
+                )
                 return
             if addr != addr_ok:
                 self.foreign_stream += 1
@@ -368,8 +378,9 @@ class Session:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._rate_warn("recv-event", "receiving on the event socket failed: %s",
-                                exc.strerror)
+                self._rate_warn(
+                    "recv-event", "receiving on the event socket failed: %s", exc.strerror
+                )
                 return
             if addr != self.event_addr:
                 self.foreign_event += 1
@@ -406,15 +417,29 @@ class Session:
             if exc.errno in NETWORK_WAIT_ERRNOS:
                 if not self.network_down:
                     self.network_down = True
-                    log.debug("sending %s to %s:%d: %s (no route/address yet)",
-                              what, addr[0], addr[1], exc.strerror)
+                    log.debug(
+                        "sending %s to %s:%d: %s (no route/address yet)",
+                        what,
+                        addr[0],
+                        addr[1],
+                        exc.strerror,
+                    )
                 return
             hint = ""
             if exc.errno in (errno.EPERM, errno.EACCES):
-                hint = (" (blocked by a firewall, or by the unit's IPAddressAllow= when "
-                        "device_ip is outside 192.168.10.0/24)")
-            self._rate_warn("send-" + what, "sending %s to %s:%d failed: %s%s",
-                            what, addr[0], addr[1], exc.strerror, hint)
+                hint = (
+                    " (blocked by a firewall, or by the unit's IPAddressAllow= when "
+                    "device_ip is outside 192.168.10.0/24)"
+                )
+            self._rate_warn(
+                "send-" + what,
+                "sending %s to %s:%d failed: %s%s",
+                what,
+                addr[0],
+                addr[1],
+                exc.strerror,
+                hint,
+            )
             return
         self.network_down = False
 
@@ -451,12 +476,16 @@ class Session:
         if new == STREAMING:
             log.info("streaming from %s", self.device_ip)
         elif new == WAITING_NETWORK:
-            log.info("waiting for network: no route to %s yet (interface up? DHCP done?)",
-                     self.device_ip)
+            log.info(
+                "waiting for network: no route to %s yet (interface up? DHCP done?)", self.device_ip
+            )
         elif new == WAITING_DEVICE:
             if self.first_contact_at is not None and self.linger_s > 0:
-                log.info("waiting for device at %s (gone; exiting after %g s without it, "
-                         "--linger)", self.device_ip, self.linger_s)
+                log.info(
+                    "waiting for device at %s (gone; exiting after %g s without it, --linger)",
+                    self.device_ip,
+                    self.linger_s,
+                )
             else:
                 log.info("waiting for device at %s", self.device_ip)
         elif new == STALLED:
@@ -513,9 +542,11 @@ class Session:
             "polls_sent": self.polls_sent,
             "send_errors": self.send_errors,
             "rebinds": self.rebinds,
-            "last_frame_age_s": None if self.last_frame_at is None
+            "last_frame_age_s": None
+            if self.last_frame_at is None
             else round(now - self.last_frame_at, 3),
-            "last_contact_age_s": None if self.last_contact_at is None
+            "last_contact_age_s": None
+            if self.last_contact_at is None
             else round(now - self.last_contact_at, 3),
             "receive_buffer_bytes": rb.effective,
             "receive_buffer_requested": rb.requested,

@@ -187,8 +187,10 @@ def open_error(path: str, exc: OSError) -> CameraError:
     if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
         return CameraError(f"{path} does not exist: load the module: {MODPROBE_ADVICE}")
     if exc.errno == errno.EBUSY:
-        return CameraError(f"{path} is busy (too many openers or another producer): "
-                           "close the other program or pick another device with --camera")
+        return CameraError(
+            f"{path} is busy (too many openers or another producer): "
+            "close the other program or pick another device with --camera"
+        )
     return CameraError(f"cannot open {path}: {exc.strerror}")
 
 
@@ -202,8 +204,9 @@ class V4L2Writer:
     ``fmt`` is "raw" (YU12/I420, limited range BT.601) or "mjpeg" (whole JPEGs, variable size).
     """
 
-    def __init__(self, path: str, width: int, height: int, fmt: str = "raw",
-                 fps: float = 30.0) -> None:
+    def __init__(
+        self, path: str, width: int, height: int, fmt: str = "raw", fps: float = 30.0
+    ) -> None:
         if fmt not in ("raw", "mjpeg"):
             raise ValueError(f"unknown output format {fmt!r}")
         self.path = path
@@ -244,8 +247,7 @@ class V4L2Writer:
         at all and the kernel refuses S_FMT with EINVAL (v4l2loopback issue 442). STREAMON marks
         this opener as the writer even when it fails, so closing it restores the flag.
         """
-        log.info("%s was left without capabilities by a previous producer: re-attaching",
-                 self.path)
+        log.info("%s was left without capabilities by a previous producer: re-attaching", self.path)
         with contextlib.suppress(OSError):
             fcntl.ioctl(fd, VIDIOC_STREAMON, ctypes.c_int(BUF_TYPE_VIDEO_OUTPUT))
         self._streaming = True  # so close() sends the matching STREAMOFF
@@ -256,8 +258,10 @@ class V4L2Writer:
         except OSError as exc:
             raise CameraError(f"{self.path} is not a V4L2 device ({exc.strerror})") from exc
         if not self.info.is_loopback and not self.info.has_output:
-            raise CameraError(f"{self.path} ({self.info.card}) is not a v4l2loopback device; "
-                              f"create one with: {MODPROBE_ADVICE}")
+            raise CameraError(
+                f"{self.path} ({self.info.card}) is not a v4l2loopback device; "
+                f"create one with: {MODPROBE_ADVICE}"
+            )
         pixfmt = PIX_FMT_MJPEG if self.fmt == "mjpeg" else PIX_FMT_YU12
         want = Format(type=BUF_TYPE_VIDEO_OUTPUT)
         pix = want.fmt.pix
@@ -284,10 +288,12 @@ class V4L2Writer:
                 raise CameraError(
                     f"{self.path} is locked to {current} by another producer or a still-open "
                     f"reader; close it (or restart the apps using the camera) to switch to "
-                    f"{self._describe(self.width, self.height, pixfmt)}") from exc
-            raise CameraError(f"{self.path} refused format "
-                              f"{self._describe(self.width, self.height, pixfmt)}: {exc.strerror}"
-                              ) from exc
+                    f"{self._describe(self.width, self.height, pixfmt)}"
+                ) from exc
+            raise CameraError(
+                f"{self.path} refused format "
+                f"{self._describe(self.width, self.height, pixfmt)}: {exc.strerror}"
+            ) from exc
         got = want.fmt.pix
         if (got.width, got.height, got.pixelformat) != (self.width, self.height, pixfmt):
             raise CameraError(
@@ -295,7 +301,8 @@ class V4L2Writer:
                 f"{self._describe(got.width, got.height, got.pixelformat)} "
                 f"(a reader still has it open, or keep_format is set); "
                 f"wanted {self._describe(self.width, self.height, pixfmt)}: close the apps "
-                f"using the camera so the format can change")
+                f"using the camera so the format can change"
+            )
         self.sizeimage = got.sizeimage
         self.fps_set = self._set_fps(fd)
         # The exclusive_caps re-attach workaround (see module docstring).
@@ -304,9 +311,14 @@ class V4L2Writer:
             self._streaming = True
         except OSError as exc:
             log.debug("STREAMON on %s: %s (fine on v4l2loopback >= 0.14)", self.path, exc.strerror)
-        log.info("camera %s (%s) open: %s at %.3g fps%s", self.path, self.info.card,
-                 self._describe(self.width, self.height, pixfmt), self.fps,
-                 "" if self.fps_set else " (frame rate not accepted by the device)")
+        log.info(
+            "camera %s (%s) open: %s at %.3g fps%s",
+            self.path,
+            self.info.card,
+            self._describe(self.width, self.height, pixfmt),
+            self.fps,
+            "" if self.fps_set else " (frame rate not accepted by the device)",
+        )
 
     @staticmethod
     def _describe(w: int, h: int, pixfmt: int) -> str:
@@ -331,8 +343,9 @@ class V4L2Writer:
         try:
             fcntl.ioctl(fd, VIDIOC_S_PARM, parm)
         except OSError as exc:
-            log.warning("%s did not accept a frame rate of %s fps: %s", self.path, rate,
-                        exc.strerror)
+            log.warning(
+                "%s did not accept a frame rate of %s fps: %s", self.path, rate, exc.strerror
+            )
             return False
         return True
 
@@ -346,13 +359,17 @@ class V4L2Writer:
             n = os.write(fd, data)
         except OSError as exc:
             if exc.errno in DEAD_DEVICE_ERRNOS:
-                raise CameraError(f"{self.path} stopped accepting frames ({exc.strerror}); "
-                                  "was v4l2loopback unloaded?") from exc
+                raise CameraError(
+                    f"{self.path} stopped accepting frames ({exc.strerror}); "
+                    "was v4l2loopback unloaded?"
+                ) from exc
             raise CameraError(f"writing to {self.path} failed: {exc.strerror}") from exc
         size = memoryview(data).nbytes
         if n != size:
-            raise CameraError(f"{self.path} took {n} of {size} bytes: its buffer is too small "
-                              f"for this frame (sizeimage {self.sizeimage})")
+            raise CameraError(
+                f"{self.path} took {n} of {size} bytes: its buffer is too small "
+                f"for this frame (sizeimage {self.sizeimage})"
+            )
 
     def get_fps(self) -> Fraction | None:
         """The frame rate the device reports (what readers will see)."""

@@ -122,6 +122,7 @@ def test_explicit_path(tree: FakeTree) -> None:
 
 # -- Transform ---------------------------------------------------------------------------------
 
+
 def _i420(w: int, h: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
 
@@ -129,8 +130,11 @@ def _i420(w: int, h: int, seed: int = 0) -> np.ndarray:
 def _split(buf: np.ndarray, w: int, h: int) -> list[np.ndarray]:
     flat = buf.reshape(-1)
     q = (w // 2) * (h // 2)
-    return [flat[: w * h].reshape(h, w), flat[w * h: w * h + q].reshape(h // 2, w // 2),
-            flat[w * h + q: w * h + 2 * q].reshape(h // 2, w // 2)]
+    return [
+        flat[: w * h].reshape(h, w),
+        flat[w * h : w * h + q].reshape(h // 2, w // 2),
+        flat[w * h + q : w * h + 2 * q].reshape(h // 2, w // 2),
+    ]
 
 
 def _expected(plane: np.ndarray, rotate: int, flip: str) -> np.ndarray:
@@ -171,13 +175,14 @@ def test_transform_rejects_bad_values(rotate: int, flip: str) -> None:
 
 # -- no signal ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("w", "h"), [(640, 480), (1280, 720), (1920, 1080), (320, 240)])
 def test_no_signal_picture(w: int, h: int) -> None:
     bgr = no_signal_bgr(w, h)
     assert bgr.shape == (h, w, 3)
     # dark background with bright text in the middle band, nothing drawn at the edges
     assert bgr[: h // 8].max() < 80
-    bright = (bgr.max(axis=2) > 200)
+    bright = bgr.max(axis=2) > 200
     rows = np.nonzero(bright.any(axis=1))[0]
     assert rows.size > 0 and h * 0.25 < rows.mean() < h * 0.75
     cols = np.nonzero(bright.any(axis=0))[0]

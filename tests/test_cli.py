@@ -22,8 +22,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True,
-                          text=True, timeout=60, env=e, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=e,
+        check=False,
+    )
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,8 +38,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "snapshot", "status", "demo"])
-def test_every_command_has_help_with_examples(command: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_has_help_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert "examples:" in out
@@ -43,21 +50,36 @@ def test_every_command_has_help_with_examples(command: str,
 def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--interface", "--device-ip", "--stream-port", "--event-port", "--camera",
-                 "--snapshot-dir", "--record", "--control-socket", "--rotate", "--flip",
-                 "--wait", "--linger", "--config", "--format", "--print-config"):
+    for flag in (
+        "--interface",
+        "--device-ip",
+        "--stream-port",
+        "--event-port",
+        "--camera",
+        "--snapshot-dir",
+        "--record",
+        "--control-socket",
+        "--rotate",
+        "--flip",
+        "--wait",
+        "--linger",
+        "--config",
+        "--format",
+        "--print-config",
+    ):
         assert flag in out
 
 
 def test_print_config_shows_effective_settings(tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('rotate = 90\nflip = "vertical"\nlinger = 0\n')
-    r = run_cli("run", "--config", str(conf), "--rotate", "180", "--device-ip", "10.1.2.3",
-                "--print-config")
+    r = run_cli(
+        "run", "--config", str(conf), "--rotate", "180", "--device-ip", "10.1.2.3", "--print-config"
+    )
     assert r.returncode == 0, r.stderr
     parsed = tomllib.loads(r.stdout)
-    assert parsed["rotate"] == 180          # flag wins over the file
-    assert parsed["flip"] == "vertical"     # file wins over the default
+    assert parsed["rotate"] == 180  # flag wins over the file
+    assert parsed["flip"] == "vertical"  # file wins over the default
     assert parsed["linger"] == 0
     assert parsed["device_ip"] == "10.1.2.3"
     assert parsed["stream_port"] == 8030
@@ -100,16 +122,35 @@ def test_snapshot_without_daemon_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_human_status_is_readable() -> None:
-    text = format_status({
-        "state": "streaming", "device_ip": "192.168.10.123", "stream_port": 8030,
-        "event_port": 50000, "interface": "enx1", "resolution": "1280x720", "fps": 29.9,
-        "frames_received": 100, "frames_shown": 98, "frames_skipped": 2,
-        "frames_incomplete": 1, "frames_corrupt": 0, "foreign_packets": 3,
-        "last_frame_age_s": 0.01, "latency_p50_ms": 3.2, "latency_p99_ms": 7.5,
-        "snapshots_taken": 2, "snapshots_failed": 0, "last_snapshot": "/x/a.jpg",
-        "snapshot_dir": "/x", "camera": "/dev/video2", "recording": None,
-        "receive_buffer_bytes": 8388608, "receive_buffer_capped": True, "uptime_s": 12.5,
-    })
+    text = format_status(
+        {
+            "state": "streaming",
+            "device_ip": "192.168.10.123",
+            "stream_port": 8030,
+            "event_port": 50000,
+            "interface": "enx1",
+            "resolution": "1280x720",
+            "fps": 29.9,
+            "frames_received": 100,
+            "frames_shown": 98,
+            "frames_skipped": 2,
+            "frames_incomplete": 1,
+            "frames_corrupt": 0,
+            "foreign_packets": 3,
+            "last_frame_age_s": 0.01,
+            "latency_p50_ms": 3.2,
+            "latency_p99_ms": 7.5,
+            "snapshots_taken": 2,
+            "snapshots_failed": 0,
+            "last_snapshot": "/x/a.jpg",
+            "snapshot_dir": "/x",
+            "camera": "/dev/video2",
+            "recording": None,
+            "receive_buffer_bytes": 8388608,
+            "receive_buffer_capped": True,
+            "uptime_s": 12.5,
+        }
+    )
     assert "state:" in text and "streaming" in text
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
@@ -120,9 +161,25 @@ def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> Non
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "demo", "--camera", "none", "--resolution", "640x480",
-         "--snapshot-dir", str(tmp_path), "--duration", "120"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=e)
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "demo",
+            "--camera",
+            "none",
+            "--resolution",
+            "640x480",
+            "--snapshot-dir",
+            str(tmp_path),
+            "--duration",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=e,
+    )
     try:
         assert proc.stdout is not None
         socket_path = None

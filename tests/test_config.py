@@ -65,8 +65,9 @@ def test_missing_default_file_is_fine(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ("snapshot_dir = 5", "snapshot_dir", "5"),
     ],
 )
-def test_bad_values_name_file_key_and_value(tmp_path: Path, text: str, key: str, value: str
-                                            ) -> None:
+def test_bad_values_name_file_key_and_value(
+    tmp_path: Path, text: str, key: str, value: str
+) -> None:
     path = write(tmp_path, text + "\n")
     with pytest.raises(ConfigError) as info:
         load(path)
@@ -96,9 +97,18 @@ def test_bad_flag_value_names_the_flag() -> None:
 
 
 def test_print_config_round_trips(tmp_path: Path) -> None:
-    c = load(None, {"device_ip": "127.0.0.1", "stream_port": 1234, "rotate": 270,
-                    "record": str(tmp_path / 'a "b".mjpeg'), "snapshot_dir": str(tmp_path),
-                    "control_socket": str(tmp_path / "c.sock"), "wait": 2.5})
+    c = load(
+        None,
+        {
+            "device_ip": "127.0.0.1",
+            "stream_port": 1234,
+            "rotate": 270,
+            "record": str(tmp_path / 'a "b".mjpeg'),
+            "snapshot_dir": str(tmp_path),
+            "control_socket": str(tmp_path / "c.sock"),
+            "wait": 2.5,
+        },
+    )
     text = c.to_toml()
     parsed = tomllib.loads(text)
     assert parsed["device_ip"] == "127.0.0.1"
@@ -115,16 +125,18 @@ def test_service_defaults_follow_systemd_directories(monkeypatch: pytest.MonkeyP
     assert c.control_socket == "/run/borescope-bridge/control.sock"
 
 
-def test_user_defaults_use_pictures_and_runtime_dir(monkeypatch: pytest.MonkeyPatch,
-                                                     tmp_path: Path) -> None:
+def test_user_defaults_use_pictures_and_runtime_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for var in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "INVOCATION_ID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "Bilder"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.setattr(cfg.os, "getuid", lambda: 1000)
     assert cfg.default_snapshot_dir() == str(tmp_path / "Bilder" / "Borescope")
-    assert cfg.default_control_socket() == str(tmp_path / "run" / "borescope-bridge"
-                                               / "control.sock")
+    assert cfg.default_control_socket() == str(
+        tmp_path / "run" / "borescope-bridge" / "control.sock"
+    )
 
 
 def test_mjpeg_cannot_rotate_or_flip(tmp_path: Path) -> None:

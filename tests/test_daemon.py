@@ -45,9 +45,20 @@ def simulator(**kw: Any) -> Iterator[Simulator]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The daemon's environment: no systemd variables of our own session leak in."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_USEC",
-                        "WATCHDOG_PID", "STATE_DIRECTORY", "RUNTIME_DIRECTORY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "NOTIFY_SOCKET",
+            "INVOCATION_ID",
+            "JOURNAL_STREAM",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "STATE_DIRECTORY",
+            "RUNTIME_DIRECTORY",
+        )
+    }
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
@@ -56,9 +67,15 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Daemon:
     """A `borescope-bridge run` child process with its own notify socket and directories."""
 
-    def __init__(self, tmp: Path, sim: Simulator | None, *extra: str,
-                 device_ports: tuple[int, int] | None = None,
-                 snapshot_flag: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        sim: Simulator | None,
+        *extra: str,
+        device_ports: tuple[int, int] | None = None,
+        snapshot_flag: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.tmp = tmp
         self.snapdir = tmp / "snaps"
         self.sock = str(tmp / "control.sock")
@@ -72,16 +89,34 @@ class Daemon:
         self.messages: list[str] = []
         self._lock = threading.Lock()
         ports = device_ports or (sim.stream_port, sim.event_port)  # type: ignore[union-attr]
-        self.argv = [sys.executable, "-m", "bridge", "run", "--config", str(self.config),
-                     "--device-ip", "127.0.0.1", "--stream-port", str(ports[0]),
-                     "--event-port", str(ports[1]), "--camera", "none",
-                     "--control-socket", self.sock, *extra]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            "--config",
+            str(self.config),
+            "--device-ip",
+            "127.0.0.1",
+            "--stream-port",
+            str(ports[0]),
+            "--event-port",
+            str(ports[1]),
+            "--camera",
+            "none",
+            "--control-socket",
+            self.sock,
+            *extra,
+        ]
         if snapshot_flag:
             self.argv += ["--snapshot-dir", str(self.snapdir)]
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self._log_fh,
-                                     env=clean_env(NOTIFY_SOCKET=self.notify_path,
-                                                   **(env or {})))
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_fh,
+            env=clean_env(NOTIFY_SOCKET=self.notify_path, **(env or {})),
+        )
         # Drain the notify socket all the time, as systemd does: a full queue blocks sd_notify.
         self._closing = threading.Event()
         self._reader = threading.Thread(target=self._read_notify_forever, daemon=True)
@@ -104,8 +139,13 @@ class Daemon:
         with self._lock:
             return len(self.messages)
 
-    def wait_notify(self, predicate: Callable[[str], bool], timeout: float = DEADLINE_S,
-                    what: str = "", since: int = 0) -> str:
+    def wait_notify(
+        self,
+        predicate: Callable[[str], bool],
+        timeout: float = DEADLINE_S,
+        what: str = "",
+        since: int = 0,
+    ) -> str:
         end = time.monotonic() + timeout
         seen = since
         exited_at: float | None = None
@@ -118,13 +158,16 @@ class Daemon:
             seen += len(fresh)
             now = time.monotonic()
             if now > end:
-                raise AssertionError(f"no notify message {what}; got {self.messages}\n"
-                                     f"log:\n{self.log.read_text()}")
+                raise AssertionError(
+                    f"no notify message {what}; got {self.messages}\nlog:\n{self.log.read_text()}"
+                )
             if self.proc.poll() is not None:
                 exited_at = exited_at or now
                 if now - exited_at > 1.0:  # let the reader pick up the last messages
-                    raise AssertionError(f"daemon exited {self.proc.returncode} before {what}"
-                                         f"\nlog:\n{self.log.read_text()}")
+                    raise AssertionError(
+                        f"daemon exited {self.proc.returncode} before {what}"
+                        f"\nlog:\n{self.log.read_text()}"
+                    )
             time.sleep(0.02)
 
     def wait_ready(self) -> None:
@@ -186,17 +229,29 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
         d = run_daemon(sim, env={"WATCHDOG_USEC": "2000000"})
         d.wait_ready()
         d.wait_streaming()
-        status = wait_for(lambda: (s := d.status())["frames_received"] >= 10 and s,
-                          what="10 frames")
+        status = wait_for(
+            lambda: (s := d.status())["frames_received"] >= 10 and s, what="10 frames"
+        )
         assert status["state"] == "streaming"
         assert status["device_ip"] == "127.0.0.1"
         assert status["resolution"] == "640x480"
         assert status["foreign_packets"] == 0
         assert status["receive_buffer_bytes"] > 0
-        for key in ("fps", "frames_shown", "frames_skipped", "frames_incomplete",
-                    "frames_corrupt", "last_frame_age_s", "latency_p50_ms", "latency_p99_ms",
-                    "snapshots_taken", "last_snapshot", "camera", "uptime_s",
-                    "receive_buffer_capped"):
+        for key in (
+            "fps",
+            "frames_shown",
+            "frames_skipped",
+            "frames_incomplete",
+            "frames_corrupt",
+            "last_frame_age_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "snapshots_taken",
+            "last_snapshot",
+            "camera",
+            "uptime_s",
+            "receive_buffer_capped",
+        ):
             assert key in status
         # No snapshot at start-up, although the button counter was read many times by now.
         assert status["buttons"]["replies"] > 0
@@ -204,26 +259,46 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
 
         # Through the real commands, as a user would.
         cli = [sys.executable, "-m", "bridge"]
-        r = subprocess.run([*cli, "snapshot", "--socket", d.sock], capture_output=True,
-                           text=True, timeout=60, env=clean_env(), check=False)
+        r = subprocess.run(
+            [*cli, "snapshot", "--socket", d.sock],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         path = Path(r.stdout.strip())
         assert path.parent == d.snapdir
         assert path.read_bytes() in frames_of(sim)
-        r = subprocess.run([*cli, "status", "--socket", d.sock, "--json"], capture_output=True,
-                           text=True, timeout=60, env=clean_env(), check=False)
+        r = subprocess.run(
+            [*cli, "status", "--socket", d.sock, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         as_json = json.loads(r.stdout)
         assert as_json["last_snapshot"] == str(path)
         assert as_json["snapshots_taken"] == 1
-        r = subprocess.run([*cli, "status", "--socket", d.sock], capture_output=True,
-                           text=True, timeout=60, env=clean_env(), check=False)
+        r = subprocess.run(
+            [*cli, "status", "--socket", d.sock],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         assert "state:" in r.stdout and "streaming" in r.stdout and str(path) in r.stdout
         # The watchdog is pinged from the main loop (WATCHDOG_USEC is set for this run).
         d.wait_notify(lambda m: "WATCHDOG=1" in m, what="WATCHDOG=1")
-        d.wait_notify(lambda m: "STATUS=streaming 640x480" in m and "1 snapshot" in m,
-                      what="STATUS= with the snapshot count")
+        d.wait_notify(
+            lambda m: "STATUS=streaming 640x480" in m and "1 snapshot" in m,
+            what="STATUS= with the snapshot count",
+        )
 
         t0 = time.monotonic()
         assert d.terminate() == 0
@@ -233,7 +308,8 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
 
 
 def test_button_presses_one_file_each_including_bursts_and_wrap(
-        run_daemon: Callable[..., Daemon]) -> None:
+    run_daemon: Callable[..., Daemon],
+) -> None:
     with simulator() as sim:
         d = run_daemon(sim)
         d.wait_streaming()
@@ -266,8 +342,9 @@ def test_no_snapshot_flood_after_device_reboot(run_daemon: Callable[..., Daemon]
         mark = d.mark()
         sim.reboot(downtime_s=1.5)
         # The stream stalls (no frames for > 1 s), then resumes by itself.
-        stall = d.wait_notify(lambda m: "STATUS=" in m and "streaming" not in m, what="a stall",
-                              since=mark)
+        stall = d.wait_notify(
+            lambda m: "STATUS=" in m and "streaming" not in m, what="a stall", since=mark
+        )
         d.wait_streaming(since=d.messages.index(stall))
         sim.press_button(1)
         wait_for(lambda: len(d.jpgs()) == 6, what="one snapshot after the reboot")
@@ -294,9 +371,9 @@ def split_recording(data: bytes, frames: list[bytes]) -> list[int]:
     out = []
     pos = 0
     while pos < len(data):
-        for i in by_head.get(data[pos:pos + 64], []):
+        for i in by_head.get(data[pos : pos + 64], []):
             f = frames[i]
-            if data[pos:pos + len(f)] == f:
+            if data[pos : pos + len(f)] == f:
                 out.append(i)
                 pos += len(f)
                 break
@@ -306,7 +383,8 @@ def split_recording(data: bytes, frames: list[bytes]) -> list[int]:
 
 
 def test_recording_is_byte_exact_under_loss_duplication_and_reordering(
-        tmp_path: Path, run_daemon: Callable[..., Daemon]) -> None:
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
     record = tmp_path / "out.mjpeg"
     with simulator(loss=0.01, duplicate=0.05, reorder=0.05, corrupt=0.01) as sim:
         d = run_daemon(sim, "--record", str(record))
@@ -322,7 +400,8 @@ def test_recording_is_byte_exact_under_loss_duplication_and_reordering(
 
 
 def test_foreign_packets_are_counted_and_never_saved(
-        tmp_path: Path, run_daemon: Callable[..., Daemon]) -> None:
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
     record = tmp_path / "out.mjpeg"
     with simulator(foreign=0.2) as sim:
         d = run_daemon(sim, "--record", str(record))
@@ -360,8 +439,7 @@ def test_foreign_host_cannot_inject(run_daemon: Callable[..., Daemon], tmp_path:
                 hostile.sendto(pkt, addr)
             for c in range(50):
                 hostile.sendto(encode_retcmd(c, c), addr)
-            wait_for(lambda: d.status()["foreign_packets"] >= len(pkts) + 50,
-                     what="foreign count")
+            wait_for(lambda: d.status()["foreign_packets"] >= len(pkts) + 50, what="foreign count")
         assert d.snapshot()["ok"]
         for f in d.jpgs():
             assert b"EVIL" not in f.read_bytes()
@@ -387,9 +465,14 @@ def test_snapshot_without_video_fails_clearly(run_daemon: Callable[..., Daemon])
     with quiet:
         d = run_daemon(None, "--wait", "0", device_ports=(port, port))
         d.wait_ready()
-        r = subprocess.run([sys.executable, "-m", "bridge", "snapshot", "--socket", d.sock,
-                            "--timeout", "1"], capture_output=True, text=True, timeout=60,
-                           env=clean_env(), check=False)
+        r = subprocess.run(
+            [sys.executable, "-m", "bridge", "snapshot", "--socket", d.sock, "--timeout", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            check=False,
+        )
         assert r.returncode == 1
         assert "no complete frame arrived" in r.stderr
         assert "waiting for device" in r.stderr
@@ -433,8 +516,11 @@ def tiny_filesystem(path: Path) -> Iterator[str]:
     """A 256 KiB tmpfs (root) or, failing that, a read-only bind mount; skip otherwise."""
     path.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", str(path)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot mount a tmpfs here: {exc}")
     try:
@@ -454,20 +540,28 @@ def fill(path: Path) -> None:
 
 
 def test_full_disk_is_reported_and_streaming_goes_on(
-        tmp_path: Path, run_daemon: Callable[..., Daemon]) -> None:
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
     full = tmp_path / "full"
     with tiny_filesystem(full), simulator() as sim:
         (full / "snaps").mkdir()
         (full / "rec.mjpeg").touch()
         fill(full)
-        d = run_daemon(sim, "--snapshot-dir", str(full / "snaps"), "--record",
-                       str(full / "rec.mjpeg"), snapshot_flag=False)
+        d = run_daemon(
+            sim,
+            "--snapshot-dir",
+            str(full / "snaps"),
+            "--record",
+            str(full / "rec.mjpeg"),
+            snapshot_flag=False,
+        )
         d.wait_streaming()
         reply = d.snapshot()
         assert reply["ok"] is False
         assert "disk full" in reply["error"] or "No space" in reply["error"]
-        status = wait_for(lambda: (s := d.status())["recording"]["error"] and s,
-                          what="recording error")
+        status = wait_for(
+            lambda: (s := d.status())["recording"]["error"] and s, what="recording error"
+        )
         assert "disk full" in status["recording"]["error"]
         assert status["snapshots_failed"] == 1
         assert "disk full" in status["snapshot_error"]
@@ -475,8 +569,9 @@ def test_full_disk_is_reported_and_streaming_goes_on(
         wait_for(lambda: d.status()["frames_received"] >= before + 10, what="frames flowing on")
         assert d.status()["state"] == "streaming"
         # Nothing partial anywhere.
-        leftovers = [p.name for p in (full / "snaps").iterdir()] if (full / "snaps").exists() \
-            else []
+        leftovers = (
+            [p.name for p in (full / "snaps").iterdir()] if (full / "snaps").exists() else []
+        )
         assert leftovers == []
         assert d.terminate() == 0
 
@@ -487,8 +582,9 @@ def test_resumes_after_a_stall(run_daemon: Callable[..., Daemon]) -> None:
         d.wait_streaming()
         mark = d.mark()
         sim.reboot(downtime_s=2.0)
-        stall = d.wait_notify(lambda m: "STATUS=stalled" in m or "STATUS=waiting" in m,
-                              what="stall", since=mark)
+        stall = d.wait_notify(
+            lambda m: "STATUS=stalled" in m or "STATUS=waiting" in m, what="stall", since=mark
+        )
         d.wait_streaming(since=d.messages.index(stall))
         before = d.status()["frames_received"]
         wait_for(lambda: d.status()["frames_received"] > before, what="frames again")
@@ -553,8 +649,9 @@ class SpyPipeline:
     def __init__(self, writes: list[bytes], events: list[str]) -> None:
         from bridge.pipeline import Pipeline
 
-        self.inner = Pipeline(camera="/dev/video-test", fmt="mjpeg",
-                              sink_factory=lambda *a: CaptureSink(writes))
+        self.inner = Pipeline(
+            camera="/dev/video-test", fmt="mjpeg", sink_factory=lambda *a: CaptureSink(writes)
+        )
         self.events = events
 
     def start(self) -> None:
@@ -587,13 +684,21 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     writes: list[bytes] = []
     events: list[str] = []
     with simulator(foreign=0.1) as sim:
-        cfg = Config(device_ip="127.0.0.1", stream_port=sim.stream_port,
-                     event_port=sim.event_port, camera="/dev/video-test", format="mjpeg",
-                     snapshot_dir=str(tmp_path / "s"), control_socket=str(tmp_path / "c.sock"),
-                     wait=0, linger=0)
+        cfg = Config(
+            device_ip="127.0.0.1",
+            stream_port=sim.stream_port,
+            event_port=sim.event_port,
+            camera="/dev/video-test",
+            format="mjpeg",
+            snapshot_dir=str(tmp_path / "s"),
+            control_socket=str(tmp_path / "c.sock"),
+            wait=0,
+            linger=0,
+        )
         fields: dict[str, Any] = {}
-        daemon = BridgeDaemon(cfg, output_factory=lambda c: SpyPipeline(writes, events),
-                              log_fields=fields)
+        daemon = BridgeDaemon(
+            cfg, output_factory=lambda c: SpyPipeline(writes, events), log_fields=fields
+        )
         observed: dict[str, Any] = {}
         records: list[logging.LogRecord] = []
         capture = logging.Handler()
@@ -647,19 +752,30 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
 
 
 def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from bridge.config import Config
     from bridge.daemon import Daemon as BridgeDaemon
     from bridge.pipeline import Pipeline
 
-    base = Config(device_ip="127.0.0.1", camera="/dev/video-test",
-                  snapshot_dir=str(tmp_path / "a"), control_socket=str(tmp_path / "c.sock"))
+    base = Config(
+        device_ip="127.0.0.1",
+        camera="/dev/video-test",
+        snapshot_dir=str(tmp_path / "a"),
+        control_socket=str(tmp_path / "c.sock"),
+    )
     new = [base]
     pipeline = Pipeline(camera="/dev/video-test", sink_factory=lambda *a: CaptureSink([]))
-    daemon = BridgeDaemon(base, reload_config=lambda: new[0],
-                          output_factory=lambda c: pipeline)
-    new[0] = Config(**{**base.__dict__, "rotate": 180, "flip": "horizontal",
-                       "snapshot_dir": str(tmp_path / "b"), "stream_port": 9999})
+    daemon = BridgeDaemon(base, reload_config=lambda: new[0], output_factory=lambda c: pipeline)
+    new[0] = Config(
+        **{
+            **base.__dict__,
+            "rotate": 180,
+            "flip": "horizontal",
+            "snapshot_dir": str(tmp_path / "b"),
+            "stream_port": 9999,
+        }
+    )
     with caplog.at_level("INFO"):
         daemon.reload()
     assert pipeline.transform.rotate == 180 and pipeline.transform.flip == "horizontal"

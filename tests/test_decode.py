@@ -26,8 +26,11 @@ def photo_like(width: int, height: int, seed: int = 1) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     img = np.zeros((height, width, 3), np.float32)
     for c in range(3):
-        img[..., c] = (128 + 60 * np.sin(xx / (37 + c * 11) + c) * np.cos(yy / (29 + c * 7))
-                       + 40 * np.sin((xx + yy) / 90.0 + c))
+        img[..., c] = (
+            128
+            + 60 * np.sin(xx / (37 + c * 11) + c) * np.cos(yy / (29 + c * 7))
+            + 40 * np.sin((xx + yy) / 90.0 + c)
+        )
     for _ in range(12):
         cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
         r = int(rng.integers(5, max(6, height // 5)))
@@ -68,8 +71,9 @@ def encode(img: np.ndarray, sub: str, quality: int = 80) -> bytes:
 def test_golden_psnr(backend: str, sub: str) -> None:
     img = photo_like(320, 240)
     if sub == "Gray":
-        jpeg = simplejpeg.encode_jpeg(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None], 80,
-                                      "GRAY", "Gray")
+        jpeg = simplejpeg.encode_jpeg(
+            cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None], 80, "GRAY", "Gray"
+        )
     else:
         jpeg = encode(img, sub)
     out = Decoder(backend).decode(jpeg)
@@ -88,8 +92,10 @@ def test_golden_catches_wrong_range_and_plane_order(backend: str) -> None:
     assert psnr(out, ref) >= PSNR_MIN_DB
     swapped = out.copy().reshape(-1)
     q = (w // 2) * (h // 2)
-    swapped[w * h: w * h + q], swapped[w * h + q:] = out.reshape(-1)[w * h + q:], \
-        out.reshape(-1)[w * h: w * h + q]
+    swapped[w * h : w * h + q], swapped[w * h + q :] = (
+        out.reshape(-1)[w * h + q :],
+        out.reshape(-1)[w * h : w * h + q],
+    )
     assert psnr(swapped, ref) < PSNR_MIN_DB - 5
     # Undo the limited-range scaling: what passing JPEG's full-range planes through would give.
     full = out.astype(np.float64)
@@ -160,7 +166,16 @@ def test_jpeg_dimensions_skips_segments_and_fill_bytes() -> None:
     assert jpeg_dimensions(padded) == (64, 48)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff", b"\xff\xd8", b"\x89PNG\r\n\x1a\n....",
-                                  b"\xff\xd8\xff\xda\x00\x08", b"\xff\xd8\xff\xc0\x00\x11\x08"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        b"\xff\xd8",
+        b"\x89PNG\r\n\x1a\n....",
+        b"\xff\xd8\xff\xda\x00\x08",
+        b"\xff\xd8\xff\xc0\x00\x11\x08",
+    ],
+)
 def test_jpeg_dimensions_none_for_non_jpeg(data: bytes) -> None:
     assert jpeg_dimensions(data) is None

@@ -79,8 +79,6 @@ class Sinks:
         return [f for s in self.made for f in s.frames]
 
 
-
-
 @pytest.fixture
 def sinks() -> Sinks:
     return Sinks()
@@ -136,8 +134,9 @@ def test_mjpeg_refuses_rotation() -> None:
         Pipeline(fmt="h264", sink_factory=Sinks())
 
 
-def test_newest_frame_wins_and_skips_are_counted(make: Callable[..., Pipeline],
-                                                  sinks: Sinks) -> None:
+def test_newest_frame_wins_and_skips_are_counted(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
     p = make(fmt="mjpeg")
     sinks.gate.clear()  # the camera is slow: the first write blocks
     frames = [jpeg(160, 120, v) for v in range(10, 250, 40)]
@@ -169,8 +168,9 @@ def test_rotation_changes_the_camera_size(make: Callable[..., Pipeline], sinks: 
     assert sinks.made[0].args[1:3] == (240, 320)
 
 
-def test_camera_unavailable_keeps_accepting_and_retries(make: Callable[..., Pipeline],
-                                                        sinks: Sinks) -> None:
+def test_camera_unavailable_keeps_accepting_and_retries(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
     advice = "no virtual camera: run `sudo modprobe v4l2loopback exclusive_caps=1`"
     sinks.refuse = advice
     p = make(retry_s=0.05)
@@ -210,8 +210,9 @@ def test_dead_device_is_reopened(make: Callable[..., Pipeline], sinks: Sinks) ->
 
 
 @pytest.mark.parametrize("fmt", ["raw", "mjpeg"])
-def test_no_signal_picture_while_lost(make: Callable[..., Pipeline], sinks: Sinks,
-                                      fmt: str) -> None:
+def test_no_signal_picture_while_lost(
+    make: Callable[..., Pipeline], sinks: Sinks, fmt: str
+) -> None:
     p = make(fmt=fmt)
     p.signal_lost()  # nothing seen yet: the device must not be locked to a guessed size
     time.sleep(0.6)

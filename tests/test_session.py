@@ -58,8 +58,10 @@ class ScriptedDevice:
         self.buttons = 0
         self.answer_polls = True
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve_stream, daemon=True),
-                         threading.Thread(target=self._serve_event, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._serve_stream, daemon=True),
+            threading.Thread(target=self._serve_event, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -132,13 +134,20 @@ def device() -> Iterator[ScriptedDevice]:
 class Running:
     def __init__(self, dev: ScriptedDevice, **kw: Any) -> None:
         self.listener = Recorder()
-        self.session = Session(device_ip="127.0.0.1", stream_port=dev.stream_port,
-                               event_port=dev.event_port, reassembler=Reassembler(),
-                               tracker=ButtonTracker(), listener=self.listener, **kw)
+        self.session = Session(
+            device_ip="127.0.0.1",
+            stream_port=dev.stream_port,
+            event_port=dev.event_port,
+            reassembler=Reassembler(),
+            tracker=ButtonTracker(),
+            listener=self.listener,
+            **kw,
+        )
         self.session.open()
         self.result: list[str] = []
-        self.thread = threading.Thread(target=lambda: self.result.append(self.session.run()),
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(self.session.run()), daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> str:
@@ -249,8 +258,14 @@ class Unroutable:
 
 def test_unreachable_network_is_a_waiting_state_not_an_error(caplog: Any) -> None:
     listener = Recorder()
-    s = Session(device_ip="127.0.0.1", stream_port=9, event_port=9, reassembler=Reassembler(),
-                tracker=ButtonTracker(), listener=listener)
+    s = Session(
+        device_ip="127.0.0.1",
+        stream_port=9,
+        event_port=9,
+        reassembler=Reassembler(),
+        tracker=ButtonTracker(),
+        listener=listener,
+    )
     with caplog.at_level("WARNING"):
         for _ in range(5):
             s._send(Unroutable(), HEARTBEAT, ("127.0.0.1", 9), "heartbeat")  # type: ignore[arg-type]
@@ -272,8 +287,15 @@ def test_receive_buffer_is_requested_and_reported(device: ScriptedDevice) -> Non
 
 
 def test_interface_binding_errors_say_what_to_do() -> None:
-    s = Session(device_ip="127.0.0.1", stream_port=9, event_port=9, reassembler=Reassembler(),
-                tracker=ButtonTracker(), listener=Recorder(), interface="nosuchif0")
+    s = Session(
+        device_ip="127.0.0.1",
+        stream_port=9,
+        event_port=9,
+        reassembler=Reassembler(),
+        tracker=ButtonTracker(),
+        listener=Recorder(),
+        interface="nosuchif0",
+    )
     from bridge.errors import BridgeError
 
     with pytest.raises(BridgeError, match="ip link"):
@@ -295,6 +317,7 @@ def test_bound_to_an_interface_still_streams(device: ScriptedDevice) -> None:
 
 
 # ---- a replugged adapter, for real: two network namespaces and a veth pair -------------------
+
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
@@ -321,8 +344,7 @@ def netns_pair() -> Iterator[tuple[str, str]]:
 
 def plug(host: str, dev: str) -> None:
     """The USB adapter appears: a veth pair, bridge side 10.99.0.1, device 10.99.0.2."""
-    _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0",
-        "netns", dev)
+    _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0", "netns", dev)
     _ip("-n", host, "addr", "add", "10.99.0.1/24", "dev", "bbh0")
     _ip("-n", dev, "addr", "add", "10.99.0.2/24", "dev", "bbd0")
     for ns, link in ((host, "bbh0"), (dev, "bbd0"), (host, "lo"), (dev, "lo")):
@@ -331,26 +353,65 @@ def plug(host: str, dev: str) -> None:
 
 @pytest.mark.netns
 @pytest.mark.parametrize("bind", [True, False], ids=["interface", "routing"])
-def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path,
-                                   bind: bool) -> None:
+def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, bind: bool) -> None:
     host, dev = netns_pair
     plug(host, dev)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
         env.pop(var, None)
     sim = subprocess.Popen(
-        ["ip", "netns", "exec", dev, sys.executable, "-m", "bridge", "simulate", "--bind",
-         "10.99.0.2", "--stream-port", "8030", "--event-port", "50000"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "ip",
+            "netns",
+            "exec",
+            dev,
+            sys.executable,
+            "-m",
+            "bridge",
+            "simulate",
+            "--bind",
+            "10.99.0.2",
+            "--stream-port",
+            "8030",
+            "--event-port",
+            "50000",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     sock = str(tmp_path / "control.sock")
     (tmp_path / "none.toml").write_text("")
     bridge = subprocess.Popen(
-        ["ip", "netns", "exec", host, sys.executable, "-m", "bridge", "run", "--config",
-         str(tmp_path / "none.toml"), *(["--interface", "bbh0"] if bind else []),
-         "--device-ip", "10.99.0.2",
-         "--camera", "none", "--snapshot-dir", str(tmp_path / "s"), "--control-socket", sock,
-         "--wait", "0", "--linger", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"))  # noqa: SIM115
+        [
+            "ip",
+            "netns",
+            "exec",
+            host,
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            "--config",
+            str(tmp_path / "none.toml"),
+            *(["--interface", "bbh0"] if bind else []),
+            "--device-ip",
+            "10.99.0.2",
+            "--camera",
+            "none",
+            "--snapshot-dir",
+            str(tmp_path / "s"),
+            "--control-socket",
+            sock,
+            "--wait",
+            "0",
+            "--linger",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "log", "w"),  # noqa: SIM115 (the child keeps it)
+    )
 
     def status() -> dict[str, Any] | None:
         try:
@@ -359,14 +420,20 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path,
             return None
 
     try:
-        wait_for(lambda: (s := status()) and s["state"] == "streaming", timeout=60,
-                 what="streaming over the veth pair")
+        wait_for(
+            lambda: (s := status()) and s["state"] == "streaming",
+            timeout=60,
+            what="streaming over the veth pair",
+        )
         _ip("-n", host, "link", "del", "bbh0")  # unplugged (the peer goes with it)
         wait_for(lambda: (s := status()) and s["state"] != "streaming", what="signal lost")
         before = status()["frames_received"]  # type: ignore[index]
         plug(host, dev)  # replugged: same name, new interface index
-        wait_for(lambda: (s := status()) and s["state"] == "streaming"
-                 and s["frames_received"] > before, timeout=30, what="streaming again")
+        wait_for(
+            lambda: (s := status()) and s["state"] == "streaming" and s["frames_received"] > before,
+            timeout=30,
+            what="streaming again",
+        )
         assert (status()["rebinds"] >= 1) == bind  # type: ignore[index]
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
@@ -379,7 +446,8 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path,
 
 @pytest.mark.netns
 def test_started_before_the_network_exists_waits_then_streams(
-        netns_pair: tuple[str, str], tmp_path: Path) -> None:
+    netns_pair: tuple[str, str], tmp_path: Path
+) -> None:
     """The udev-started service races DHCP: no route yet is a waiting state, not an error."""
     host, dev = netns_pair
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
@@ -390,10 +458,32 @@ def test_started_before_the_network_exists_waits_then_streams(
     log = tmp_path / "log"
     _ip("-n", host, "link", "set", "lo", "up")
     bridge = subprocess.Popen(
-        ["ip", "netns", "exec", host, sys.executable, "-m", "bridge", "run", "--config",
-         str(tmp_path / "none.toml"), "--device-ip", "10.99.0.2", "--camera", "none",
-         "--snapshot-dir", str(tmp_path / "s"), "--control-socket", sock, "--wait", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # noqa: SIM115
+        [
+            "ip",
+            "netns",
+            "exec",
+            host,
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            "--config",
+            str(tmp_path / "none.toml"),
+            "--device-ip",
+            "10.99.0.2",
+            "--camera",
+            "none",
+            "--snapshot-dir",
+            str(tmp_path / "s"),
+            "--control-socket",
+            sock,
+            "--wait",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),  # noqa: SIM115 (the child keeps it)
+    )
     sim = None
 
     def status() -> dict[str, Any] | None:
@@ -403,14 +493,33 @@ def test_started_before_the_network_exists_waits_then_streams(
             return None
 
     try:
-        wait_for(lambda: (s := status()) and s["state"] == "waiting for network",
-                 what="waiting for network")
+        wait_for(
+            lambda: (s := status()) and s["state"] == "waiting for network",
+            what="waiting for network",
+        )
         plug(host, dev)
         sim = subprocess.Popen(
-            ["ip", "netns", "exec", dev, sys.executable, "-m", "bridge", "simulate", "--bind",
-             "10.99.0.2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: (s := status()) and s["state"] == "streaming", timeout=60,
-                 what="streaming once the network is up")
+            [
+                "ip",
+                "netns",
+                "exec",
+                dev,
+                sys.executable,
+                "-m",
+                "bridge",
+                "simulate",
+                "--bind",
+                "10.99.0.2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(
+            lambda: (s := status()) and s["state"] == "streaming",
+            timeout=60,
+            what="streaming once the network is up",
+        )
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
         text = log.read_text()

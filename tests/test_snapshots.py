@@ -92,8 +92,7 @@ def unwritable_dir(d: Path) -> Iterator[str]:
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot make a read-only mount here: {exc}")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(d)], check=True,
-                       capture_output=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(d)], check=True, capture_output=True)
         yield "read-only"
     finally:
         subprocess.run(["umount", "-l", str(d)], check=False, capture_output=True)

@@ -53,18 +53,23 @@ def _device() -> str | None:
 
 DEVICE = _device()
 pytestmark = [
-    pytest.mark.skipif(DEVICE is None, reason="no v4l2loopback device (load the module: "
-                       "sudo modprobe v4l2loopback exclusive_caps=1 card_label=Borescope; "
-                       "on hosts that cannot load modules run this file in the VM harness)"),
-    pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("v4l2-ctl") is None,
-                       reason="ffmpeg and v4l2-ctl (v4l-utils) are needed to read the camera back"),
+    pytest.mark.skipif(
+        DEVICE is None,
+        reason="no v4l2loopback device (load the module: "
+        "sudo modprobe v4l2loopback exclusive_caps=1 card_label=Borescope; "
+        "on hosts that cannot load modules run this file in the VM harness)",
+    ),
+    pytest.mark.skipif(
+        shutil.which("ffmpeg") is None or shutil.which("v4l2-ctl") is None,
+        reason="ffmpeg and v4l2-ctl (v4l-utils) are needed to read the camera back",
+    ),
 ]
 
 
 def _pattern_i420() -> np.ndarray:
     bgr = np.empty((H, W, 3), np.uint8)
     bgr[:, : W // 2] = LEFT_RGB[::-1]
-    bgr[:, W // 2:] = RIGHT_RGB[::-1]
+    bgr[:, W // 2 :] = RIGHT_RGB[::-1]
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
 
 
@@ -73,7 +78,7 @@ def _jpegs(n: int) -> list[bytes]:
     out = []
     for k in range(n):
         img = np.full((H, W, 3), 90, np.uint8)
-        img[:, (k * 37) % (W - 20):(k * 37) % (W - 20) + 20] = (20, 220, 20)
+        img[:, (k * 37) % (W - 20) : (k * 37) % (W - 20) + 20] = (20, 220, 20)
         out.append(simplejpeg.encode_jpeg(img, 85, "BGR", "422"))
     return out
 
@@ -122,12 +127,29 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 def test_i420_read_back_by_ffmpeg_and_v4l2ctl(raw_writer: V4L2Writer, tmp_path: Path) -> None:
     pattern = _pattern_i420()
     with Feeder(raw_writer, [pattern]) as feeder:
-        ff = _run(["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", "-i", DEVICE,
-                   "-frames:v", "5", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y",
-                   str(tmp_path / "ff.rgb")])
+        ff = _run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-f",
+                "v4l2",
+                "-i",
+                DEVICE,
+                "-frames:v",
+                "5",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-y",
+                str(tmp_path / "ff.rgb"),
+            ]
+        )
         raw = tmp_path / "ctl.yuv"
-        ctl = _run(["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=5",
-                    f"--stream-to={raw}"])
+        ctl = _run(
+            ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=5", f"--stream-to={raw}"]
+        )
         parm = _run(["v4l2-ctl", "-d", DEVICE, "--get-parm"])
     assert feeder.error is None
     assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
@@ -135,7 +157,7 @@ def test_i420_read_back_by_ffmpeg_and_v4l2ctl(raw_writer: V4L2Writer, tmp_path: 
     assert len(rgb) == 5
     for frame in rgb:
         left = frame[:, : W // 2 - 8].reshape(-1, 3).mean(axis=0)
-        right = frame[:, W // 2 + 8:].reshape(-1, 3).mean(axis=0)
+        right = frame[:, W // 2 + 8 :].reshape(-1, 3).mean(axis=0)
         assert np.allclose(left, LEFT_RGB, atol=6), left
         assert np.allclose(right, RIGHT_RGB, atol=6), right
     # ffmpeg reports the rate we set with S_PARM.
@@ -154,9 +176,27 @@ def test_mjpeg_read_back_byte_identical(tmp_path: Path) -> None:
     assert DEVICE is not None
     jpegs = _jpegs(8)
     with V4L2Writer(DEVICE, W, H, "mjpeg", fps=30.0) as writer, Feeder(writer, jpegs) as feeder:
-        ff = _run(["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", "-input_format", "mjpeg",
-                   "-i", DEVICE, "-c:v", "copy", "-frames:v", "6", "-f", "image2", "-y",
-                   str(tmp_path / "f%03d.jpg")])
+        ff = _run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-f",
+                "v4l2",
+                "-input_format",
+                "mjpeg",
+                "-i",
+                DEVICE,
+                "-c:v",
+                "copy",
+                "-frames:v",
+                "6",
+                "-f",
+                "image2",
+                "-y",
+                str(tmp_path / "f%03d.jpg"),
+            ]
+        )
     assert feeder.error is None
     assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
     got = [p.read_bytes() for p in sorted(tmp_path.glob("f*.jpg"))]
@@ -172,15 +212,34 @@ def test_mjpeg_read_back_byte_identical(tmp_path: Path) -> None:
 def _capture_in_background(tmp_path: Path, seconds: float) -> subprocess.Popen:
     assert DEVICE is not None
     return subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", "-i", DEVICE, "-t", str(seconds),
-         "-f", "rawvideo", "-pix_fmt", "gray", "-y", str(tmp_path / "bg.gray")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-f",
+            "v4l2",
+            "-i",
+            DEVICE,
+            "-t",
+            str(seconds),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-y",
+            str(tmp_path / "bg.gray"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _one_capture(tmp_path: Path) -> int:
     out = tmp_path / "one.yuv"
-    ctl = _run(["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=3",
-                f"--stream-to={out}"], timeout=60)
+    ctl = _run(
+        ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=3", f"--stream-to={out}"],
+        timeout=60,
+    )
     assert ctl.returncode == 0, ctl.stderr.decode(errors="replace")
     return out.stat().st_size
 
@@ -252,13 +311,18 @@ def test_reopen_while_a_reader_stays(tmp_path: Path) -> None:
     out = tmp_path / "bg.yuv"
     w = V4L2Writer(DEVICE, W, H, "raw")
     feeder = Feeder(w, [first]).__enter__()
-    reader = subprocess.Popen(["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=60",
-                               f"--stream-to={out}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reader = subprocess.Popen(
+        ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=60", f"--stream-to={out}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
-        while (not out.exists() or out.stat().st_size < 3 * first.size) and \
-                time.monotonic() < deadline and reader.poll() is None:
+        while (
+            (not out.exists() or out.stat().st_size < 3 * first.size)
+            and time.monotonic() < deadline
+            and reader.poll() is None
+        ):
             time.sleep(0.1)
         feeder.__exit__()
         w.close()
@@ -274,6 +338,7 @@ def test_reopen_while_a_reader_stays(tmp_path: Path) -> None:
     assert reader.returncode == 0, err.decode(errors="replace")[-2000:]
     frames = np.fromfile(out, np.uint8).reshape(-1, first.size)
     assert len(frames) == 60
+
     def which(f: np.ndarray) -> str:
         if np.array_equal(f, first.reshape(-1)):
             return "first"
@@ -307,7 +372,7 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
 
     bgr = np.empty((H, W, 3), np.uint8)
     bgr[:, : W // 2] = LEFT_RGB[::-1]
-    bgr[:, W // 2:] = RIGHT_RGB[::-1]
+    bgr[:, W // 2 :] = RIGHT_RGB[::-1]
     data = simplejpeg.encode_jpeg(bgr, 95, "BGR", "422")
     p = Pipeline(camera="auto", fmt="raw", fps_hint=30.0)
     p.start()
@@ -323,9 +388,25 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     t = threading.Thread(target=feed, daemon=True)
     t.start()
     try:
-        ff = _run(["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", "-i", DEVICE,
-                   "-frames:v", "5", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y",
-                   str(tmp_path / "ff.rgb")])
+        ff = _run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-f",
+                "v4l2",
+                "-i",
+                DEVICE,
+                "-frames:v",
+                "5",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-y",
+                str(tmp_path / "ff.rgb"),
+            ]
+        )
         assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
         st = p.stats
         assert st["camera"] == DEVICE and st["camera_error"] is None
@@ -333,8 +414,9 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
         t.join(5)
         p.signal_lost()
         raw = tmp_path / "ns.yuv"
-        ctl = _run(["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=2",
-                    f"--stream-to={raw}"])
+        ctl = _run(
+            ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=2", f"--stream-to={raw}"]
+        )
         assert ctl.returncode == 0, ctl.stderr.decode(errors="replace")
     finally:
         stop.set()
@@ -342,6 +424,6 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     rgb = np.fromfile(tmp_path / "ff.rgb", np.uint8).reshape(-1, H, W, 3)
     for frame in rgb:
         assert np.allclose(frame[:, : W // 2 - 8].reshape(-1, 3).mean(axis=0), LEFT_RGB, atol=8)
-        assert np.allclose(frame[:, W // 2 + 8:].reshape(-1, 3).mean(axis=0), RIGHT_RGB, atol=8)
+        assert np.allclose(frame[:, W // 2 + 8 :].reshape(-1, 3).mean(axis=0), RIGHT_RGB, atol=8)
     frames = np.fromfile(raw, np.uint8).reshape(-1, W * H * 3 // 2)
     assert np.array_equal(frames[-1], no_signal_i420(W, H).reshape(-1))
