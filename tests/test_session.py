@@ -342,6 +342,41 @@ def netns_pair() -> Iterator[tuple[str, str]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
+def _in_netns(ns: str, *command: str) -> list[str]:
+    """argv for `python -m bridge COMMAND...` inside network namespace `ns`."""
+    return ["ip", "netns", "exec", ns, sys.executable, "-m", "bridge", *command]
+
+
+def _bridge_argv(host: str, tmp_path: Path, *extra: str) -> list[str]:
+    """`borescope-bridge run` in the bridge-side namespace, against the device at 10.99.0.2."""
+    (tmp_path / "none.toml").write_text("")
+    return _in_netns(
+        host,
+        "run",
+        "--config",
+        str(tmp_path / "none.toml"),
+        "--device-ip",
+        "10.99.0.2",
+        "--camera",
+        "none",
+        "--snapshot-dir",
+        str(tmp_path / "s"),
+        "--control-socket",
+        str(tmp_path / "control.sock"),
+        "--wait",
+        "0",
+        *extra,
+    )
+
+
+def _netns_env() -> dict[str, str]:
+    """This checkout importable, and no systemd variables inherited from whoever runs pytest."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(var, None)
+    return env
+
+
 def plug(host: str, dev: str) -> None:
     """The USB adapter appears: a veth pair, bridge side 10.99.0.1, device 10.99.0.2."""
     _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0", "netns", dev)
@@ -356,58 +391,18 @@ def plug(host: str, dev: str) -> None:
 def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, bind: bool) -> None:
     host, dev = netns_pair
     plug(host, dev)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
-        env.pop(var, None)
+    env = _netns_env()
     sim = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            dev,
-            sys.executable,
-            "-m",
-            "bridge",
-            "simulate",
-            "--bind",
-            "10.99.0.2",
-            "--stream-port",
-            "8030",
-            "--event-port",
-            "50000",
-        ],
+        _in_netns(
+            dev, "simulate", "--bind", "10.99.0.2", "--stream-port", "8030", "--event-port", "50000"
+        ),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     sock = str(tmp_path / "control.sock")
-    (tmp_path / "none.toml").write_text("")
     bridge = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            host,
-            sys.executable,
-            "-m",
-            "bridge",
-            "run",
-            "--config",
-            str(tmp_path / "none.toml"),
-            *(["--interface", "bbh0"] if bind else []),
-            "--device-ip",
-            "10.99.0.2",
-            "--camera",
-            "none",
-            "--snapshot-dir",
-            str(tmp_path / "s"),
-            "--control-socket",
-            sock,
-            "--wait",
-            "0",
-            "--linger",
-            "0",
-        ],
+        _bridge_argv(host, tmp_path, *(["--interface", "bbh0"] if bind else []), "--linger", "0"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "log", "w"),  # noqa: SIM115 (the child keeps it)
@@ -450,36 +445,12 @@ def test_started_before_the_network_exists_waits_then_streams(
 ) -> None:
     """The udev-started service races DHCP: no route yet is a waiting state, not an error."""
     host, dev = netns_pair
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
-        env.pop(var, None)
+    env = _netns_env()
     sock = str(tmp_path / "control.sock")
-    (tmp_path / "none.toml").write_text("")
     log = tmp_path / "log"
     _ip("-n", host, "link", "set", "lo", "up")
     bridge = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            host,
-            sys.executable,
-            "-m",
-            "bridge",
-            "run",
-            "--config",
-            str(tmp_path / "none.toml"),
-            "--device-ip",
-            "10.99.0.2",
-            "--camera",
-            "none",
-            "--snapshot-dir",
-            str(tmp_path / "s"),
-            "--control-socket",
-            sock,
-            "--wait",
-            "0",
-        ],
+        _bridge_argv(host, tmp_path),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(log, "w"),  # noqa: SIM115 (the child keeps it)
@@ -499,18 +470,7 @@ def test_started_before_the_network_exists_waits_then_streams(
         )
         plug(host, dev)
         sim = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                dev,
-                sys.executable,
-                "-m",
-                "bridge",
-                "simulate",
-                "--bind",
-                "10.99.0.2",
-            ],
+            _in_netns(dev, "simulate", "--bind", "10.99.0.2"),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

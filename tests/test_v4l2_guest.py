@@ -124,28 +124,23 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
 
 
+def _ffmpeg(output: list[str], input_opts: tuple[str, ...] = ()) -> list[str]:
+    """An independent reader: ffmpeg capturing from the loopback device into `output`."""
+    assert DEVICE is not None
+    return ["ffmpeg", "-hide_banner", "-nostdin", "-f", "v4l2", *input_opts, "-i", DEVICE, *output]
+
+
+def _read_rgb(out: Path, frames: int = 5) -> subprocess.CompletedProcess:
+    """`frames` frames from the camera, converted by ffmpeg to RGB24 in `out`."""
+    return _run(
+        _ffmpeg(["-frames:v", str(frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", str(out)])
+    )
+
+
 def test_i420_read_back_by_ffmpeg_and_v4l2ctl(raw_writer: V4L2Writer, tmp_path: Path) -> None:
     pattern = _pattern_i420()
     with Feeder(raw_writer, [pattern]) as feeder:
-        ff = _run(
-            [
-                "ffmpeg",
-                "-hide_banner",
-                "-nostdin",
-                "-f",
-                "v4l2",
-                "-i",
-                DEVICE,
-                "-frames:v",
-                "5",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-y",
-                str(tmp_path / "ff.rgb"),
-            ]
-        )
+        ff = _read_rgb(tmp_path / "ff.rgb")
         raw = tmp_path / "ctl.yuv"
         ctl = _run(
             ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=5", f"--stream-to={raw}"]
@@ -177,25 +172,19 @@ def test_mjpeg_read_back_byte_identical(tmp_path: Path) -> None:
     jpegs = _jpegs(8)
     with V4L2Writer(DEVICE, W, H, "mjpeg", fps=30.0) as writer, Feeder(writer, jpegs) as feeder:
         ff = _run(
-            [
-                "ffmpeg",
-                "-hide_banner",
-                "-nostdin",
-                "-f",
-                "v4l2",
-                "-input_format",
-                "mjpeg",
-                "-i",
-                DEVICE,
-                "-c:v",
-                "copy",
-                "-frames:v",
-                "6",
-                "-f",
-                "image2",
-                "-y",
-                str(tmp_path / "f%03d.jpg"),
-            ]
+            _ffmpeg(
+                [
+                    "-c:v",
+                    "copy",
+                    "-frames:v",
+                    "6",
+                    "-f",
+                    "image2",
+                    "-y",
+                    str(tmp_path / "f%03d.jpg"),
+                ],
+                input_opts=("-input_format", "mjpeg"),
+            )
         )
     assert feeder.error is None
     assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
@@ -212,23 +201,18 @@ def test_mjpeg_read_back_byte_identical(tmp_path: Path) -> None:
 def _capture_in_background(tmp_path: Path, seconds: float) -> subprocess.Popen:
     assert DEVICE is not None
     return subprocess.Popen(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-f",
-            "v4l2",
-            "-i",
-            DEVICE,
-            "-t",
-            str(seconds),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-y",
-            str(tmp_path / "bg.gray"),
-        ],
+        _ffmpeg(
+            [
+                "-t",
+                str(seconds),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-y",
+                str(tmp_path / "bg.gray"),
+            ]
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -388,25 +372,7 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     t = threading.Thread(target=feed, daemon=True)
     t.start()
     try:
-        ff = _run(
-            [
-                "ffmpeg",
-                "-hide_banner",
-                "-nostdin",
-                "-f",
-                "v4l2",
-                "-i",
-                DEVICE,
-                "-frames:v",
-                "5",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-y",
-                str(tmp_path / "ff.rgb"),
-            ]
-        )
+        ff = _read_rgb(tmp_path / "ff.rgb")
         assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
         st = p.stats
         assert st["camera"] == DEVICE and st["camera_error"] is None
