@@ -64,6 +64,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`borescope-bridge ARGS...` as a user runs it, in the daemon tests' clean environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )
+
+
 class Daemon:
     """A `borescope-bridge run` child process with its own notify socket and directories."""
 
@@ -258,39 +270,17 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
         assert d.jpgs() == []
 
         # Through the real commands, as a user would.
-        cli = [sys.executable, "-m", "bridge"]
-        r = subprocess.run(
-            [*cli, "snapshot", "--socket", d.sock],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            check=False,
-        )
+        r = run_cli("snapshot", "--socket", d.sock)
         assert r.returncode == 0, r.stderr
         path = Path(r.stdout.strip())
         assert path.parent == d.snapdir
         assert path.read_bytes() in frames_of(sim)
-        r = subprocess.run(
-            [*cli, "status", "--socket", d.sock, "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            check=False,
-        )
+        r = run_cli("status", "--socket", d.sock, "--json")
         assert r.returncode == 0, r.stderr
         as_json = json.loads(r.stdout)
         assert as_json["last_snapshot"] == str(path)
         assert as_json["snapshots_taken"] == 1
-        r = subprocess.run(
-            [*cli, "status", "--socket", d.sock],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            check=False,
-        )
+        r = run_cli("status", "--socket", d.sock)
         assert r.returncode == 0, r.stderr
         assert "state:" in r.stdout and "streaming" in r.stdout and str(path) in r.stdout
         # The watchdog is pinged from the main loop (WATCHDOG_USEC is set for this run).
@@ -465,14 +455,7 @@ def test_snapshot_without_video_fails_clearly(run_daemon: Callable[..., Daemon])
     with quiet:
         d = run_daemon(None, "--wait", "0", device_ports=(port, port))
         d.wait_ready()
-        r = subprocess.run(
-            [sys.executable, "-m", "bridge", "snapshot", "--socket", d.sock, "--timeout", "1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            check=False,
-        )
+        r = run_cli("snapshot", "--socket", d.sock, "--timeout", "1")
         assert r.returncode == 1
         assert "no complete frame arrived" in r.stderr
         assert "waiting for device" in r.stderr

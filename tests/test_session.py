@@ -377,6 +377,14 @@ def _netns_env() -> dict[str, str]:
     return env
 
 
+def _status(sock: str) -> dict[str, Any] | None:
+    """The daemon's status, or None while its control socket is not up (yet, or any more)."""
+    try:
+        return request(sock, {"cmd": "status"}, timeout=5)["status"]
+    except Exception:
+        return None
+
+
 def plug(host: str, dev: str) -> None:
     """The USB adapter appears: a veth pair, bridge side 10.99.0.1, device 10.99.0.2."""
     _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0", "netns", dev)
@@ -408,28 +416,24 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, 
         stderr=open(tmp_path / "log", "w"),  # noqa: SIM115 (the child keeps it)
     )
 
-    def status() -> dict[str, Any] | None:
-        try:
-            return request(sock, {"cmd": "status"}, timeout=5)["status"]
-        except Exception:
-            return None
-
     try:
         wait_for(
-            lambda: (s := status()) and s["state"] == "streaming",
+            lambda: (s := _status(sock)) and s["state"] == "streaming",
             timeout=60,
             what="streaming over the veth pair",
         )
         _ip("-n", host, "link", "del", "bbh0")  # unplugged (the peer goes with it)
-        wait_for(lambda: (s := status()) and s["state"] != "streaming", what="signal lost")
-        before = status()["frames_received"]  # type: ignore[index]
+        wait_for(lambda: (s := _status(sock)) and s["state"] != "streaming", what="signal lost")
+        before = _status(sock)["frames_received"]  # type: ignore[index]
         plug(host, dev)  # replugged: same name, new interface index
         wait_for(
-            lambda: (s := status()) and s["state"] == "streaming" and s["frames_received"] > before,
+            lambda: (
+                (s := _status(sock)) and s["state"] == "streaming" and s["frames_received"] > before
+            ),
             timeout=30,
             what="streaming again",
         )
-        assert (status()["rebinds"] >= 1) == bind  # type: ignore[index]
+        assert (_status(sock)["rebinds"] >= 1) == bind  # type: ignore[index]
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
     finally:
@@ -457,15 +461,9 @@ def test_started_before_the_network_exists_waits_then_streams(
     )
     sim = None
 
-    def status() -> dict[str, Any] | None:
-        try:
-            return request(sock, {"cmd": "status"}, timeout=5)["status"]
-        except Exception:
-            return None
-
     try:
         wait_for(
-            lambda: (s := status()) and s["state"] == "waiting for network",
+            lambda: (s := _status(sock)) and s["state"] == "waiting for network",
             what="waiting for network",
         )
         plug(host, dev)
@@ -476,7 +474,7 @@ def test_started_before_the_network_exists_waits_then_streams(
             stderr=subprocess.DEVNULL,
         )
         wait_for(
-            lambda: (s := status()) and s["state"] == "streaming",
+            lambda: (s := _status(sock)) and s["state"] == "streaming",
             timeout=60,
             what="streaming once the network is up",
         )
