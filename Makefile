@@ -2,8 +2,10 @@
 # borescope-bridge: the Makefile is the interface (README, CI and packagers call it).
 #
 #   make demo        simulator + bridge on loopback, no hardware needed
-#   make test        the whole suite: host tests (make unit), then the guest tests (make e2e)
-#   make unit        host unit and integration tests only
+#   make test        the whole suite: host tests as a fresh machine sees them (make unit-fresh),
+#                    then the guest tests (make e2e)
+#   make unit        host unit and integration tests only, on this machine as it is
+#   make unit-fresh  make unit in a private mount namespace: empty /run, /var/tmp, /tmp, a new venv
 #   make lint        ruff, plus systemd-analyze verify of the unit
 #   make bench       the benchmark (never part of make test)
 #   sudo make install / uninstall    [DESTDIR=... PREFIX=/usr/local]
@@ -61,7 +63,7 @@ UNIT_DEST := $(UNITDIR)/borescope-bridge.service
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
-.PHONY: all deps venv demo test unit e2e lint bench install uninstall install-check-module clean
+.PHONY: all deps venv demo test unit unit-fresh e2e lint bench install uninstall install-check-module clean
 all: venv
 
 # ---- development ----
@@ -93,10 +95,24 @@ $(VENV)/.stamp: pyproject.toml | deps
 demo: venv
 	$(VENV)/bin/borescope-bridge demo
 
-test: unit e2e
+test: unit-fresh e2e
 
 unit: venv
 	$(PY) -m pytest -q
+
+# The host suite as a machine where nothing of this project has run sees it (tests/fresh-machine:
+# empty /run, /var/tmp and /tmp, our installed files hidden), with a venv made from scratch in
+# that empty /tmp. A used machine's leftovers (/run/udev, VM state, an old venv) cannot help a
+# test pass there. Where the namespace cannot be made (not root), the plain suite runs, with a
+# note; under CI that is a failure, since CI is what must catch this class of regression.
+FRESH_VENV ?= /tmp/borescope-bridge-fresh-venv
+unit-fresh:
+	@rc=0; tests/fresh-machine $(MAKE) --no-print-directory unit VENV='$(FRESH_VENV)' || rc=$$?; \
+	if [ $$rc = 77 ]; then \
+	  if [ "$${CI:-}" = true ]; then echo "FAIL: CI must run the host suite as a fresh machine (see above)"; exit 1; fi; \
+	  echo "NOTE: running the host suite on this machine as it is (make unit)"; \
+	  $(MAKE) --no-print-directory unit; \
+	else exit $$rc; fi
 
 # The guest tests (issue 5) live in tests/vm/; they skip with a reason where QEMU cannot run.
 # Exit 77 from the harness means "this machine cannot run the guest": reported, not failed.

@@ -311,11 +311,17 @@ def _udevadm_test_in_netns(rules_dir: Path, action: str) -> str:
 
     udevadm test (systemd 252) really renames the interface it tests, so it must never
     run against the host's interfaces; in a fresh namespace only our veth exists. /sys is
-    remounted so it shows that namespace, /run/udev is a tmpfs, and our rules directory
-    replaces /etc/udev/rules.d (the distribution's rules in /usr/lib stay).
+    remounted so it shows that namespace, and our rules directory replaces /etc/udev/rules.d
+    (the distribution's rules in /usr/lib stay). The namespace gets its own empty /run with
+    the /run/udev that udevadm writes to: a machine where udev never ran has no /run/udev,
+    and the host's udev database must neither help nor be touched. Likewise /etc/udev/rules.d
+    is made if the distribution left it out.
     """
     script = (
-        "set -e; mount -t sysfs sysfs /sys; mount -t tmpfs tmpfs /run/udev; "
+        "set -e; mount -t sysfs sysfs /sys; mount -t tmpfs -o mode=0755 tmpfs /run; "
+        "mkdir /run/udev; "
+        "if [ ! -d /etc/udev/rules.d ]; then mount -t tmpfs tmpfs /etc/udev; "
+        "mkdir /etc/udev/rules.d; fi; "
         f"mount --bind {shlex.quote(str(rules_dir))} /etc/udev/rules.d; "
         "ip link add bstest0 type veth peer name bstest1; "
         f"udevadm test --action={action} /sys/class/net/bstest0 2>&1"

@@ -46,6 +46,27 @@ read_frames() {  # file count: frames from the service's camera, as rgb24
 # The simulator encodes its loop first (~40 s under TCG): meanwhile, make install.
 start_sim
 
+# ---- a machine without us: the guest's root is the host's under a throw-away overlay, so a
+# host that has our files installed (make install, the .deb) would hand them to this guest and
+# the checks below would pass on them. Remove them from the guest's view (the host keeps them).
+leftover=()
+for f in /usr/local/bin/borescope-bridge /usr/local/lib/borescope-bridge /usr/local/share/borescope-bridge \
+         /usr/bin/borescope-bridge /usr/lib/python3/dist-packages/bridge \
+         /etc/systemd/system/$UNIT /etc/systemd/system/$UNIT.d /lib/systemd/system/$UNIT \
+         $RULE /lib/udev/rules.d/90-borescope-bridge.rules /etc/borescope-bridge /var/lib/borescope-bridge \
+         /etc/modprobe.d/borescope-bridge.conf /etc/modules-load.d/borescope-bridge.conf \
+         /etc/sysctl.d/60-borescope-bridge.conf /etc/sysusers.d/borescope-bridge.conf; do
+  if [ -e "$f" ] || [ -L "$f" ]; then leftover+=("$f"); rm -rf "$f"; fi
+done
+if id borescope-bridge >/dev/null 2>&1; then
+  leftover+=("user borescope-bridge")
+  userdel borescope-bridge 2>/dev/null; groupdel borescope-bridge 2>/dev/null
+fi
+if [ ${#leftover[@]} -gt 0 ]; then
+  systemctl daemon-reload; udevadm control --reload
+  note "removed what the host had installed from this guest's view: ${leftover[*]}"
+fi
+
 # ---- make install, as README says (pip from the host-built wheelhouse: no network here)
 mkdir -p /etc/borescope-bridge
 cat > "$CONF" <<TOML
