@@ -135,19 +135,32 @@ def mae_to_loop(frame: np.ndarray) -> float:
     return float(min(np.abs(refs[i] - f).mean() for i in range(len(refs))))
 
 
+@cache
+def reference_ycrcb(width: int, height: int) -> np.ndarray:
+    """The loop's frames as Y, Cr, Cb planes (BT.601, as the readers' converters use)."""
+    refs = reference_rgb(width, height).astype(np.uint8)
+    return np.stack([cv2.cvtColor(r, cv2.COLOR_RGB2YCrCb) for r in refs]).astype(np.int16)
+
+
 def row_error(frame: np.ndarray) -> float:
     """How well each row matches *some* loop frame (99th percentile over the rows).
 
     A reader that still holds a mapped buffer while the producer writes the next frame into
     it sees a torn picture: rows from one sent frame, then rows from another, and one mixed
-    row at each tear. Such a frame is still made of what the simulator sent; a wrong,
-    shifted or mis-coloured picture is not, in most of its rows.
+    row at each tear. With planar YUV the tear also runs between the planes: the producer
+    writes all of Y before U and V, so a reader converting row by row can get one frame's
+    luma with the previous frame's chroma. Luma and chroma rows are therefore each matched
+    on their own; such a frame is still made of what the simulator sent. A wrong, shifted
+    or mis-coloured picture is not, in most of its rows (swapped or wrong chroma fails the
+    chroma rows, a wrong picture the luma rows).
     """
     h, w = frame.shape[:2]
-    refs = reference_rgb(w, h)
-    f = frame.astype(np.int16)
-    rows = np.stack([np.abs(refs[i] - f).mean(axis=(1, 2)) for i in range(len(refs))])
-    return float(np.percentile(rows.min(axis=0), 99))
+    refs = reference_ycrcb(w, h)
+    f = cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2YCrCb).astype(np.int16)
+    diff = [np.abs(refs[i] - f) for i in range(len(refs))]
+    luma = np.stack([d[..., 0].mean(axis=1) for d in diff]).min(axis=0)
+    chroma = np.stack([d[..., 1:].mean(axis=(1, 2)) for d in diff]).min(axis=0)
+    return float(max(np.percentile(luma, 99), np.percentile(chroma, 99)))
 
 
 def mae_to_no_signal(frame: np.ndarray) -> float:
@@ -222,32 +235,74 @@ def check_unplug(
     )
 
 
+# A piece of a torn buffer is at least this long: shorter runs of equal bytes at the same
+# offset happen by chance between different frames, and would let a corrupted byte through.
+MIN_TORN_PIECE_BYTES = 256
+
+
+def torn_from_sent(data: bytes, loop: list[bytes], max_pieces: int = 3) -> bool:
+    """Whether `data` is pieces of sent JPEGs, each piece at its own offset in its frame.
+
+    That is what a reader that copies a buffer while the producer writes the next frame into
+    it gets (v4l2loopback 0.12.7 lets the producer overwrite a buffer a reader has dequeued):
+    the first bytes of one frame, then the same offsets of the next. Every byte is still one
+    we sent at that place; a corrupted, shifted or foreign buffer is not.
+    """
+    d = np.frombuffer(data, np.uint8)
+    n = d.size
+    matches = []
+    for j in loop:
+        ref = np.frombuffer(j, np.uint8)[:n]
+        eq = np.zeros(n, bool)
+        eq[: ref.size] = ref == d[: ref.size]
+        matches.append(eq)
+    pos = 0
+    for _ in range(max_pieces):
+        # The longest run of equal bytes from `pos` over all sent frames.
+        best = 0
+        for eq in matches:
+            rest = eq[pos:]
+            run = rest.size if rest.all() else int(np.argmin(rest))
+            best = max(best, run)
+        if best < min(MIN_TORN_PIECE_BYTES, n - pos):
+            return False
+        pos += best
+        if pos >= n:
+            return True
+    return False
+
+
 def check_mjpeg(t: Tally, name: str, directory: str) -> None:
     """Each captured buffer is a JPEG the simulator sent, byte for byte.
 
     A buffer may carry stale bytes after the JPEG's end: v4l2loopback 0.12.7 then reported
     the whole buffer as used (seen on GStreamer's first buffer). The JPEG itself must still
-    be identical; such buffers are counted and named in the figures.
+    be identical; such buffers are counted and named in the figures. A buffer may also be
+    torn (the module let the producer overwrite it while the reader copied it: see
+    `torn_from_sent`); every byte is then still one we sent, and such buffers are counted too.
     """
     loop = [j for s in SIM_SIZES for j in simulator_loop(*s)]
     sent = {hashlib.sha256(j).hexdigest() for j in loop}
     files = sorted(Path(directory).glob("*.jpg"))
-    same = padded = 0
+    same = padded = torn = 0
     for f in files:
         data = f.read_bytes()
         if hashlib.sha256(data).hexdigest() in sent:
             same += 1
         elif any(data.startswith(j) for j in loop):
             padded += 1
+        elif torn_from_sent(data, loop):
+            torn += 1
+    extra = []
+    if padded:
+        extra.append(f"{padded} identical but followed by stale bytes up to the buffer size")
+    if torn:
+        extra.append(f"{torn} torn (pieces of two sent frames, each at its own offset)")
     t.report(
-        bool(files) and same + padded == len(files),
+        bool(files) and same + padded + torn == len(files) and same > 0,
         name,
         f"{same} of {len(files)} frames byte-identical to a frame the simulator sent"
-        + (
-            f", {padded} identical but followed by stale bytes up to the buffer size"
-            if padded
-            else ""
-        ),
+        + "".join(", " + e for e in extra),
     )
 
 
