@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import BridgeError
 from bridge.protocol import HEARTBEAT, STOP
-from bridge.service import RateLimiter
+from bridge.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from bridge.buttons import ButtonTracker
