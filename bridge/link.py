@@ -190,6 +190,9 @@ class DeviceLink:
         self.device_ip = device_ip
         self.interface = interface
         self.ifindex: int | None = None
+        # The ifindex as IP_PKTINFO carries it (native int32, first in struct in_pktinfo), so the
+        # receive loop compares bytes instead of unpacking every datagram's control message.
+        self.pktinfo_prefix: bytes | None = None
         self.name: str | None = None
         self.reason = "not resolved yet"  # why ifindex is None, for the log
         self.unavailable: str | None = None  # set when the route cannot be asked for at all
@@ -209,6 +212,7 @@ class DeviceLink:
             return False
         old = self.ifindex
         self.ifindex, self.name, self.reason = ifindex, name, reason
+        self.pktinfo_prefix = None if ifindex is None else _I32.pack(ifindex)
         self.changes += 1
         if ifindex is None:
             log.info(
@@ -247,6 +251,18 @@ class DeviceLink:
         """The routine re-check, every RESOLVE_EVERY_S (call it from a timer)."""
         if self._resolved_at is None or now - self._resolved_at >= RESOLVE_EVERY_S:
             self.resolve(now)
+
+    def arrived_here(self, ancdata: list[tuple[int, int, bytes]], now: float) -> bool:
+        """`accepts` for a recvmsg's control messages; the common case costs a bytes compare."""
+        if ancdata:
+            level, kind, data = ancdata[0]
+            if (
+                kind == IP_PKTINFO
+                and level == socket.IPPROTO_IP
+                and data[:4] == self.pktinfo_prefix
+            ):
+                return True
+        return self.accepts(arrival_ifindex(ancdata), now)
 
     def accepts(self, ifindex: int | None, now: float) -> bool:
         """Whether a datagram that arrived on `ifindex` came over the device's link.

@@ -391,9 +391,12 @@ class Session:
                 self.foreign_stream += 1
                 continue
             now = self.clock()
-            ifindex = arrival_ifindex(anc)
-            if ifindex != link.ifindex and not link.accepts(ifindex, now):
-                self._wrong_interface(ifindex, now)
+            # Inline for the hot path: IP_PKTINFO is the only control message these sockets
+            # ask for, and its first four bytes are the arrival ifindex.
+            if not (anc and anc[0][2][:4] == link.pktinfo_prefix) and not link.arrived_here(
+                anc, now
+            ):
+                self._wrong_interface(arrival_ifindex(anc), now)
                 continue
             self._contact(now)
             frames = self.reassembler.feed(buf, now, n)
@@ -424,9 +427,8 @@ class Session:
                 self.foreign_event += 1
                 continue
             now = self.clock()
-            ifindex = arrival_ifindex(anc)
-            if ifindex != self.link.ifindex and not self.link.accepts(ifindex, now):
-                self._wrong_interface(ifindex, now)
+            if not self.link.arrived_here(anc, now):
+                self._wrong_interface(arrival_ifindex(anc), now)
                 continue
             self._contact(now)
             presses = self.tracker.on_reply(data)

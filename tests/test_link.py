@@ -191,3 +191,21 @@ def test_link_without_injection_uses_the_kernel() -> None:
     link = DeviceLink("127.0.0.1")
     link.resolve(0.0)
     assert link.name == "lo"
+
+
+def test_arrived_here_reads_the_control_message() -> None:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx, tx:
+        rx.setsockopt(socket.IPPROTO_IP, 8, 1)
+        rx.bind(("127.0.0.1", 0))
+        tx.sendto(b"x", rx.getsockname())
+        _, anc, _, _ = rx.recvmsg(16, socket.CMSG_SPACE(12))
+    lo = socket.if_nametoindex("lo")
+    here = DeviceLink("127.0.0.1", route=Routes(Route(lo, None)))
+    here.resolve(0.0)
+    assert here.arrived_here(anc, 0.0)
+    elsewhere = DeviceLink("127.0.0.1", route=Routes(Route(lo + 1000, None)))
+    elsewhere.resolve(0.0)
+    assert not elsewhere.arrived_here(anc, 1.0)
+    assert not here.arrived_here([], 1.0)  # no control message: no proof, refused
