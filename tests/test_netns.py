@@ -4,6 +4,9 @@
 Two fresh namespaces joined by a veth pair, exactly the borescope's link: the device side holds
 192.168.10.123 (the simulator on its default ports 8030/50000), the client side 192.168.10.100.
 Nothing touches the host's own interfaces. Skipped where namespaces cannot be created.
+
+Then the attack of issue 10 as it happens on a real desk: a third namespace plays the PC's LAN
+and forges the device's source address with raw sockets; the real daemon must show none of it.
 """
 
 from __future__ import annotations
