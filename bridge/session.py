@@ -156,7 +156,8 @@ class Session:
         self._last_rebind = 0.0
         self.foreign_stream = 0
         self.foreign_event = 0
-        self.wrong_interface = 0
+        self.wrong_interface = 0  # the device's source address, another arrival interface
+        self.wrong_interface_replies = 0  # of those, on the event socket (forged button replies)
         self._bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
         self._bindtodevice_refused_logged = False
         self.heartbeats_sent = 0
@@ -428,6 +429,7 @@ class Session:
                 continue
             now = self.clock()
             if not self.link.arrived_here(anc, now):
+                self.wrong_interface_replies += 1
                 self._wrong_interface(arrival_ifindex(anc), now)
                 continue
             self._contact(now)
@@ -605,6 +607,7 @@ class Session:
             "device_interface": self.link.name,
             "foreign_packets": self.foreign_stream + self.foreign_event + self.wrong_interface,
             "wrong_interface": self.wrong_interface,
+            "wrong_interface_replies": self.wrong_interface_replies,
             "heartbeats_sent": self.heartbeats_sent,
             "polls_sent": self.polls_sent,
             "send_errors": self.send_errors,

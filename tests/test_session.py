@@ -228,6 +228,7 @@ def test_the_device_address_on_another_interface_is_refused(
             assert r.session.first_contact_at is None  # a forgery is no sign of the device
             assert stats["foreign_packets"] == stats["wrong_interface"] == r.session.wrong_interface
             assert stats["device_interface"] == "enxtest0"
+            assert 0 < stats["wrong_interface_replies"] < stats["wrong_interface"]
         finally:
             r.stop()
     warnings = [m.getMessage() for m in caplog.records if "forged?" in m.getMessage()]
