@@ -544,7 +544,11 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, 
             timeout=30,
             what="streaming again",
         )
-        assert (_status(sock)["rebinds"] >= 1) == bind  # type: ignore[index]
+        s = _status(sock)
+        assert s is not None
+        assert (s["rebinds"] >= 1) == bind
+        # The new interface index is trusted at once: no real datagram was taken for a forgery.
+        assert (s["device_interface"], s["wrong_interface"]) == ("bbh0", 0)
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
     finally:
@@ -589,6 +593,8 @@ def test_started_before_the_network_exists_waits_then_streams(
             timeout=60,
             what="streaming once the network is up",
         )
+        s = _status(sock)
+        assert s is not None and (s["device_interface"], s["wrong_interface"]) == ("bbh0", 0)
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
         text = log.read_text()
