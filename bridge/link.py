@@ -45,7 +45,9 @@ from bridge.errors import BridgeError
 log = logging.getLogger(__name__)
 
 RESOLVE_EVERY_S = 1.0  # routine re-check: a route or an adapter can change under us
-RESOLVE_GAP_S = 0.05  # sooner on demand (a datagram on another interface), but not more often
+# Sooner on demand (a datagram on another interface), but not more often: under a flood of
+# forgeries that is at most 100 route lookups a second, each one netlink round trip.
+RESOLVE_GAP_S = 0.01
 NETLINK_TIMEOUT_S = 1.0  # the kernel answers at once; this only bounds a broken netlink
 
 # <linux/netlink.h>, <linux/rtnetlink.h>, <linux/in.h>: stable kernel ABI values.

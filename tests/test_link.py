@@ -116,9 +116,9 @@ def test_the_routed_interface_is_trusted_and_a_replug_is_followed() -> None:
     link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
     assert link.resolve(0.0)
     assert (link.ifindex, link.name) == (5, "if5")
-    assert link.accepts(5, 0.01) and not link.accepts(3, 0.01)
+    assert link.accepts(5, RESOLVE_GAP_S / 4) and not link.accepts(3, RESOLVE_GAP_S / 4)
     table.answer = Route(9, None)  # unplugged and back: a new index
-    assert not link.accepts(9, 0.02)  # within RESOLVE_GAP_S of the last lookup: refused
+    assert not link.accepts(9, RESOLVE_GAP_S / 2)  # within RESOLVE_GAP_S of the lookup: refused
     assert link.accepts(9, RESOLVE_GAP_S)  # the mismatch re-resolves, the new index is trusted
     assert not link.accepts(5, 2 * RESOLVE_GAP_S)
     assert link.changes == 2
