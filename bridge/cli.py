@@ -79,7 +79,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--interface",
         metavar="IFACE",
         help="bind to this network interface (for a second borescope on a second "
-        "adapter); default: let the kernel's routing choose",
+        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
+        "routes the device's address through. Datagrams from the device count only if they "
+        "arrive on it",
     )
     g.add_argument(
         "--device-ip", metavar="ADDR", help="the borescope's address (default 192.168.10.123)"
