@@ -15,11 +15,17 @@ turns counter *steps* into presses:
 * A reply must echo the counter of a poll still outstanding; anything else (a stray, a reply to
   a poll we gave up on, a reply that arrives after a newer poll's reply) is ignored. A reply
   retires its poll and every older one, so replies overtaken by newer ones are never used.
+* The poll counter starts at a random value (``secrets``), not 0. The device echoes whatever
+  counter it is sent, so nothing is lost, and a forged reply then has to hit one of the
+  ``max_outstanding`` counters actually sent in the last few seconds, which a sender that cannot
+  see our polls can only guess (1 in 2048 per datagram with the defaults). This is defence in
+  depth; the session's interface check (bridge/link.py) is what keeps forged replies out.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -50,13 +56,21 @@ class ButtonStats:
 class ButtonTracker:
     """Issues polls and turns their replies into presses; see the module docstring."""
 
-    def __init__(self, max_step: int = MAX_STEP, max_outstanding: int = MAX_OUTSTANDING) -> None:
+    def __init__(
+        self,
+        max_step: int = MAX_STEP,
+        max_outstanding: int = MAX_OUTSTANDING,
+        first_counter: int | None = None,
+    ) -> None:
+        """`first_counter` is for tests that need a known start; by default it is random."""
         if not 1 <= max_step < COUNTER_MOD // 2 or max_outstanding < 1:
             raise ValueError("max_step must be 1..32767 and max_outstanding at least 1")
+        if first_counter is not None and not 0 <= first_counter < COUNTER_MOD:
+            raise ValueError("first_counter must be 0..65535")
         self.max_step = max_step
         self.max_outstanding = max_outstanding
         self.stats = ButtonStats()
-        self._next = 0
+        self._next = secrets.randbelow(COUNTER_MOD) if first_counter is None else first_counter
         self._outstanding: OrderedDict[int, None] = OrderedDict()  # poll counters, oldest first
         self._buttons: int | None = None
 

@@ -79,7 +79,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--interface",
         metavar="IFACE",
         help="bind to this network interface (for a second borescope on a second "
-        "adapter); default: let the kernel's routing choose",
+        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
+        "routes the device's address through. Datagrams from the device count only if they "
+        "arrive on it",
     )
     g.add_argument(
         "--device-ip", metavar="ADDR", help="the borescope's address (default 192.168.10.123)"
@@ -238,7 +240,16 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def format_status(s: dict[str, Any]) -> str:
     """Human-readable status, aligned, one fact per line."""
-    iface = s.get("interface") or "(routing decides)"
+    iface = s.get("interface") or (
+        f"{s['device_interface']} (the route to the device)"
+        if s.get("device_interface")
+        else "none leads to the device yet (nothing from it is accepted)"
+        if "device_interface" in s
+        else "(routing decides)"
+    )
+    foreign = _fmt(s.get("foreign_packets"))
+    if s.get("wrong_interface"):
+        foreign += f" ({s['wrong_interface']} with its address on another interface: forged?)"
     rec = s.get("recording")
     if rec:
         rec_text = f"{rec['path']} ({rec['frames']} frames" + (
@@ -270,7 +281,7 @@ def format_status(s: dict[str, Any]) -> str:
             f"skipped {s.get('frames_skipped')}, incomplete {s.get('frames_incomplete')}, "
             f"corrupt {s.get('frames_corrupt')}",
         ),
-        ("foreign packets", _fmt(s.get("foreign_packets"))),
+        ("foreign packets", foreign),
         (
             "last frame",
             "never" if s.get("last_frame_age_s") is None else f"{s['last_frame_age_s']:.2f} s ago",

@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
+from bridge.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 
 DEFAULT_CONFIG_PATH = "/etc/borescope-bridge/config.toml"
-DEVICE_IP = "192.168.10.123"
-STREAM_PORT = 8030
-EVENT_PORT = 50000
 SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
 SYSTEM_CONTROL_SOCKET = "/run/borescope-bridge/control.sock"
 ROTATIONS = (0, 90, 180, 270)

@@ -27,8 +27,9 @@ from bridge import __version__
 from bridge.config import Config
 from bridge.control import DEFAULT_SNAPSHOT_TIMEOUT_S, ControlServer
 from bridge.errors import BridgeError, ConfigError
+from bridge.ratelimit import RateLimiter
 from bridge.recorder import Recorder
-from bridge.service import Notifier, RateLimiter
+from bridge.service import Notifier
 from bridge.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
 from bridge.snapshots import MAX_QUEUED, SnapshotRequest, SnapshotResult, SnapshotWriter
 

@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.protocol import DEVICE_IP, EVENT_PORT
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-DEVICE_IP = "192.168.10.123"
-EVENT_PORT = 50000
 CARD_LABEL = "Borescope"
 DRIVER = "r8152"
 USB_ID = ("0bda", "8152")

@@ -137,22 +137,3 @@ def setup_logging(verbose: int = 0, fields: dict[str, Any] | None = None) -> Non
     if fields is not None:
         handler.addFilter(StructuredFields(fields))
     root.addHandler(handler)
-
-
-class RateLimiter:
-    """Lets a repeated warning through once per `interval_s` per key, counting the rest."""
-
-    def __init__(self, interval_s: float = 60.0) -> None:
-        self.interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
-        """(should log, how many were suppressed since the last one)."""
-        t = time.monotonic() if now is None else now
-        last = self._last.get(key)
-        if last is not None and t - last < self.interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False, 0
-        self._last[key] = t
-        return True, self._suppressed.pop(key, 0)

@@ -11,9 +11,13 @@ sockets and a wake-up socket (signals and other threads use it), with every time
 due within 100 ms; fragments go straight from a preallocated buffer into the
 Reassembler, and complete frames are handed to a listener that must not block.
 
-Only datagrams from exactly (device_ip, stream_port) resp. (device_ip, event_port)
-are accepted: anything else is counted as foreign and dropped, so another host on
-the link can neither inject a picture nor trigger a snapshot.
+A datagram is accepted only if it comes from exactly (device_ip, stream_port) resp.
+(device_ip, event_port) *and* arrived on the interface that leads to the device
+(IP_PKTINFO's arrival index against bridge.link.DeviceLink). A wrong source is counted
+as foreign; the right source on the wrong interface is a forgery (source addresses are
+not authenticated, and Linux accepts a packet for any local address on any interface),
+counted as wrong_interface and logged, rate-limited. Neither can inject a picture or
+trigger a snapshot.
 
 States (logged once per change, never per packet):
   starting → waiting for network (sends fail: DHCP has not finished, no route yet)
@@ -41,8 +45,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import BridgeError
+from bridge.link import IP_PKTINFO, PKTINFO_CMSG_SPACE, DeviceLink, arrival_ifindex, interface_name
 from bridge.protocol import HEARTBEAT, STOP
-from bridge.service import RateLimiter
+from bridge.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from bridge.buttons import ButtonTracker
@@ -120,6 +125,7 @@ class Session:
         tracker: ButtonTracker,
         listener: Listener,
         interface: str | None = None,
+        link: DeviceLink | None = None,
         wait_s: float = 30.0,
         linger_s: float = 600.0,
         rcvbuf_bytes: int = 8 * 1024 * 1024,
@@ -129,6 +135,9 @@ class Session:
         self.stream_addr = (device_ip, stream_port)
         self.event_addr = (device_ip, event_port)
         self.interface = interface
+        # Which interface leads to the device; one per session, so a second daemon on a second
+        # adapter is just another Session with its own --interface.
+        self.link = link if link is not None else DeviceLink(device_ip, interface)
         self.reassembler = reassembler
         self.tracker = tracker
         self.listener = listener
@@ -147,6 +156,10 @@ class Session:
         self._last_rebind = 0.0
         self.foreign_stream = 0
         self.foreign_event = 0
+        self.wrong_interface = 0  # the device's source address, another arrival interface
+        self.wrong_interface_replies = 0  # of those, on the event socket (forged button replies)
+        self._bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
+        self._bindtodevice_refused_logged = False
         self.heartbeats_sent = 0
         self.polls_sent = 0
         self.send_errors = 0
@@ -175,6 +188,10 @@ class Session:
             self.close(send_stop=False)
             raise
         self._set_rcvbuf(self._stream)
+        self.link.resolve(self.clock())
+        if self.link.unavailable:
+            self.close(send_stop=False)
+            raise BridgeError(self.link.unavailable)
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):
             s.setblocking(False)
@@ -191,8 +208,10 @@ class Session:
     def _udp_socket(self) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
+            # Every datagram then carries the index of the interface it arrived on.
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if self.interface:
-                self._bind_to_device(s, self.interface)
+                self._bound_to_device = self._bind_to_device(s, self.interface)
             s.bind(("0.0.0.0", 0))
         except BaseException:
             s.close()
@@ -200,10 +219,15 @@ class Session:
         s.setblocking(False)
         return s
 
-    @staticmethod
-    def _bind_to_device(s: socket.socket, interface: str) -> None:
-        # Unprivileged SO_BINDTODEVICE works since Linux 5.7 on a socket not yet bound to a
-        # device; older kernels need CAP_NET_RAW.
+    def _bind_to_device(self, s: socket.socket, interface: str) -> bool:
+        """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
+
+        Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
+        the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
+        forged datagrams out (the arrival check is), so without it the session carries on with
+        the arrival check alone; only the choice of the outgoing interface is then the routing
+        table's. False in that case.
+        """
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         except OSError as exc:
@@ -211,13 +235,20 @@ class Session:
                 raise BridgeError(
                     f"no network interface named {interface!r} (see `ip link`; --interface)"
                 ) from None
-            if exc.errno == errno.EPERM:
-                raise BridgeError(
-                    f"not allowed to bind to interface {interface} (SO_BINDTODEVICE): on Linux "
-                    "older than 5.7 this needs CAP_NET_RAW; run it as the service, add "
-                    "AmbientCapabilities=CAP_NET_RAW, or leave out --interface"
-                ) from None
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                if not self._bindtodevice_refused_logged:
+                    self._bindtodevice_refused_logged = True
+                    log.info(
+                        "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
+                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
+                        "wherever the routing table sends %s",
+                        interface,
+                        interface,
+                        self.device_ip,
+                    )
+                return False
             raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
+        return True
 
     def _set_rcvbuf(self, s: socket.socket, quiet: bool = False) -> None:
         want = self.rcvbuf_bytes
@@ -294,8 +325,9 @@ class Session:
                 next_poll = max(next_poll + POLL_INTERVAL_S, now)
             if now >= next_tick:
                 next_tick = now + TICK_S
-                if self.network_down and self.interface:
+                if self.network_down and self._bound_to_device:
                     self._rebind(now)
+                self.link.maybe_resolve(now)
                 # Expiring a stuck frame can release complete ones queued behind it.
                 self._deliver(self.reassembler.expire(now) or (), now)
                 self._update_state(now)
@@ -335,6 +367,7 @@ class Session:
             self._sel.register(new, selectors.EVENT_READ, tag)
         self._stream, self._event = stream, event
         self._set_rcvbuf(stream, quiet=True)
+        self.link.resolve(now)  # the same name, most likely a new index
         self.rebinds += 1
         log.debug("re-bound the sockets to %s", self.interface)
 
@@ -342,10 +375,12 @@ class Session:
         s = self._stream
         assert s is not None
         buf = self._buf
+        bufs = [buf]
         addr_ok = self.stream_addr
+        link = self.link
         for _ in range(MAX_DRAIN):
             try:
-                n, addr = s.recvfrom_into(buf)
+                n, anc, _flags, addr = s.recvmsg_into(bufs, PKTINFO_CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -357,6 +392,13 @@ class Session:
                 self.foreign_stream += 1
                 continue
             now = self.clock()
+            # Inline for the hot path: IP_PKTINFO is the only control message these sockets
+            # ask for, and its first four bytes are the arrival ifindex.
+            if not (anc and anc[0][2][:4] == link.pktinfo_prefix) and not link.arrived_here(
+                anc, now
+            ):
+                self._wrong_interface(arrival_ifindex(anc), now)
+                continue
             self._contact(now)
             frames = self.reassembler.feed(buf, now, n)
             if frames:
@@ -374,7 +416,7 @@ class Session:
         assert s is not None
         for _ in range(64):
             try:
-                data, addr = s.recvfrom(2048)
+                data, anc, _flags, addr = s.recvmsg(2048, PKTINFO_CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -386,10 +428,33 @@ class Session:
                 self.foreign_event += 1
                 continue
             now = self.clock()
+            if not self.link.arrived_here(anc, now):
+                self.wrong_interface_replies += 1
+                self._wrong_interface(arrival_ifindex(anc), now)
+                continue
             self._contact(now)
             presses = self.tracker.on_reply(data)
             if presses > 0:
                 self.listener.on_presses(presses, now)
+
+    def _wrong_interface(self, ifindex: int | None, now: float) -> None:
+        """Count a datagram with the device's source that came in elsewhere; log it, rarely."""
+        self.wrong_interface += 1
+        ok, suppressed = self._warn.allow("wrong-interface", now)
+        if not ok:
+            return
+        link = self.link
+        if link.ifindex is not None:
+            expected = f"not {link.name}"
+        else:
+            expected = f"while no interface leads to it ({link.reason})"
+        log.warning(
+            "dropped %d datagram(s) claiming to be from %s that arrived on %s, %s: forged?",
+            suppressed + 1,
+            self.device_ip,
+            interface_name(ifindex),
+            expected,
+        )
 
     def _drain_wake(self) -> None:
         r = self._wake_r
@@ -441,7 +506,9 @@ class Session:
                 hint,
             )
             return
-        self.network_down = False
+        if self.network_down:
+            self.network_down = False
+            self.link.resolve(self.clock())  # sends work again: a route just appeared
 
     def _rate_warn(self, key: str, fmt: str, *args: object) -> None:
         ok, suppressed = self._warn.allow(key, self.clock())
@@ -537,7 +604,10 @@ class Session:
             "stream_port": self.stream_addr[1],
             "event_port": self.event_addr[1],
             "interface": self.interface,
-            "foreign_packets": self.foreign_stream + self.foreign_event,
+            "device_interface": self.link.name,
+            "foreign_packets": self.foreign_stream + self.foreign_event + self.wrong_interface,
+            "wrong_interface": self.wrong_interface,
+            "wrong_interface_replies": self.wrong_interface_replies,
             "heartbeats_sent": self.heartbeats_sent,
             "polls_sent": self.polls_sent,
             "send_errors": self.send_errors,

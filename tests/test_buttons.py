@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Button tracking: baseline, multi-step, 16-bit wrap, reboot, unmatched replies."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,11 +96,30 @@ def test_outstanding_polls_are_bounded() -> None:
 
 
 def test_poll_counter_wraps() -> None:
+    t = ButtonTracker(first_counter=65534)
+    seen = [decode_setcmd(t.next_poll()) for _ in range(4)]
+    assert seen == [65534, 65535, 0, 1]
+    assert answer(t, 3) == 0  # baseline even after the wrap
+
+
+def test_poll_counter_counts_up_from_a_random_start() -> None:
+    """Incremented per request as the seed says, from wherever it started, wrapping at 2**16."""
     t = ButtonTracker()
     seen = [decode_setcmd(t.next_poll()) for _ in range(65538)]
-    assert seen[65535] == 65535
-    assert seen[65536] == 0
-    assert answer(t, 3) == 0  # baseline even after the wrap
+    assert isinstance(seen[0], int)
+    assert seen == [(seen[0] + k) % 65536 for k in range(65538)]
+
+
+def test_poll_counter_start_is_not_guessable() -> None:
+    # 16 independent 16-bit draws all equal: probability 2**-240.
+    starts = {decode_setcmd(ButtonTracker().next_poll()) for _ in range(16)}
+    assert len(starts) > 1
+    assert starts != {0}
+
+
+def test_first_counter_is_checked() -> None:
+    with pytest.raises(ValueError, match="first_counter"):
+        ButtonTracker(first_counter=65536)
 
 
 def test_reset_forgets_baseline() -> None:
@@ -135,3 +155,27 @@ def test_any_bytes_never_raise(datagrams: list[bytes]) -> None:
     t = ButtonTracker()
     t.next_poll()
     assert sum(t.on_reply(d) for d in datagrams) == 0
+
+
+@given(
+    st.integers(0, 0xFFFF),
+    st.integers(0, 80),
+    st.lists(st.integers(0, 0xFFFF), max_size=60),
+    st.integers(1, 8),
+)
+def test_only_counters_recently_sent_are_believed(
+    first: int, polls: int, forged: list[int], step: int
+) -> None:
+    """A reply echoing any counter but one of the last max_outstanding polls is never a press."""
+    t = ButtonTracker(first_counter=first)
+    answer(t, 100)
+    sent = [decode_setcmd(t.next_poll()) for _ in range(polls)]
+    recent = set(sent[-t.max_outstanding :]) if polls else set()
+    refused = 0
+    for c in forged:
+        if c not in recent:
+            assert t.on_reply(encode_retcmd(c, 100 + step)) == 0
+            refused += 1
+    assert t.baseline == 100
+    assert t.stats.unmatched == refused
+    assert answer(t, 100 + step) == step  # the real device is still believed

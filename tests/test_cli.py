@@ -155,6 +155,11 @@ def test_human_status_is_readable() -> None:
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
     assert "p99 7.5 ms" in text
+    routed = format_status({"interface": None, "device_interface": "enx2", "wrong_interface": 4,
+                            "foreign_packets": 6})  # fmt: skip
+    assert "enx2 (the route to the device)" in routed
+    assert "6 (4 with its address on another interface: forged?)" in routed
+    assert "none leads to the device yet" in format_status({"device_interface": None})
 
 
 def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> None:

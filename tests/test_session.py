@@ -25,6 +25,8 @@ from waiting import DEADLINE_S, wait_for
 from bridge import session as session_mod
 from bridge.buttons import ButtonTracker
 from bridge.control import request
+from bridge.errors import BridgeError
+from bridge.link import DeviceLink, NetlinkUnavailable, Route
 from bridge.protocol import (
     HEARTBEAT,
     STOP,
@@ -204,6 +206,70 @@ def test_foreign_sources_are_dropped_and_counted(device: ScriptedDevice) -> None
         r.stop()
 
 
+def test_the_device_address_on_another_interface_is_refused(
+    device: ScriptedDevice, caplog: Any
+) -> None:
+    """Right source, wrong arrival interface: counted as wrong_interface, logged once, dropped."""
+    elsewhere = DeviceLink(
+        "127.0.0.1", route=lambda ip: Route(999_999, None), index_to_name=lambda i: "enxtest0"
+    )
+    with caplog.at_level("WARNING", logger="bridge.session"):
+        r = Running(device, wait_s=0, linger_s=0, link=elsewhere)
+        try:
+            wait_for(lambda: device.client and device.event_client, what="the session's ports")
+            for i in range(3):
+                device.send_frame(i, jpeg(i))
+            device.buttons = 5
+            n = 3 * len(fragment_jpeg(0, jpeg(0)))
+            wait_for(lambda: r.session.wrong_interface > n, what="frames and replies refused")
+            stats = r.session.stats()
+            assert r.listener.frames == [] and r.listener.presses == 0
+            assert r.session.tracker.stats.replies == 0  # never reached the tracker
+            assert r.session.first_contact_at is None  # a forgery is no sign of the device
+            assert stats["foreign_packets"] == stats["wrong_interface"] == r.session.wrong_interface
+            assert stats["device_interface"] == "enxtest0"
+            assert 0 < stats["wrong_interface_replies"] < stats["wrong_interface"]
+        finally:
+            r.stop()
+    warnings = [m.getMessage() for m in caplog.records if "forged?" in m.getMessage()]
+    assert warnings == [
+        "dropped 1 datagram(s) claiming to be from 127.0.0.1 that arrived on lo, not enxtest0: "
+        "forged?"
+    ]
+
+
+def test_without_a_route_nothing_claiming_to_be_the_device_is_accepted(
+    device: ScriptedDevice,
+) -> None:
+    nowhere = DeviceLink("127.0.0.1", route=lambda ip: Route(1, "192.0.2.1"))  # via a gateway
+    r = Running(device, wait_s=0, linger_s=0, link=nowhere)
+    try:
+        wait_for(lambda: device.client, what="a heartbeat")
+        device.send_frame(1, jpeg(1))
+        wait_for(lambda: r.session.wrong_interface > 0, what="refused")
+        assert r.listener.frames == []
+        assert r.session.stats()["device_interface"] is None
+    finally:
+        r.stop()
+
+
+def test_no_netlink_is_a_clear_error_at_open() -> None:
+    def sandboxed(ip: str) -> Route:
+        raise NetlinkUnavailable("netlink sockets are not allowed here; AF_NETLINK or --interface")
+
+    s = Session(
+        device_ip="127.0.0.1",
+        stream_port=9,
+        event_port=9,
+        reassembler=Reassembler(),
+        tracker=ButtonTracker(),
+        listener=Recorder(),
+        link=DeviceLink("127.0.0.1", route=sandboxed),
+    )
+    with pytest.raises(BridgeError, match="AF_NETLINK or --interface"):
+        s.open()
+
+
 def test_button_press_is_reported_once(device: ScriptedDevice) -> None:
     device.buttons = 41
     r = Running(device, wait_s=0, linger_s=0)
@@ -296,10 +362,55 @@ def test_interface_binding_errors_say_what_to_do() -> None:
         listener=Recorder(),
         interface="nosuchif0",
     )
-    from bridge.errors import BridgeError
-
     with pytest.raises(BridgeError, match="ip link"):
         s.open()
+
+
+class RefusesBindToDevice:
+    """A socket as Linux before 5.7 gives it to a process without CAP_NET_RAW."""
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if option == socket.SO_BINDTODEVICE:
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+
+def test_bindtodevice_refused_falls_back_to_the_arrival_check(caplog: Any) -> None:
+    s = Session(
+        device_ip="127.0.0.1",
+        stream_port=9,
+        event_port=9,
+        reassembler=Reassembler(),
+        tracker=ButtonTracker(),
+        listener=Recorder(),
+        interface="lo",
+    )
+    with caplog.at_level("INFO", logger="bridge.session"):
+        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
+        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1  # said once, not per socket
+    assert "accepting only datagrams that arrive on lo" in lines[0]
+    assert "AmbientCapabilities" not in lines[0]
+
+
+def test_bindtodevice_refused_still_streams_with_the_arrival_check(
+    device: ScriptedDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Session._bind_to_device
+
+    def old_kernel(self: Session, s: socket.socket, interface: str) -> bool:
+        return real(self, RefusesBindToDevice(), interface)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Session, "_bind_to_device", old_kernel)
+    r = Running(device, wait_s=0, linger_s=0, interface="lo")
+    try:
+        wait_for(lambda: device.client, what="a heartbeat")
+        device.send_frame(4, jpeg(4))
+        wait_for(lambda: r.listener.frames == [jpeg(4)], what="the frame")
+        assert r.session.link.ifindex == socket.if_nametoindex("lo")
+        assert r.session._bound_to_device is False
+    finally:
+        r.stop()
 
 
 def test_bound_to_an_interface_still_streams(device: ScriptedDevice) -> None:
@@ -433,7 +544,11 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, 
             timeout=30,
             what="streaming again",
         )
-        assert (_status(sock)["rebinds"] >= 1) == bind  # type: ignore[index]
+        s = _status(sock)
+        assert s is not None
+        assert (s["rebinds"] >= 1) == bind
+        # The new interface index is trusted at once: no real datagram was taken for a forgery.
+        assert (s["device_interface"], s["wrong_interface"]) == ("bbh0", 0)
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
     finally:
@@ -478,6 +593,8 @@ def test_started_before_the_network_exists_waits_then_streams(
             timeout=60,
             what="streaming once the network is up",
         )
+        s = _status(sock)
+        assert s is not None and (s["device_interface"], s["wrong_interface"]) == ("bbh0", 0)
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0
         text = log.read_text()

@@ -1,0 +1,280 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which network interface leads to the borescope: the check a forged source address cannot pass.
+
+Why this exists
+---------------
+A UDP source address proves nothing. The daemon's sockets are bound to 0.0.0.0, Linux accepts a
+datagram for any local address on any interface (the weak host model), and the loose reverse-path
+filter desktops set (``rp_filter=2``) lets through a packet whose source is reachable by *any*
+route. So a host on the PC's Wi-Fi or office LAN can send "from 192.168.10.123:8030" and, with the
+source check alone, put a picture on the camera. What it cannot fake is the interface its packet
+arrives on: that is the one fact the kernel reports (``IP_PKTINFO``, the arrival ifindex of every
+datagram) that the sender does not write.
+
+:class:`DeviceLink` knows which interface that must be and re-resolves it when it changes:
+
+* With ``--interface``: that interface, by name. Its index changes when a USB adapter is
+  replugged, so the name is looked up again.
+* Without: the interface the kernel routes ``device_ip`` through, asked from the kernel itself
+  over rtnetlink (``RTM_GETROUTE``, what ``ip route get`` does). That answer is exact where the
+  alternatives guess: ``/proc/net/route`` lists only the main table (not the local table that
+  sends 127.0.0.1 via ``lo``, nor policy routing), and mapping a connected socket's source address
+  back to an interface is ambiguous when two adapters hold the same 192.168.10.100 and wrong when
+  the outgoing interface has no address of its own.
+* A route through a gateway does not count: the borescope sits on a link of ours. Before its
+  adapter appears the kernel would route 192.168.10.123 via the default gateway, i.e. the LAN, and
+  accepting the LAN then is exactly the attack.
+
+While no interface qualifies (no route yet, adapter unplugged) nothing claiming to be the device is
+accepted. One object per daemon instance, so a second instance on a second adapter is a second
+object with its own ``--interface``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+RESOLVE_EVERY_S = 1.0  # routine re-check: a route or an adapter can change under us
+# Sooner on demand (a datagram on another interface), but not more often: under a flood of
+# forgeries that is at most 100 route lookups a second, each one netlink round trip.
+RESOLVE_GAP_S = 0.01
+NETLINK_TIMEOUT_S = 1.0  # the kernel answers at once; this only bounds a broken netlink
+
+# <linux/netlink.h>, <linux/rtnetlink.h>, <linux/in.h>: stable kernel ABI values.
+NLMSG_ERROR = 2
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
+NLM_F_REQUEST = 1
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Python 3.11 does not export it
+PKTINFO_CMSG_SPACE = socket.CMSG_SPACE(12)  # struct in_pktinfo: ifindex, spec_dst, addr
+
+_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+# family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTATTR = struct.Struct("=HH")  # length, type
+_I32 = struct.Struct("=i")
+_U32 = struct.Struct("=I")
+
+
+class NetlinkUnavailable(BridgeError):
+    """The kernel cannot be asked at all (a sandbox without AF_NETLINK): say so, do not guess."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The kernel's answer for one destination: outgoing interface and gateway (None: on-link)."""
+
+    ifindex: int
+    gateway: str | None
+
+
+# ---- rtnetlink, pure: bytes in, values out ----------------------------------------------
+
+
+def encode_route_request(device_ip: str, seq: int) -> bytes:
+    """An RTM_GETROUTE request for one IPv4 destination (``ip route get DEVICE_IP``)."""
+    attr = _RTATTR.pack(_RTATTR.size + 4, RTA_DST) + socket.inet_aton(device_ip)
+    body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETROUTE, NLM_F_REQUEST, seq, 0) + body
+
+
+def decode_route_reply(data: bytes, seq: int) -> Route | int | None:
+    """The route in a reply, a positive errno the kernel answered, or None if not our answer."""
+    off = 0
+    while off + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, got_seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        if length < _NLMSGHDR.size or off + length > len(data):
+            return None
+        end = off + length
+        body = off + _NLMSGHDR.size
+        if got_seq == seq:
+            if kind == NLMSG_ERROR and body + _I32.size <= end:
+                (err,) = _I32.unpack_from(data, body)
+                return -err if err < 0 else None
+            if kind == RTM_NEWROUTE and body + _RTMSG.size <= end:
+                return _route_attrs(data, body + _RTMSG.size, end)
+        off += (length + 3) & ~3
+    return None
+
+
+def _route_attrs(data: bytes, off: int, end: int) -> Route | None:
+    ifindex: int | None = None
+    gateway: str | None = None
+    while off + _RTATTR.size <= end:
+        alen, atype = _RTATTR.unpack_from(data, off)
+        if alen < _RTATTR.size or off + alen > end:
+            break
+        value = data[off + _RTATTR.size : off + alen]
+        if atype == RTA_OIF and len(value) == 4:
+            (ifindex,) = _U32.unpack(value)
+        elif atype == RTA_GATEWAY and len(value) == 4:
+            gateway = socket.inet_ntoa(value)
+        off += (alen + 3) & ~3
+    return None if ifindex is None else Route(ifindex, gateway)
+
+
+def route_to(device_ip: str) -> Route:
+    """Ask the kernel how it would send to ``device_ip``; OSError with its errno if it would not.
+
+    Unprivileged, one request and one answer; the unit allows AF_NETLINK for this alone.
+    """
+    seq = int.from_bytes(os.urandom(4), "little")
+    try:
+        s = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        )
+    except OSError as exc:
+        if exc.errno in (errno.EAFNOSUPPORT, errno.EPERM, errno.EACCES, errno.EPROTONOSUPPORT):
+            raise NetlinkUnavailable(
+                f"cannot ask the kernel which interface leads to {device_ip}: netlink sockets "
+                f"are not allowed here ({exc.strerror}). Allow them (the unit's "
+                "RestrictAddressFamilies= needs AF_NETLINK) or name the interface with --interface"
+            ) from None
+        raise
+    with s:
+        s.settimeout(NETLINK_TIMEOUT_S)
+        s.sendto(encode_route_request(device_ip, seq), (0, 0))
+        for _ in range(8):  # answers to anything else (there is nothing else) are skipped
+            answer = decode_route_reply(s.recv(65536), seq)
+            if isinstance(answer, Route):
+                return answer
+            if isinstance(answer, int):
+                raise OSError(answer, os.strerror(answer))
+    raise OSError(errno.EPROTO, "no answer to the route request")
+
+
+def arrival_ifindex(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The arrival interface from a recvmsg's IP_PKTINFO control message, None if absent."""
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 4:
+            return int(_I32.unpack_from(data)[0])
+    return None
+
+
+def interface_name(ifindex: int | None) -> str:
+    """A name for a log line; the index itself when the interface is gone already."""
+    if ifindex is None:
+        return "an unknown interface"
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"interface #{ifindex}"
+
+
+# ---- the object the session asks -----------------------------------------------------------
+
+
+class DeviceLink:
+    """The interface that leads to the device; ``accepts(ifindex)`` is the arrival check."""
+
+    def __init__(
+        self,
+        device_ip: str,
+        interface: str | None = None,
+        *,
+        route: Callable[[str], Route] = route_to,
+        name_to_index: Callable[[str], int] = socket.if_nametoindex,
+        index_to_name: Callable[[int], str] = socket.if_indextoname,
+    ) -> None:
+        self.device_ip = device_ip
+        self.interface = interface
+        self.ifindex: int | None = None
+        # The ifindex as IP_PKTINFO carries it (native int32, first in struct in_pktinfo), so the
+        # receive loop compares bytes instead of unpacking every datagram's control message.
+        self.pktinfo_prefix: bytes | None = None
+        self.name: str | None = None
+        self.reason = "not resolved yet"  # why ifindex is None, for the log
+        self.unavailable: str | None = None  # set when the route cannot be asked for at all
+        self.changes = 0
+        self._route = route
+        self._name_to_index = name_to_index
+        self._index_to_name = index_to_name
+        self._resolved_at: float | None = None
+
+    def resolve(self, now: float) -> bool:
+        """Look the interface up again; True when the answer changed (then it is logged)."""
+        self._resolved_at = now
+        ifindex, name, reason = self._lookup()
+        if ifindex == self.ifindex:
+            self.name = name if ifindex is not None else None
+            self.reason = reason
+            return False
+        old = self.ifindex
+        self.ifindex, self.name, self.reason = ifindex, name, reason
+        self.pktinfo_prefix = None if ifindex is None else _I32.pack(ifindex)
+        self.changes += 1
+        if ifindex is None:
+            log.info(
+                "no interface leads to %s (%s): nothing claiming to be it is accepted",
+                self.device_ip,
+                reason,
+            )
+        elif old is None:
+            log.info("accepting the borescope's datagrams only on %s", name)
+        else:
+            log.info("the borescope is now reached via %s (#%d)", name, ifindex)
+        return True
+
+    def _lookup(self) -> tuple[int | None, str | None, str]:
+        if self.interface:
+            try:
+                return self._name_to_index(self.interface), self.interface, ""
+            except OSError:
+                return None, None, f"no interface named {self.interface}"
+        try:
+            r = self._route(self.device_ip)
+        except NetlinkUnavailable as exc:
+            self.unavailable = str(exc)
+            return None, None, "netlink sockets are not allowed"
+        except OSError as exc:
+            return None, None, f"no route: {exc.strerror}"
+        try:
+            name = self._index_to_name(r.ifindex)
+        except OSError:
+            name = f"#{r.ifindex}"
+        if r.gateway is not None:
+            return None, None, f"routed via the gateway {r.gateway} on {name}, not a direct link"
+        return r.ifindex, name, ""
+
+    def maybe_resolve(self, now: float) -> None:
+        """The routine re-check, every RESOLVE_EVERY_S (call it from a timer)."""
+        if self._resolved_at is None or now - self._resolved_at >= RESOLVE_EVERY_S:
+            self.resolve(now)
+
+    def arrived_here(self, ancdata: list[tuple[int, int, bytes]], now: float) -> bool:
+        """`accepts` for a recvmsg's control messages; the common case costs a bytes compare."""
+        if ancdata:
+            level, kind, data = ancdata[0]
+            if (
+                kind == IP_PKTINFO
+                and level == socket.IPPROTO_IP
+                and data[:4] == self.pktinfo_prefix
+            ):
+                return True
+        return self.accepts(arrival_ifindex(ancdata), now)
+
+    def accepts(self, ifindex: int | None, now: float) -> bool:
+        """Whether a datagram that arrived on `ifindex` came over the device's link.
+
+        A mismatch first re-resolves (at most every RESOLVE_GAP_S), because a replugged adapter's
+        first answers arrive on its new index before the routine re-check has seen it.
+        """
+        if ifindex is not None and ifindex == self.ifindex:
+            return True
+        if self._resolved_at is None or now - self._resolved_at >= RESOLVE_GAP_S:
+            self.resolve(now)
+            return ifindex is not None and ifindex == self.ifindex
+        return False

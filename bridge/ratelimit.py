@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One warning per interval per key, with a count of the ones held back (no I/O).
+
+Its own module because the session and the daemon both rate-limit their
+repeated warnings, and none of them should import the systemd glue for it.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class RateLimiter:
+    """Lets a repeated warning through once per `interval_s` per key, counting the rest."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
+        """(should log, how many were suppressed since the last one)."""
+        t = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and t - last < self.interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False, 0
+        self._last[key] = t
+        return True, self._suppressed.pop(key, 0)
