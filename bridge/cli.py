@@ -217,12 +217,37 @@ def _socket_path(args: argparse.Namespace) -> str:
     return find_socket(args.socket, control_socket_candidates())
 
 
+def _timeout_seconds(text: str) -> float:
+    """`--timeout`: seconds, above 0 and at most the daemon's limit; anything else is an error."""
+    from bridge.control import MAX_SNAPSHOT_TIMEOUT_S
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= MAX_SNAPSHOT_TIMEOUT_S:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_SNAPSHOT_TIMEOUT_S:g} seconds, not {text}"
+        )
+    return value
+
+
+# The daemon answers a snapshot within its --timeout; this much more covers a busy socket.
+SNAPSHOT_REPLY_MARGIN_S = 5.0
+
+
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from bridge.control import request
 
     path = _socket_path(args)
-    reply = request(path, {"cmd": "snapshot", "timeout": args.timeout}, timeout=args.timeout + 5)
+    reply = request(
+        path,
+        {"cmd": "snapshot", "timeout": args.timeout},
+        timeout=args.timeout + SNAPSHOT_REPLY_MARGIN_S,
+    )
     if not reply.get("ok"):
+        if reply.get("pending"):
+            raise BridgeError(f"snapshot not saved yet: {reply.get('error')}")
         raise BridgeError(f"snapshot failed: {reply.get('error', 'unknown error')}")
     print(reply["path"])
     return 0
@@ -438,10 +463,16 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--timeout",
-            type=float,
+            type=_timeout_seconds,
             default=5.0,
             metavar="S",
-            help="give up after S seconds (default 5)",
+            help="give up after S seconds (default 5, at most 300)"
+            + (
+                "; a snapshot whose frame was taken is still saved if the disk is slower, "
+                "and the error names its file"
+                if name == "snapshot"
+                else ""
+            ),
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
