@@ -148,8 +148,7 @@ class GatedDisk:
 def coordinator(
     directory: Path, max_in_flight: int, disk: GatedDisk | None = None
 ) -> Iterator[Snapshots]:
-    kw = {"write": disk.write} if disk is not None else {}
-    writer = SnapshotWriter(str(directory), **kw)
+    writer = SnapshotWriter(str(directory), write=disk.write if disk else write_atomically)
     writer.start()
     try:
         yield Snapshots(writer, state=lambda: "streaming", max_in_flight=max_in_flight)
