@@ -1007,3 +1007,51 @@ def test_stale_temporary_files_are_swept_at_start(
         assert (snaps / ".borescope-link.tmp").is_symlink() and precious.read_text() == "not ours"
         assert "removed 2 stale temporary snapshot file(s)" in d.log.read_text()
         assert d.terminate() == 0
+
+
+def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    """64 KiB tmpfs in the daemon's private mount namespace: more failing snapshots than the
+    bound, each answered "disk full" at once, none left counted as in flight, nothing partial;
+    once space is free again, snapshots work."""
+    from bridge.snapshots import MAX_IN_FLIGHT
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    wrap = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" && shift && exec "$@"',
+        "sh",
+        str(mnt),
+    ]
+    if subprocess.run([*wrap, "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs in a private mount namespace here")
+    with simulator() as sim:
+        d = run_daemon(sim, "--snapshot-dir", str(mnt / "snaps"), snapshot_flag=False, wrap=wrap)
+        d.wait_streaming()
+        inside = Path(f"/proc/{d.proc.pid}/root") / str(mnt).lstrip("/")
+        wait_for(lambda: (inside / "snaps").is_dir(), what="the snapshot directory")
+        fill(inside)
+        for _ in range(MAX_IN_FLIGHT + 8):
+            reply = d.snapshot(timeout=5)
+            assert reply["ok"] is False and "disk full" in reply["error"], reply
+            assert not reply.get("pending")
+        status = d.status()
+        assert status["snapshots_writing"] == 0 and status["snapshots_pending"] == 0
+        assert status["snapshots_failed"] == MAX_IN_FLIGHT + 8
+        assert status["snapshots_refused"] == 0
+        assert os.listdir(inside / "snaps") == []  # nothing partial, no temporary file
+        (inside / "filler").unlink()
+        reply = d.snapshot()
+        assert reply["ok"], reply
+        saved = inside / "snaps" / Path(reply["path"]).name
+        assert saved.read_bytes() in frames_of(sim)
+        assert d.terminate() == 0
