@@ -43,7 +43,11 @@ examples:
   xdg-open "$(borescope-bridge snapshot)"
       take a snapshot and open it
 
-The hardware button on the borescope and `kill -USR1 <pid>` take snapshots too."""
+The hardware button on the borescope and `kill -USR1 <pid>` take snapshots too.
+exit status: 0 with the file's path on stdout; 1 with the reason on stderr: no frame within
+--timeout (nothing is saved), a disk error, or a disk slower than --timeout, in which case
+the frame is taken and its file, named in the message, appears once the disk has it; 2 for
+an invalid --timeout."""
 
 STATUS_EXAMPLES = """\
 examples:
@@ -151,7 +155,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="Unix socket for `snapshot` and `status` (default: "
         "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
-        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user)",
+        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
+        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
     )
     g.add_argument(
         "--config",
@@ -308,6 +313,8 @@ def format_status(s: dict[str, Any]) -> str:
         (
             "snapshots",
             f"{s.get('snapshots_taken')} taken, {s.get('snapshots_failed')} failed"
+            + (f", {s['snapshots_writing']} being written" if s.get("snapshots_writing") else "")
+            + (f", {s['snapshots_refused']} refused" if s.get("snapshots_refused") else "")
             + (f", last {s['last_snapshot']}" if s.get("last_snapshot") else ""),
         ),
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
@@ -459,7 +466,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             "--socket",
             metavar="PATH",
             help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-            "$XDG_RUNTIME_DIR/borescope-bridge or /run/borescope-bridge)",
+            "$XDG_RUNTIME_DIR/borescope-bridge, /run/borescope-bridge or "
+            "${TMPDIR:-/tmp}/borescope-bridge-UID)",
         )
         p.add_argument(
             "--timeout",
