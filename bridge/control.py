@@ -116,14 +116,18 @@ def encode_reply(reply: dict[str, Any]) -> bytes:
 # ---- the socket directory ----------------------------------------------------------------------
 
 
-def _shared_parent(directory: str) -> bool:
-    """True when others may write to the directory that holds `directory` (/tmp, /dev/shm)."""
-    parent = os.path.dirname(os.path.abspath(directory)) or "/"
+def _writable_by_others(directory: str) -> bool:
+    """True for a directory where others may create names (/tmp, /dev/shm)."""
     try:
-        st = os.stat(parent)
+        st = os.stat(directory)
     except OSError:
         return False
     return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _shared_parent(directory: str) -> bool:
+    """True when others may write to the directory that holds `directory`."""
+    return _writable_by_others(os.path.dirname(os.path.abspath(directory)) or "/")
 
 
 def _user_name(uid: int) -> str:
@@ -562,12 +566,24 @@ class ControlServer:
 
 
 def check_client_socket(path: str) -> None:
-    """Before connecting: a socket in a shared directory must sit in one that we own, 0700."""
+    """Before connecting: a socket that another user could have planted is refused.
+
+    In a directory whose parent others may write to (the /tmp fallback), the directory must
+    be ours (or root's) with mode 0700; a socket right in such a directory must be ours.
+    """
+    trusted = (os.geteuid(), 0)
     directory = os.path.dirname(os.path.abspath(path))
+    if _writable_by_others(directory):
+        with contextlib.suppress(FileNotFoundError):  # connecting says what is missing
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid not in trusted:
+                raise ControlError(
+                    f"{path} belongs to {_user_name(st.st_uid)}, not to you, in a directory "
+                    "that other users may write to: it may be an impostor; pass the socket "
+                    "of your own daemon with --socket"
+                )
     if _shared_parent(directory):
-        check_private_dir(
-            directory, (os.geteuid(), 0), "then start the daemon again, or pass --socket"
-        )
+        check_private_dir(directory, trusted, "then start the daemon again, or pass --socket")
 
 
 def _connect(path: str, deadline: float, timeout: float) -> socket.socket:

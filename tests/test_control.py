@@ -532,16 +532,17 @@ def test_fallback_dir_is_created_private_and_used(shared_tmp: Path) -> None:
 IMPOSTOR_REPLY = b'{"ok": true, "path": "https://evil.example/x.jpg"}\n'
 
 
-def impostor(directory: Path, marker: Path) -> int:
+def impostor(directory: Path, marker: Path, name: str = "control.sock") -> int:
     """The attacker's fake daemon: answers every client with a URL to open."""
-    directory.mkdir(exist_ok=True)
-    directory.chmod(0o777)
-    path = directory / "control.sock"
+    if not directory.exists():
+        directory.mkdir()
+        directory.chmod(0o777)
+    path = directory / name
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(path))
     path.chmod(0o777)
     s.listen(8)
-    (directory / "ready").touch()
+    (directory / f"{name}.ready").touch()
     while True:
         conn, _ = s.accept()
         marker.touch()
@@ -557,7 +558,7 @@ def test_a_directory_planted_by_another_user_is_refused(shared_tmp: Path, how: s
     marker = shared_tmp / "attacker-was-contacted"
     attacker = spawn_as(ATTACKER_UID, lambda: impostor(target, marker), shared_tmp / "a.log")
     try:
-        wait_for(lambda: (target / "ready").exists(), what="the impostor")
+        wait_for(lambda: (target / "control.sock.ready").exists(), what="the impostor")
         if how == "symlink-to-attacker":
             # Planted by the attacker too (a symlink in a sticky directory belongs to them).
             reap(spawn_as(ATTACKER_UID, lambda: planted.symlink_to(target), shared_tmp / "l.log"))
@@ -607,3 +608,24 @@ def test_our_own_directory_with_an_open_mode_is_refused(shared_tmp: Path) -> Non
     assert rc == 1, out
     assert f"chmod 700 {planted}" in out
     assert os.listdir(planted) == []
+
+
+def test_a_socket_planted_right_in_a_shared_directory_is_refused(shared_tmp: Path) -> None:
+    marker = shared_tmp / "attacker-was-contacted"
+    planted = shared_tmp / "borescope.sock"
+    attacker = spawn_as(
+        ATTACKER_UID, lambda: impostor(shared_tmp, marker, planted.name), shared_tmp / "a.log"
+    )
+    try:
+        wait_for(lambda: (shared_tmp / "borescope.sock.ready").exists(), what="the impostor")
+        rc, out = run_as(
+            VICTIM_UID,
+            ["snapshot", "--socket", str(planted)],
+            shared_tmp / "c.log",
+            victim_env(shared_tmp),
+        )
+        assert rc == 1 and "evil.example" not in out and "not to you" in out, out
+        assert not marker.exists()
+    finally:
+        os.kill(attacker, 9)
+        os.waitpid(attacker, 0)
