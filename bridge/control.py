@@ -230,10 +230,11 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._pool: list[threading.Thread] = []
         self._jobs: queue.SimpleQueue[tuple[_Conn, dict[str, Any]] | None] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[tuple[_Conn, dict[str, Any]]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[_Conn, bytes]] = queue.SimpleQueue()
         self._conns: dict[int, _Conn] = {}  # in accept order: the first is the oldest
         self._sel: selectors.BaseSelector | None = None
         self._wake_r, self._wake_w = -1, -1
+        self._wake_lock = threading.Lock()  # no wake-up byte into a closed (reused) fd
         self._stopping = threading.Event()
         self._backoff_s = 0.0
         self._accept_resume_at: float | None = None
@@ -315,11 +316,12 @@ class ControlServer:
         if self._sel is not None:
             self._sel.close()
             self._sel = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._wake_r = self._wake_w = -1
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -333,32 +335,41 @@ class ControlServer:
     # ---- the selector thread ----------------------------------------------------------------
 
     def _serve(self) -> None:
-        assert self._sel is not None
         while not self._stopping.is_set():
-            now = self.clock()
-            for key, mask in self._sel.select(self._next_timeout(now)):
-                if key.fileobj is self._sock:
-                    self._accept()
-                elif key.fileobj == self._wake_r:
-                    self._drain_wake()
-                else:
-                    conn: _Conn = key.data
-                    if mask & selectors.EVENT_READ:
-                        self._read(conn)
-                    if mask & selectors.EVENT_WRITE and conn.phase == WRITING:
-                        self._write(conn)
-            while True:
-                try:
-                    conn, reply = self._done.get_nowait()
-                except queue.Empty:
-                    break
-                self._reply(conn, reply)
-            now = self.clock()
-            self._expire(now)
-            if self._accept_resume_at is not None and now >= self._accept_resume_at:
-                self._accept_resume_at = None
-                if self._sock is not None:
-                    self._sel.register(self._sock, selectors.EVENT_READ, None)
+            try:
+                self._turn()
+            except Exception:  # a bug here must not silently end the control socket
+                ok, _ = self._warn.allow("serve")
+                if ok:
+                    log.exception("control socket: unexpected error, continuing")
+                time.sleep(0.05)
+
+    def _turn(self) -> None:
+        """One turn of the loop: events, finished handlers, deadlines, the accept pause."""
+        assert self._sel is not None
+        for key, mask in self._sel.select(self._next_timeout(self.clock())):
+            if key.fileobj is self._sock:
+                self._accept()
+            elif key.fileobj == self._wake_r:
+                self._drain_wake()
+            else:
+                conn: _Conn = key.data
+                if mask & selectors.EVENT_READ:
+                    self._read(conn)
+                if mask & selectors.EVENT_WRITE and conn.phase == WRITING:
+                    self._write(conn)
+        while True:
+            try:
+                conn, data = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._send_reply(conn, data)
+        now = self.clock()
+        self._expire(now)
+        if self._accept_resume_at is not None and now >= self._accept_resume_at:
+            self._accept_resume_at = None
+            if self._sock is not None:
+                self._sel.register(self._sock, selectors.EVENT_READ, None)
 
     def _next_timeout(self, now: float) -> float:
         due = [c.deadline for c in self._conns.values() if c.phase != HANDLING]
@@ -479,13 +490,16 @@ class ControlServer:
         self._jobs.put((conn, parsed))
 
     def _reply(self, conn: _Conn, reply: dict[str, Any]) -> None:
+        self._send_reply(conn, encode_reply(reply))
+
+    def _send_reply(self, conn: _Conn, data: bytes) -> None:
         if conn.phase == CLOSED:
             return
         assert self._sel is not None
         if conn.phase == READING:
             self._sel.unregister(conn.sock)
         conn.phase = WRITING
-        conn.out = memoryview(encode_reply(reply))
+        conn.out = memoryview(data)
         conn.deadline = self.clock() + REPLY_DEADLINE_S
         self._write(conn)
         if conn.phase == WRITING:
@@ -535,8 +549,9 @@ class ControlServer:
         conn.sock.close()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._wake_lock, contextlib.suppress(OSError):
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"x")
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -552,13 +567,13 @@ class ControlServer:
                 return
             conn, msg = job
             try:
-                reply = self.handler(msg)
+                data = encode_reply(self.handler(msg))
             except Exception as exc:  # a bug must not kill the worker
                 log.exception("control request %r failed", msg)
-                reply = {"ok": False, "error": f"internal error: {exc}"}
+                data = encode_reply({"ok": False, "error": f"internal error: {exc}"})
             if self._stopping.is_set():
                 continue
-            self._done.put((conn, reply))
+            self._done.put((conn, data))
             self._wake()
 
 

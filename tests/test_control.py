@@ -94,6 +94,21 @@ def test_handler_exception_becomes_error_reply(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_a_reply_that_is_not_json_becomes_an_error_reply(tmp_path: Path) -> None:
+    def sloppy(msg: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "when": object()} if msg["cmd"] == "bad" else {"ok": True}
+
+    path = str(tmp_path / "control.sock")
+    server = ControlServer(path, sloppy)
+    server.start()
+    try:
+        reply = request(path, {"cmd": "bad"}, timeout=5)
+        assert reply["ok"] is False and "internal error" in reply["error"]
+        assert request(path, {"cmd": "good"}, timeout=5) == {"ok": True}
+    finally:
+        server.stop()
+
+
 def test_slow_handler_does_not_block_others(tmp_path: Path) -> None:
     gate = threading.Event()
 
