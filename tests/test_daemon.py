@@ -1055,3 +1055,35 @@ def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
         saved = inside / "snaps" / Path(reply["path"]).name
         assert saved.read_bytes() in frames_of(sim)
         assert d.terminate() == 0
+
+
+def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Daemon]) -> None:
+    """With no frames, `snapshot` requests wait; beyond a bound they are refused at once, and
+    `status` is answered throughout."""
+    from bridge.control import DEFAULT_WORKERS
+
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    quiet.bind(("127.0.0.1", 0))
+    port = quiet.getsockname()[1]
+    with quiet:
+        d = run_daemon(None, "--wait", "0", device_ports=(port, port))
+        d.wait_ready()
+        waiters = DEFAULT_WORKERS - 2
+        replies: list[dict[str, Any]] = []
+        threads = [
+            threading.Thread(target=lambda: replies.append(d.snapshot(timeout=8)))
+            for _ in range(waiters)
+        ]
+        for t in threads:
+            t.start()
+        wait_for(lambda: d.status()["snapshots_pending"] == waiters, what="the waiting requests")
+        extra = d.snapshot(timeout=8)
+        assert extra["ok"] is False and "too many" in extra["error"], extra
+        t0 = time.monotonic()
+        assert d.status()["state"] == "waiting for device"
+        assert time.monotonic() - t0 < 5
+        for t in threads:
+            t.join(30)
+        assert len(replies) == waiters
+        assert all("no complete frame arrived within 8 s" in r["error"] for r in replies)
+        assert d.terminate() == 0
