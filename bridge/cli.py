@@ -43,7 +43,11 @@ examples:
   xdg-open "$(borescope-bridge snapshot)"
       take a snapshot and open it
 
-The hardware button on the borescope and `kill -USR1 <pid>` take snapshots too."""
+The hardware button on the borescope and `kill -USR1 <pid>` take snapshots too.
+exit status: 0 with the file's path on stdout; 1 with the reason on stderr: no frame within
+--timeout (nothing is saved), a disk error, or a disk slower than --timeout, in which case
+the frame is taken and its file, named in the message, appears once the disk has it; 2 for
+an invalid --timeout."""
 
 STATUS_EXAMPLES = """\
 examples:
@@ -153,7 +157,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="Unix socket for `snapshot` and `status` (default: "
         "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
-        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user)",
+        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
+        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
     )
     g.add_argument(
         "--config",
@@ -219,12 +224,37 @@ def _socket_path(args: argparse.Namespace) -> str:
     return find_socket(args.socket, control_socket_candidates())
 
 
+def _timeout_seconds(text: str) -> float:
+    """`--timeout`: seconds, above 0 and at most the daemon's limit; anything else is an error."""
+    from bridge.control import MAX_SNAPSHOT_TIMEOUT_S
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= MAX_SNAPSHOT_TIMEOUT_S:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_SNAPSHOT_TIMEOUT_S:g} seconds, not {text}"
+        )
+    return value
+
+
+# The daemon answers a snapshot within its --timeout; this much more covers a busy socket.
+SNAPSHOT_REPLY_MARGIN_S = 5.0
+
+
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from bridge.control import request
 
     path = _socket_path(args)
-    reply = request(path, {"cmd": "snapshot", "timeout": args.timeout}, timeout=args.timeout + 5)
+    reply = request(
+        path,
+        {"cmd": "snapshot", "timeout": args.timeout},
+        timeout=args.timeout + SNAPSHOT_REPLY_MARGIN_S,
+    )
     if not reply.get("ok"):
+        if reply.get("pending"):
+            raise BridgeError(f"snapshot not saved yet: {reply.get('error')}")
         raise BridgeError(f"snapshot failed: {reply.get('error', 'unknown error')}")
     print(reply["path"])
     return 0
@@ -294,6 +324,8 @@ def format_status(s: dict[str, Any]) -> str:
         (
             "snapshots",
             f"{s.get('snapshots_taken')} taken, {s.get('snapshots_failed')} failed"
+            + (f", {s['snapshots_writing']} being written" if s.get("snapshots_writing") else "")
+            + (f", {s['snapshots_refused']} refused" if s.get("snapshots_refused") else "")
             + (f", last {s['last_snapshot']}" if s.get("last_snapshot") else ""),
         ),
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
@@ -445,14 +477,21 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             "--socket",
             metavar="PATH",
             help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-            "$XDG_RUNTIME_DIR/borescope-bridge or /run/borescope-bridge)",
+            "$XDG_RUNTIME_DIR/borescope-bridge, /run/borescope-bridge or "
+            "${TMPDIR:-/tmp}/borescope-bridge-UID)",
         )
         p.add_argument(
             "--timeout",
-            type=float,
+            type=_timeout_seconds,
             default=5.0,
             metavar="S",
-            help="give up after S seconds (default 5)",
+            help="give up after S seconds (default 5, at most 300)"
+            + (
+                "; a snapshot whose frame was taken is still saved if the disk is slower, "
+                "and the error names its file"
+                if name == "snapshot"
+                else ""
+            ),
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -140,7 +140,17 @@ def default_control_socket() -> str:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return str(Path(xdg) / "borescope-bridge" / "control.sock")
-    return f"/tmp/borescope-bridge-{os.getuid()}/control.sock"
+    return fallback_control_socket()
+
+
+def fallback_control_socket() -> str:
+    """Without XDG_RUNTIME_DIR: $TMPDIR (or /tmp)/borescope-bridge-UID/, which must be ours, 0700.
+
+    The directory sits where any user may create files, so bridge.control refuses it unless
+    it is a real directory owned by this user with mode 0700 (as ssh-agent and tmux do).
+    """
+    base = os.environ.get("TMPDIR") or "/tmp"
+    return str(Path(base) / f"borescope-bridge-{os.getuid()}" / "control.sock")
 
 
 def control_socket_candidates() -> list[str]:
@@ -157,7 +167,7 @@ def control_socket_candidates() -> list[str]:
     run_dir = Path(SYSTEM_CONTROL_SOCKET).parent
     with contextlib.suppress(OSError):
         out.extend(sorted(str(p) for p in run_dir.glob("*/control.sock")))
-    out.append(f"/tmp/borescope-bridge-{os.getuid()}/control.sock")
+    out.append(fallback_control_socket())
     seen: list[str] = []
     for p in out:
         if p not in seen:

@@ -6,10 +6,12 @@ Data flow (one loop thread, every hand-off non-blocking):
     Session --fragments--> Reassembler --frames--> Daemon.on_frame
         -> Pipeline.submit (newest frame wins; decode and camera on the pipeline's thread)
         -> Recorder.append (its own thread)
-        -> a waiting snapshot request -> SnapshotWriter (its own thread)
+        -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
 
 The control socket and the signal handlers only queue requests; the loop serves them.
+`bridge.snapshots.Snapshots` owns every snapshot request from press to file (its docstring
+tells the one rule for time and the one for space).
 """
 
 from __future__ import annotations
@@ -19,24 +21,23 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bridge import __version__
 from bridge.config import Config
-from bridge.control import DEFAULT_SNAPSHOT_TIMEOUT_S, ControlServer
+from bridge.control import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S, ControlServer
 from bridge.errors import BridgeError, ConfigError
 from bridge.ratelimit import RateLimiter
 from bridge.recorder import Recorder
 from bridge.service import Notifier
 from bridge.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
-from bridge.snapshots import MAX_QUEUED, SnapshotRequest, SnapshotResult, SnapshotWriter
+from bridge.snapshots import FRAME_WAIT_S, SnapshotRequest, Snapshots, SnapshotWriter
 
 log = logging.getLogger(__name__)
 
-# A press whose next frame never comes (device gone) is answered with an error after this.
-SNAPSHOT_MAX_WAIT_S = 10.0
 FPS_WINDOW_S = 2.0
 # Settings a reload applies live; the rest need a restart (sockets, camera device).
 LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
@@ -112,6 +113,8 @@ class Daemon:
         self.snapshots = SnapshotWriter(config.snapshot_dir)
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
+        # Control snapshots wait on a handler thread; two threads stay free for quick commands.
+        self._control_waits = threading.BoundedSemaphore(max(1, self.control.workers - 2))
         self.session = Session(
             device_ip=config.device_ip,
             stream_port=config.stream_port,
@@ -124,14 +127,13 @@ class Daemon:
             linger_s=config.linger,
             rcvbuf_bytes=config.receive_buffer_bytes,
         )
+        self.snapshot_requests = Snapshots(self.snapshots, state=lambda: self.session.state)
         self.started_at = time.monotonic()
         self.frames_received = 0
         self.presses = 0
-        self.snapshot_refused = 0
         self.resolution: tuple[int, int] | None = None
         self._last_size = -1
         self._frame_times: collections.deque[float] = collections.deque()
-        self._requests: collections.deque[SnapshotRequest] = collections.deque()
         self._lost_signalled = False
         self._warn = RateLimiter(30.0)
         self._set_field("BORESCOPE_DEVICE", config.device_ip)
@@ -174,6 +176,7 @@ class Daemon:
             reason = self.session.run()
         finally:
             self.notifier.stopping()
+            self._fail_pending("the daemon is stopping")
             if session_open:
                 # First of all, so the device stops streaming even if something below hangs.
                 self.session.close(send_stop=True)
@@ -182,7 +185,6 @@ class Daemon:
                     stop()
                 except Exception:
                     log.exception("error while stopping")
-            self._fail_pending("the daemon is stopping")
         log.info("stopped (%s)", reason)
         return 0
 
@@ -239,12 +241,7 @@ class Daemon:
                 log.exception("handing a frame to the camera pipeline failed")
         if self.recorder is not None:
             self.recorder.append(data)
-        while self._requests:
-            req = self._requests.popleft()
-            if req.done.is_set():
-                continue  # cancelled by a client that gave up
-            self.snapshots.save(data, req)
-            break
+        self.snapshot_requests.offer(data)
 
     def on_presses(self, count: int, now: float) -> None:
         self.presses += count
@@ -266,69 +263,55 @@ class Daemon:
     def on_tick(self, now: float) -> None:
         self.notifier.watchdog(now)
         self.notifier.status(self.status_line())
-        while self._requests and now - self._requests[0].requested_at > SNAPSHOT_MAX_WAIT_S:
-            req = self._requests.popleft()
-            if not req.done.is_set():
-                req.finish(
-                    SnapshotResult(
-                        error=(
-                            f"no frame arrived within {SNAPSHOT_MAX_WAIT_S:g} s "
-                            f"(state: {self.session.state})"
-                        )
-                    )
-                )
-                log.warning(
-                    "snapshot (%s) dropped: no frame within %g s", req.origin, SNAPSHOT_MAX_WAIT_S
-                )
+        self.snapshot_requests.expire()
 
     # ---- requests ------------------------------------------------------------------------
 
-    def request_snapshot(self, origin: str) -> SnapshotRequest:
-        """Queue a request for the next complete frame (any thread)."""
-        req = SnapshotRequest(origin)
-        if len(self._requests) >= MAX_QUEUED:
-            self.snapshot_refused += 1
-            ok, _ = self._warn.allow("snapshot-queue")
-            if ok:
-                log.warning("too many snapshots waiting for a frame; refusing more")
-            req.finish(SnapshotResult(error="too many snapshots are already waiting for a frame"))
-            return req
-        self._requests.append(req)
-        return req
+    def request_snapshot(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
+        """A request for the next complete frame (any thread); `.wait(timeout)` answers it."""
+        return self.snapshot_requests.request(origin, wait_s)
 
     def _fail_pending(self, why: str) -> None:
-        while self._requests:
-            req = self._requests.popleft()
-            if not req.done.is_set():
-                req.finish(SnapshotResult(error=why))
+        self.snapshot_requests.fail_waiting(why)
 
     def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any]:
         cmd = msg.get("cmd")
         if cmd == "status":
             return {"ok": True, "status": self.status()}
         if cmd == "snapshot":
-            timeout = msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S)
-            if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
-                timeout = DEFAULT_SNAPSHOT_TIMEOUT_S
-            req = self.request_snapshot("control")
-            self.session.wake()
-            result = req.wait(timeout)
-            if result is None:
-                # Give up; the loop skips a finished request, so no file appears later.
-                req.finish(SnapshotResult(error="timeout"))
-                # The writer may have taken it just now: report what it produced.
-                return {
-                    "ok": False,
-                    "error": (
-                        f"no complete frame arrived within {timeout:g} s "
-                        f"(daemon state: {self.session.state}); is the borescope streaming? "
-                        "see `borescope-bridge status`"
-                    ),
-                }
-            if result.path is None:
-                return {"ok": False, "error": result.error or "snapshot failed"}
-            return {"ok": True, "path": result.path}
+            return self._control_snapshot(msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S))
         return {"ok": False, "error": f"unknown command {cmd!r} (known: status, snapshot)"}
+
+    def _control_snapshot(self, timeout: Any) -> dict[str, Any]:
+        """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds."""
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= MAX_SNAPSHOT_TIMEOUT_S
+        ):
+            return {
+                "ok": False,
+                "error": f"timeout must be a number of seconds above 0 and at most "
+                f"{MAX_SNAPSHOT_TIMEOUT_S:g}, not {timeout!r}",
+            }
+        if not self._control_waits.acquire(blocking=False):
+            return {
+                "ok": False,
+                "error": "too many `borescope-bridge snapshot` requests are waiting already; "
+                "try again when they are answered",
+            }
+        try:
+            req = self.request_snapshot("control", wait_s=timeout)
+            self.session.wake()
+            result = req.wait(timeout) or self.snapshot_requests.give_up(req)
+        finally:
+            self._control_waits.release()
+        if result.path is not None:
+            return {"ok": True, "path": result.path}
+        reply: dict[str, Any] = {"ok": False, "error": result.error or "snapshot failed"}
+        if result.pending:
+            reply.update(pending=True, name=result.name)
+        return reply
 
     # ---- reload ---------------------------------------------------------------------------
 
@@ -458,8 +441,9 @@ class Daemon:
                 "buttons": self.tracker.stats.as_dict(),
                 "snapshots_taken": self.snapshots.taken,
                 "snapshots_failed": self.snapshots.failed,
-                "snapshots_pending": len(self._requests),
-                "snapshots_refused": self.snapshot_refused,
+                "snapshots_pending": self.snapshot_requests.waiting,
+                "snapshots_writing": self.snapshots.pending,
+                "snapshots_refused": self.snapshot_requests.refused,
                 "last_snapshot": self.snapshots.last_path,
                 "snapshot_error": self.snapshots.last_error,
                 "snapshot_dir": self.snapshots.directory,

@@ -15,6 +15,8 @@ import os
 import queue
 import threading
 
+from bridge.errors import read_only_advice
+
 log = logging.getLogger(__name__)
 
 # Frames waiting for the disk; beyond this the disk is hopelessly slow and frames are dropped
@@ -28,7 +30,8 @@ def _describe(exc: OSError, path: str) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied: cannot record to {path} (choose another --record path)"
     if exc.errno == errno.EROFS:
-        return f"read-only file system: cannot record to {path}"
+        where = os.path.dirname(os.path.abspath(path))
+        return f"read-only file system: cannot record to {path}: {read_only_advice(where)}"
     return f"recording to {path} stopped: {exc.strerror or exc}"
 
 

@@ -142,6 +142,7 @@ def test_human_status_is_readable() -> None:
             "latency_p99_ms": 7.5,
             "snapshots_taken": 2,
             "snapshots_failed": 0,
+            "snapshots_writing": 3,
             "last_snapshot": "/x/a.jpg",
             "snapshot_dir": "/x",
             "camera": "/dev/video2",
@@ -155,6 +156,7 @@ def test_human_status_is_readable() -> None:
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
     assert "p99 7.5 ms" in text
+    assert "3 being written" in text and "refused" not in text
     routed = format_status({"interface": None, "device_interface": "enx2", "wrong_interface": 4,
                             "foreign_packets": 6})  # fmt: skip
     assert "enx2 (the route to the device)" in routed

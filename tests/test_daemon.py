@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -87,6 +88,7 @@ class Daemon:
         device_ports: tuple[int, int] | None = None,
         snapshot_flag: bool = True,
         env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
     ) -> None:
         self.tmp = tmp
         self.snapdir = tmp / "snaps"
@@ -124,7 +126,7 @@ class Daemon:
             self.argv += ["--snapshot-dir", str(self.snapdir)]
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            self.argv,
+            [*(wrap or []), *self.argv],
             stdout=subprocess.DEVNULL,
             stderr=self._log_fh,
             env=clean_env(NOTIFY_SOCKET=self.notify_path, **(env or {})),
@@ -767,3 +769,321 @@ def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
     text = caplog.text
     assert "reload: applied" in text and "rotate = 180" in text
     assert "stream_port changed" in text and "restart" in text
+
+
+# ---- the control socket under attack, the real process (issue 10, item 2) -----------------------
+
+
+def hostile_extras(path: str, stop: threading.Event, log: list[str]) -> None:
+    """Besides the flood: 1 MiB requests, deep nesting, clients that never read their reply."""
+    lazy: list[socket.socket] = []
+    try:
+        while not stop.is_set():
+            for payload in (b'{"cmd": "' + b"x" * (1 << 20) + b'"}\n', b"[" * 4096 + b"\n"):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(10)
+                    try:
+                        s.connect(path)
+                        with contextlib.suppress(OSError):
+                            s.sendall(payload)
+                        log.append(s.recv(4096).decode(errors="replace"))
+                    except OSError as exc:
+                        log.append(f"oserror {exc}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            with contextlib.suppress(OSError):
+                s.connect(path)
+                s.sendall(b'{"cmd": "status"}\n')  # and never read the reply
+            lazy.append(s)
+            stop.wait(0.2)
+    finally:
+        for s in lazy:
+            s.close()
+
+
+def test_control_flood_leaves_the_daemon_serving(run_daemon: Callable[..., Daemon]) -> None:
+    """2000 slow reconnecting clients and friends: frames flow, `snapshot` answers in time,
+    threads, memory and descriptors stay bounded and the CPU does not spin."""
+    import resource
+
+    from flood import SlowFlood, cpu_seconds, open_fds, proc_status
+
+    from bridge.control import MAX_CONNECTIONS
+
+    with simulator() as sim:
+        d = run_daemon(sim)
+        d.wait_streaming()
+        # The descriptor limit a systemd service gets by default (soft 1024).
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (1024, 4096))
+        wait_for(lambda: d.status()["frames_received"] >= 10, what="frames")
+        before = proc_status(d.proc.pid)
+        fds_before = open_fds(d.proc.pid)
+        stop = threading.Event()
+        extra_log: list[str] = []
+        extras = threading.Thread(target=hostile_extras, args=(d.sock, stop, extra_log))
+        with SlowFlood(d.sock, count=2000, trickle_s=1.0, reconnect_per_s=500) as flood:
+            extras.start()
+            try:
+                flood.wait_open(2000, timeout=60)
+                cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+                frames0 = d.status()["frames_received"]
+                for _ in range(3):
+                    started = time.monotonic()
+                    r = run_cli("snapshot", "--socket", d.sock, "--timeout", "5")
+                    took = time.monotonic() - started
+                    assert r.returncode == 0, r.stderr
+                    assert Path(r.stdout.strip()).read_bytes() in frames_of(sim)
+                    assert took < 5 + 5  # its timeout plus the client's own margin
+                    now = proc_status(d.proc.pid)
+                    assert now["Threads"] <= before["Threads"]  # never a thread per client
+                    assert now["VmRSS"] - before["VmRSS"] < 64 * 1024  # KiB
+                    assert open_fds(d.proc.pid) <= fds_before + MAX_CONNECTIONS + 2
+                wait_for(
+                    lambda: d.status()["frames_received"] >= frames0 + 30,
+                    what="frames flowing during the flood",
+                )
+                window = time.monotonic() - t0
+                used = cpu_seconds(d.proc.pid) - cpu0
+            finally:
+                stop.set()
+                extras.join(30)
+        # Liveness, not speed: busy with 500 reconnects a second, but not a spinning core.
+        assert used < 0.9 * window, f"{used:.2f} s of CPU in {window:.2f} s"
+        assert flood.closed_by_server > 0
+        assert any("too long" in m for m in extra_log), extra_log[:5]
+        assert any("nested too deeply" in m for m in extra_log), extra_log[:5]
+        assert "Traceback" not in d.log.read_text()
+        # Afterwards everything is as before.
+        wait_for(lambda: open_fds(d.proc.pid) <= fds_before + 2, what="descriptors released")
+        assert d.snapshot()["ok"]
+        assert d.terminate() == 0
+
+
+# ---- a slow disk, for real (issue 10, item 4) ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def freezable_disk(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
+    """An ext4 image for the daemon, loop-mounted in its own private mount namespace.
+
+    Returns the command prefix that starts the daemon there and the mount point. `fsfreeze`
+    (through nsenter) then makes every write to it block, as a hung USB stick or NFS server
+    does; nothing of it is visible outside the daemon's namespace, and it vanishes with it.
+    """
+    tools = ("unshare", "nsenter", "fsfreeze", "mkfs.ext4")
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in tools):
+        pytest.skip(f"needs root and {', '.join(tools)}")
+    image, mnt = tmp_path / "disk.img", tmp_path / "disk"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
+    wrap = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -o loop "$1" "$2" && shift 2 && exec "$@"',
+        "sh",
+        str(image),
+        str(mnt),
+    ]
+    probe = subprocess.run([*wrap, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot loop-mount an ext4 image here: {probe.stderr.strip()}")
+    yield wrap, mnt
+
+
+def fsfreeze(pid: int, mnt: Path, freeze: bool) -> None:
+    subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "fsfreeze", "-f" if freeze else "-u", str(mnt)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_a_hung_disk_is_named_bounded_and_loses_no_accepted_snapshot(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    from flood import proc_status
+
+    from bridge.snapshots import MAX_IN_FLIGHT
+
+    with freezable_disk(tmp_path) as (wrap, mnt), simulator() as sim:
+        snapdir = mnt / "snaps"
+        d = run_daemon(sim, "--snapshot-dir", str(snapdir), snapshot_flag=False, wrap=wrap)
+        d.wait_streaming()
+        seen = Path(f"/proc/{d.proc.pid}/root") / str(snapdir).lstrip("/")
+        assert d.snapshot()["ok"]  # the disk works
+        rss0 = proc_status(d.proc.pid)["VmRSS"]
+        fsfreeze(d.proc.pid, mnt, True)
+        thawed = False
+        try:
+            announced: list[str] = []
+            reply = d.snapshot(timeout=2)
+            assert reply["ok"] is False and reply.get("pending") is True, reply
+            assert reply["error"].startswith(
+                f"the disk is slow: 1 snapshot still being written to {snapdir}"
+            )
+            assert reply["name"] in reply["error"]
+            announced.append(reply["name"])
+            r = run_cli("snapshot", "--socket", d.sock, "--timeout", "1")
+            assert r.returncode == 1 and r.stdout == ""
+            assert "snapshot not saved yet: the disk is slow: 2 snapshots" in r.stderr, r.stderr
+            assert "no complete frame" not in r.stderr
+            announced.append(r.stderr.rsplit(" as ", 1)[1].strip())
+            # Up to the bound every request is accepted; beyond it, refused with the cause.
+            while True:
+                reply = d.snapshot(timeout=0.2)
+                if not reply.get("pending"):
+                    break
+                announced.append(reply["name"])
+            assert len(announced) == MAX_IN_FLIGHT
+            assert reply["ok"] is False
+            assert reply["error"].startswith(
+                f"the disk is slow: {MAX_IN_FLIGHT} snapshots still being written to {snapdir}"
+            ), reply
+            sim.press_button(1)  # a press is refused the same way, not queued without bound
+            wait_for(lambda: d.status()["snapshots_refused"] >= 2, what="the press refused")
+            status = d.status()
+            assert status["snapshots_writing"] == MAX_IN_FLIGHT
+            frames = status["frames_received"]
+            wait_for(
+                lambda: d.status()["frames_received"] >= frames + 30,
+                what="frames flowing while the disk hangs",
+            )
+            assert proc_status(d.proc.pid)["VmRSS"] - rss0 < 64 * 1024  # KiB
+            fsfreeze(d.proc.pid, mnt, False)
+            thawed = True
+            wait_for(lambda: d.status()["snapshots_writing"] == 0, what="the backlog written")
+        finally:
+            if not thawed:
+                fsfreeze(d.proc.pid, mnt, False)
+        names = sorted(os.listdir(seen))
+        assert len(names) == 1 + MAX_IN_FLIGHT, names  # one file per accepted request
+        assert not [n for n in names if n.endswith(".tmp")]
+        for name in announced:  # each announced name is there (or with a -N suffix)
+            assert any(n.startswith(name[: -len(".jpg")]) for n in names), name
+        assert all((seen / n).read_bytes() in frames_of(sim) for n in names)
+        assert d.terminate() == 0
+
+
+def test_out_of_range_snapshot_timeouts_are_errors(run_daemon: Callable[..., Daemon]) -> None:
+    with simulator() as sim:
+        d = run_daemon(sim)
+        d.wait_streaming()
+        for bad in (0, -1, 301, "5", True, None):
+            reply = request(d.sock, {"cmd": "snapshot", "timeout": bad}, timeout=10)
+            assert reply["ok"] is False and "timeout must be" in reply["error"], (bad, reply)
+        for bad in ("0", "-3", "1000", "nan", "inf", "soon"):
+            r = run_cli("snapshot", "--socket", d.sock, "--timeout", bad)
+            assert r.returncode == 2 and "--timeout" in r.stderr, (bad, r.stderr)
+        assert d.jpgs() == []  # none of those took a snapshot
+        assert d.terminate() == 0
+
+
+def test_stale_temporary_files_are_swept_at_start(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    old = time.time() - 3600
+    stale = [snaps / ".borescope-k2j3h4.tmp", snaps / ".borescope-zz9.tmp"]
+    keep = [snaps / "notes.tmp", snaps / ".borescope-notes.txt", snaps / "borescope-x.jpg"]
+    for p in (*stale, *keep):
+        p.write_bytes(b"\xff\xd8half")
+        os.utime(p, (old, old))
+    precious = tmp_path / "precious"
+    precious.write_text("not ours")
+    (snaps / ".borescope-link.tmp").symlink_to(precious)
+    with simulator() as sim:
+        d = run_daemon(sim)
+        d.wait_streaming()
+        assert d.snapshot()["ok"]  # the writer has done its start-up sweep before this
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in keep)
+        assert (snaps / ".borescope-link.tmp").is_symlink() and precious.read_text() == "not ours"
+        assert "removed 2 stale temporary snapshot file(s)" in d.log.read_text()
+        assert d.terminate() == 0
+
+
+def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    """64 KiB tmpfs in the daemon's private mount namespace: more failing snapshots than the
+    bound, each answered "disk full" at once, none left counted as in flight, nothing partial;
+    once space is free again, snapshots work."""
+    from bridge.snapshots import MAX_IN_FLIGHT
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    wrap = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" && shift && exec "$@"',
+        "sh",
+        str(mnt),
+    ]
+    if subprocess.run([*wrap, "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs in a private mount namespace here")
+    with simulator() as sim:
+        d = run_daemon(sim, "--snapshot-dir", str(mnt / "snaps"), snapshot_flag=False, wrap=wrap)
+        d.wait_streaming()
+        inside = Path(f"/proc/{d.proc.pid}/root") / str(mnt).lstrip("/")
+        wait_for(lambda: (inside / "snaps").is_dir(), what="the snapshot directory")
+        fill(inside)
+        for _ in range(MAX_IN_FLIGHT + 8):
+            reply = d.snapshot(timeout=5)
+            assert reply["ok"] is False and "disk full" in reply["error"], reply
+            assert not reply.get("pending")
+        status = d.status()
+        assert status["snapshots_writing"] == 0 and status["snapshots_pending"] == 0
+        assert status["snapshots_failed"] == MAX_IN_FLIGHT + 8
+        assert status["snapshots_refused"] == 0
+        assert os.listdir(inside / "snaps") == []  # nothing partial, no temporary file
+        (inside / "filler").unlink()
+        reply = d.snapshot()
+        assert reply["ok"], reply
+        saved = inside / "snaps" / Path(reply["path"]).name
+        assert saved.read_bytes() in frames_of(sim)
+        assert d.terminate() == 0
+
+
+def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Daemon]) -> None:
+    """With no frames, `snapshot` requests wait; beyond a bound they are refused at once, and
+    `status` is answered throughout."""
+    from bridge.control import DEFAULT_WORKERS
+
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    quiet.bind(("127.0.0.1", 0))
+    port = quiet.getsockname()[1]
+    with quiet:
+        d = run_daemon(None, "--wait", "0", device_ports=(port, port))
+        d.wait_ready()
+        waiters = DEFAULT_WORKERS - 2
+        replies: list[dict[str, Any]] = []
+        threads = [
+            threading.Thread(target=lambda: replies.append(d.snapshot(timeout=8)))
+            for _ in range(waiters)
+        ]
+        for t in threads:
+            t.start()
+        wait_for(lambda: d.status()["snapshots_pending"] == waiters, what="the waiting requests")
+        extra = d.snapshot(timeout=8)
+        assert extra["ok"] is False and "too many" in extra["error"], extra
+        t0 = time.monotonic()
+        assert d.status()["state"] == "waiting for device"
+        assert time.monotonic() - t0 < 5
+        for t in threads:
+            t.join(30)
+        assert len(replies) == waiters
+        assert all("no complete frame arrived within 8 s" in r["error"] for r in replies)
+        assert d.terminate() == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from bridge import snapshots
-from bridge.snapshots import SnapshotRequest, SnapshotWriter, snapshot_name, write_atomically
+from bridge.snapshots import (
+    SnapshotRequest,
+    Snapshots,
+    SnapshotWriter,
+    snapshot_name,
+    write_atomically,
+)
 
 NAME_RE = re.compile(r"^borescope-\d{8}-\d{6}-\d{3}(-\d+)?\.jpg$")
 
@@ -118,3 +126,148 @@ def test_error_sentences_say_what_happened() -> None:
     assert "disk full" in snapshots.describe_os_error(OSError(errno.ENOSPC, "x"), "/d")
     assert "read-only" in snapshots.describe_os_error(OSError(errno.EROFS, "x"), "/d")
     assert "permission denied" in snapshots.describe_os_error(OSError(errno.EACCES, "x"), "/d")
+
+
+# ---- one owner from press to file, one bound for waiting + writing (issue 10, item 4) ----------
+
+
+class GatedDisk:
+    """The write edge of SnapshotWriter made slow: every write waits for `gate`, then is real."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = 0
+
+    def write(self, directory: str, data: bytes, wall: float, mode: int) -> str:
+        self.started += 1
+        assert self.gate.wait(30), "the test never opened the gate"
+        return write_atomically(directory, data, wall, mode)
+
+
+@contextlib.contextmanager
+def coordinator(
+    directory: Path, max_in_flight: int, disk: GatedDisk | None = None
+) -> Iterator[Snapshots]:
+    writer = SnapshotWriter(str(directory), write=disk.write if disk else write_atomically)
+    writer.start()
+    try:
+        yield Snapshots(writer, state=lambda: "streaming", max_in_flight=max_in_flight)
+    finally:
+        if disk is not None:
+            disk.gate.set()
+        writer.stop()
+
+
+def test_a_slow_disk_bounds_the_whole_path_and_is_named_as_the_cause(tmp_path: Path) -> None:
+    disk = GatedDisk()
+    saved: list[str] = []
+    with coordinator(tmp_path, max_in_flight=4, disk=disk) as snaps:
+        snaps.writer.on_saved = saved.append
+        accepted = [snaps.request("button") for _ in range(4)]
+        for i in range(4):
+            snaps.offer(b"\xff\xd8frame%d\xff\xd9" % i)
+        assert snaps.waiting == 0 and snaps.writer.pending == 4
+        # The fifth is refused at once, and the reason is the disk, not the stream.
+        refused = snaps.request("control")
+        result = refused.wait(0)
+        assert result is not None and result.path is None and result.error is not None
+        assert "the disk is slow: 4 snapshots still being written to " + str(tmp_path) in (
+            result.error
+        )
+        assert snaps.refused == 1
+        # A waiter whose time is up is told its snapshot is still coming, and its name.
+        late = snaps.give_up(accepted[3])
+        assert late.pending and late.path is None and late.error is not None
+        assert late.name == accepted[3].name and late.name is not None
+        assert "the disk is slow" in late.error and late.name in late.error
+        assert "no complete frame" not in late.error
+        # The disk recovers: every accepted request gets exactly one file.
+        disk.gate.set()
+        results = [r.wait(10) for r in accepted]
+    assert all(r is not None and r.path is not None for r in results)
+    paths = [r.path for r in results if r is not None]
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == sorted(os.path.basename(p) for p in paths if p) and len(files) == 4
+    assert sorted(saved) == sorted(p for p in paths if p)
+    assert os.path.basename(paths[3] or "").startswith(late.name[: -len(".jpg")])
+    for i, r in enumerate(results):
+        assert r is not None and Path(r.path or "").read_bytes() == b"\xff\xd8frame%d\xff\xd9" % i
+
+
+def test_no_frame_by_the_deadline_fails_and_never_writes(tmp_path: Path) -> None:
+    with coordinator(tmp_path, max_in_flight=4) as snaps:
+        req = snaps.request("control", wait_s=0.2)
+        other = snaps.request("button", wait_s=0.2)
+        assert req.wait(0.3) is None  # nobody has expired it yet
+        result = snaps.give_up(req)
+        assert result.error is not None and not result.pending
+        assert "no complete frame arrived within 0.2 s (daemon state: streaming)" in result.error
+        snaps.expire()  # the loop's tick
+        assert other.result is not None and "no complete frame" in (other.result.error or "")
+        snaps.offer(b"\xff\xd8late\xff\xd9")  # nobody waits any more: nothing is written
+        snaps.writer.stop()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_waiting_for_a_frame_is_refused_with_that_reason(tmp_path: Path) -> None:
+    with coordinator(tmp_path, max_in_flight=3) as snaps:
+        for _ in range(3):
+            snaps.request("button")
+        refused = snaps.request("button").wait(0)
+        assert refused is not None and refused.error is not None
+        assert "too many snapshots (3) are already waiting for a frame" in refused.error
+        assert "(daemon state: streaming)" in refused.error
+        snaps.fail_waiting("the daemon is stopping")
+        assert snaps.waiting == 0
+
+
+def test_stale_temporary_files_are_swept_at_start_and_nothing_else(tmp_path: Path) -> None:
+    old = time.time() - 3600
+    stale = tmp_path / ".borescope-abc123.tmp"
+    stale.write_bytes(b"half a jpeg")
+    fresh = tmp_path / ".borescope-fresh.tmp"  # may be about to be locked by its writer
+    fresh.write_bytes(b"x")
+    locked = tmp_path / ".borescope-locked.tmp"  # another daemon is writing it right now
+    locked.write_bytes(b"x")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    link = tmp_path / ".borescope-link.tmp"
+    link.symlink_to(precious)
+    subdir = tmp_path / ".borescope-dir.tmp"
+    subdir.mkdir()
+    others = [tmp_path / "other.tmp", tmp_path / "borescope-20260101-000000-000.jpg"]
+    for p in others:
+        p.write_bytes(b"x")
+    for p in (stale, locked, precious, *others):
+        os.utime(p, (old, old))
+    os.utime(link, (old, old), follow_symlinks=False)
+    holder = os.open(locked, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        w = SnapshotWriter(str(tmp_path))
+        w.start()
+        w.stop()
+    finally:
+        os.close(holder)
+    assert not stale.exists()
+    for p in (fresh, locked, precious, subdir, *others):
+        assert p.exists(), p
+    assert link.is_symlink() and precious.read_text() == "keep me"
+
+
+def test_read_only_errors_explain_the_service_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.recorder import _describe
+
+    erofs = OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/borescope-bridge")
+    for msg in (
+        snapshots.describe_os_error(erofs, "/home/u/Pictures"),
+        _describe(erofs, "/home/u/rec/x.mjpeg"),
+    ):
+        assert "sandbox" in msg and "/var/lib/borescope-bridge" in msg
+        assert "sudo systemctl edit borescope-bridge" in msg and "ReadWritePaths=" in msg
+    assert "ReadWritePaths=/home/u/rec" in _describe(erofs, "/home/u/rec/x.mjpeg")
+    monkeypatch.delenv("INVOCATION_ID")
+    msg = snapshots.describe_os_error(erofs, "/mnt/cd")
+    assert "mounted read-only" in msg and "ReadWritePaths" not in msg

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Hostile control-socket clients for the tests: many slow connections, as a buggy script or a
+hostile group member would open them, and the /proc readings that show what the daemon spends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import selectors
+import socket
+import threading
+import time
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Let this (test) process hold `wanted` descriptors, up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        wanted = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+class SlowFlood:
+    """`count` connections that each send one space per `trickle_s` and never a newline.
+
+    With `reconnect`, every connection the server closes is opened again (at most
+    `reconnect_per_s` a second, so the flood measures the server, not this process).
+    Connections refused with EAGAIN (the server's accept queue is full) are retried.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        count: int = 2000,
+        trickle_s: float = 1.0,
+        reconnect: bool = True,
+        reconnect_per_s: int = 1000,
+    ) -> None:
+        self.path = path
+        self.count = count
+        self.trickle_s = trickle_s
+        self.reconnect = reconnect
+        self.reconnect_per_s = reconnect_per_s
+        self.connects = 0
+        self.eagain = 0
+        self.closed_by_server = 0
+        self.open = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flood", daemon=True)
+
+    def __enter__(self) -> SlowFlood:
+        raise_fd_limit(self.count + 1000)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def wait_open(self, n: int, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while self.connects < n:
+            if time.monotonic() > end:
+                raise AssertionError(f"flood opened only {self.connects} of {n} connections")
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        next_send: dict[socket.socket, float] = {}
+        pass_s = 0.1
+        budget_per_pass = max(1, int(self.reconnect_per_s * pass_s))
+        opened_once = 0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                budget = budget_per_pass
+                while len(next_send) < self.count and budget > 0:
+                    if not self.reconnect and opened_once >= self.count:
+                        break
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                    try:
+                        s.connect(self.path)
+                    except BlockingIOError:
+                        s.close()
+                        self.eagain += 1
+                        break
+                    except OSError:
+                        s.close()
+                        break
+                    budget -= 1
+                    opened_once += 1
+                    self.connects += 1
+                    next_send[s] = now
+                    sel.register(s, selectors.EVENT_READ)
+                for s, due in list(next_send.items()):
+                    if now >= due:
+                        try:
+                            s.send(b" ")
+                            next_send[s] = now + self.trickle_s
+                        except OSError:
+                            self._drop(sel, next_send, s)
+                for key, _ in sel.select(pass_s):
+                    # Any reply is the server's error before it closes: gone.
+                    s = key.fileobj  # type: ignore[assignment]
+                    assert isinstance(s, socket.socket)
+                    with contextlib.suppress(OSError):
+                        s.recv(65536)
+                    self.closed_by_server += 1
+                    self._drop(sel, next_send, s)
+                self.open = len(next_send)
+        finally:
+            for s in list(next_send):
+                self._drop(sel, next_send, s)
+            sel.close()
+
+    @staticmethod
+    def _drop(
+        sel: selectors.BaseSelector, next_send: dict[socket.socket, float], s: socket.socket
+    ) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(s)
+        next_send.pop(s, None)
+        s.close()
+
+
+# ---- what a process spends, from /proc ---------------------------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """Threads and VmRSS (KiB) of a process."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Threads", "VmRSS"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
