@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import ControlError
-from bridge.service import RateLimiter
+from bridge.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

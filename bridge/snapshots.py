@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bridge.errors import read_only_advice
-from bridge.service import RateLimiter
+from bridge.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
