@@ -21,7 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from bridge import __version__
 from bridge.config import Config
@@ -41,6 +41,23 @@ FPS_WINDOW_S = 2.0
 LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
 
 
+class Output(Protocol):
+    """The video side as the daemon drives it: bridge.pipeline.Pipeline, or NullOutput."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None:
+        """Hand over a complete frame; must return at once (the loop thread calls it)."""
+
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on; ConfigError when this output cannot."""
+
+    @property
+    def stats(self) -> dict[str, Any]: ...
+
+
 class NullOutput:
     """`--camera none`: nothing is decoded; snapshots, recording and status still work."""
 
@@ -49,6 +66,7 @@ class NullOutput:
     def submit(self, frame: Any) -> None: ...
     def signal_lost(self) -> None: ...
     def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -64,14 +82,7 @@ class NullOutput:
         }
 
 
-def _output_stats(output: Any) -> dict[str, Any]:
-    stats = output.stats
-    if callable(stats):
-        stats = stats()
-    return dict(stats) if stats else {}
-
-
-def make_output(config: Config) -> Any:
+def make_output(config: Config) -> Output:
     """The Pipeline (video side), or NullOutput for --camera none."""
     if config.camera == "none":
         return NullOutput()
@@ -94,7 +105,7 @@ class Daemon:
         config: Config,
         reload_config: Callable[[], Config] | None = None,
         log_fields: dict[str, Any] | None = None,
-        output_factory: Callable[[Config], Any] = make_output,
+        output_factory: Callable[[Config], Output] = make_output,
     ) -> None:
         from bridge.buttons import ButtonTracker
         from bridge.decode import jpeg_dimensions
@@ -107,7 +118,7 @@ class Daemon:
         self.notifier = Notifier()
         self.reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
         self.tracker = ButtonTracker()
-        self.output = output_factory(config)
+        self.output: Output = output_factory(config)
         self.snapshots = SnapshotWriter(config.snapshot_dir)
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
@@ -389,8 +400,7 @@ class Daemon:
             rotate = value if key == "rotate" else self.config.rotate
             flip = value if key == "flip" else self.config.flip
             try:
-                if not self._set_transform(rotate, flip):
-                    return False
+                self.output.set_transform(rotate, flip)
             except (BridgeError, ValueError) as exc:
                 log.error("reload: cannot apply %s = %r: %s", key, value, exc)
                 return False
@@ -398,23 +408,6 @@ class Daemon:
         else:
             return False
         return True
-
-    def _set_transform(self, rotate: int, flip: str) -> bool:
-        """Change what the camera shows without reopening anything; False if not possible."""
-        setter = getattr(self.output, "set_transform", None)
-        if setter is not None:
-            setter(rotate=rotate, flip=flip)
-            return True
-        if isinstance(self.output, NullOutput):
-            return True  # nothing is shown: the new value simply holds
-        if hasattr(self.output, "transform"):
-            # Pipeline reads its `transform` for every frame; swapping the (immutable-style)
-            # object is atomic under the GIL, so the next frame uses the new one.
-            from bridge.camera import Transform
-
-            self.output.transform = Transform(rotate, flip)
-            return True
-        return False
 
     # ---- status ----------------------------------------------------------------------------
 
@@ -432,7 +425,7 @@ class Daemon:
         s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
         s.update(self.session.stats())
         rs = self.reassembler.stats.as_dict()
-        out = _output_stats(self.output)
+        out = dict(self.output.stats)
         res = out.get("resolution") or self.resolution
         s.update(
             {
@@ -478,7 +471,7 @@ class Daemon:
         if self.snapshots.last_error:
             tail += f" (snapshot error: {self.snapshots.last_error})"
         if state == STREAMING:
-            out = _output_stats(self.output)
+            out = dict(self.output.stats)
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")

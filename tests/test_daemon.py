@@ -616,8 +616,13 @@ def test_journal_is_chosen_only_when_stderr_is_the_journal_stream(tmp_path: Path
 
 
 class CaptureSink:
-    def __init__(self, writes: list[bytes]) -> None:
+    def __init__(self, writes: list[bytes], size: tuple[int, int] = (640, 480)) -> None:
         self.writes = writes
+        self.size = size
+
+    def resize(self, width: int, height: int) -> bool:
+        self.size = (width, height)
+        return True
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -633,7 +638,9 @@ class SpyPipeline:
         from bridge.pipeline import Pipeline
 
         self.inner = Pipeline(
-            camera="/dev/video-test", fmt="mjpeg", sink_factory=lambda *a: CaptureSink(writes)
+            camera="/dev/video-test",
+            fmt="mjpeg",
+            sink_factory=lambda _p, w, h, *a: CaptureSink(writes, (w, h)),
         )
         self.events = events
 
@@ -653,6 +660,9 @@ class SpyPipeline:
     def signal_back(self) -> None:
         self.events.append("back")
         self.inner.signal_back()
+
+    def set_transform(self, rotate: int, flip: str) -> None:
+        self.inner.set_transform(rotate, flip)
 
     @property
     def stats(self) -> dict[str, Any]:
