@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # A press whose next frame never comes (device gone) is answered with an error after this.
 SNAPSHOT_MAX_WAIT_S = 10.0
 FPS_WINDOW_S = 2.0
+RECORDER_DRAIN_S = 2.0  # at shutdown, queued frames get this long to reach the disk
 # Settings a reload applies live; the rest need a restart (sockets, camera device).
 LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
 
@@ -198,7 +199,16 @@ class Daemon:
 
     def _stop_recorder(self) -> None:
         if self.recorder is not None:  # the current one: a reload may have replaced it
+            self.recorder.stop(timeout=RECORDER_DRAIN_S)
+
+    def _replace_recorder(self, path: str | None) -> None:
+        """A new recording (or none). The old one is told to stop without waiting for it: it
+        writes its queued frames and closes its file on its own thread."""
+        if self.recorder is not None:
             self.recorder.stop()
+        self.recorder = Recorder(path) if path else None
+        if self.recorder is not None:
+            self.recorder.start()
 
     def _install_signals(self) -> None:
         self.session.install_wakeup_fd()
@@ -371,12 +381,21 @@ class Daemon:
                         getattr(old, key),
                         getattr(new, key),
                     )
+            stopped = self.recorder
+            if "record" not in changed and stopped is not None and stopped.error is not None:
+                # What "free some space, then reload" promises: start the same recording again.
+                log.info(
+                    "reload: recording to %s had stopped (%s); starting it again",
+                    stopped.path,
+                    stopped.error,
+                )
+                self._replace_recorder(stopped.path)
             self.config = dataclasses.replace(old, **applied)
             if applied:
                 log.info(
                     "reload: applied %s", ", ".join(f"{k} = {v!r}" for k, v in applied.items())
                 )
-            elif not changed:
+            elif not changed and self.recorder is stopped:
                 log.info("reload: no changes")
         finally:
             self.notifier.send("READY=1")
@@ -387,11 +406,7 @@ class Daemon:
             self.snapshots.set_directory(value)
             self._check_snapshot_dir(value)
         elif key == "record":
-            if self.recorder is not None:
-                self.recorder.stop()
-            self.recorder = Recorder(value) if value else None
-            if self.recorder is not None:
-                self.recorder.start()
+            self._replace_recorder(value)
         elif key == "wait":
             self.session.wait_s = value
         elif key == "linger":
