@@ -15,7 +15,10 @@ The control socket and the signal handlers only queue requests; the loop serves 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import logging
 import os
 import signal
@@ -166,6 +169,51 @@ class Daemon:
             self.config.camera,
             self.config.snapshot_dir,
         )
+        lock_fd = self._lock_instance()
+        try:
+            return self._run_locked()
+        finally:
+            os.close(lock_fd)
+
+    def _lock_instance(self) -> int:
+        """Be the only daemon for this control socket, before anything touches the device.
+
+        An exclusive flock(2) on ``<control socket>.lock``, held for the life of the process
+        (the kernel drops it when the process dies, so a crash leaves nothing stale). A second
+        daemon fails here, before it binds a socket or sends a packet: it cannot send STOP to
+        the stream the first one is showing, nor take over the first one's control socket.
+        """
+        path = self.config.control_socket + ".lock"
+        directory = os.path.dirname(path) or "."
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise BridgeError(
+                f"cannot create the lock file {path}: {exc.strerror} "
+                "(choose another place with --control-socket)"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise BridgeError(
+                    f"another borescope-bridge is already running{holder} with control socket "
+                    f"{self.config.control_socket}; stop it first "
+                    "(`borescope-bridge status` shows it) or give this one another "
+                    "--control-socket"
+                ) from None
+            raise BridgeError(f"cannot lock {path}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _run_locked(self) -> int:
         self.snapshots.start()
         self._check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.

@@ -777,3 +777,34 @@ def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
     text = caplog.text
     assert "reload: applied" in text and "rotate = 180" in text
     assert "stream_port changed" in text and "restart" in text
+
+
+def test_a_second_daemon_fails_before_touching_the_first_ones_stream(tmp_path: Path) -> None:
+    """Restart=on-failure, a second `run` by hand: the one that cannot start must not send STOP
+    to the device the first one streams from, nor take over its control socket."""
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    with simulator() as sim:
+        first = Daemon(first_dir, sim)
+        second: Daemon | None = None
+        try:
+            first.wait_streaming()
+            for k in range(3):  # as a restart loop would
+                second_dir = tmp_path / f"second-{k}"
+                second_dir.mkdir()
+                second = Daemon(second_dir, sim, "--control-socket", first.sock)
+                assert second.proc.wait(60) != 0
+                log = second.log.read_text()
+                assert "another borescope-bridge is already running" in log, log
+                assert f"pid {first.proc.pid}" in log, log
+                second.close()
+                second = None
+            assert sim.stats.stops == 0
+            status = first.status()  # the first one's socket still answers
+            assert status["state"] == "streaming" and status["pid"] == first.proc.pid
+            assert first.terminate() == 0
+            wait_for(lambda: sim.stats.stops >= 1, what="the first daemon's STOP")
+        finally:
+            if second is not None:
+                second.close()
+            first.close()
