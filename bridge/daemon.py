@@ -58,6 +58,9 @@ class Output(Protocol):
     def set_transform(self, rotate: int, flip: str) -> None:
         """Rotate/flip from the next frame on; ConfigError when this output cannot."""
 
+    def stuck(self, now: float) -> str | None:
+        """Why the output's threads are not making progress; None while they are."""
+
     @property
     def stats(self) -> dict[str, Any]: ...
 
@@ -71,6 +74,8 @@ class NullOutput:
     def signal_lost(self) -> None: ...
     def signal_back(self) -> None: ...
     def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
+    def stuck(self, now: float) -> str | None:
+        return None
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -332,7 +337,15 @@ class Daemon:
         self.notifier.status(self.status_line(), force=True)
 
     def on_tick(self, now: float) -> None:
-        self.notifier.watchdog(now)
+        # The loop thread is alive (it runs this); the camera thread must be progressing too,
+        # or the watchdog goes unfed and systemd restarts a service that shows a frozen camera.
+        stuck = self.output.stuck(now)
+        if stuck is None:
+            self.notifier.watchdog(now)
+        else:
+            ok, _ = self._warn.allow("stuck")
+            if ok:
+                log.error("%s: no longer telling systemd's watchdog that all is well", stuck)
         self.notifier.status(self.status_line())
         while self._requests and now - self._requests[0].requested_at > SNAPSHOT_MAX_WAIT_S:
             req = self._requests.popleft()

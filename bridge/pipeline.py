@@ -54,6 +54,9 @@ SWITCH_AFTER_FRAMES = 5  # consecutive frames at a new size before the camera fo
 RESIZE_RETRY_S = 5.0  # while an app keeps the camera at its size, ask again this often
 REENCODE_QUALITY = 85  # MJPEG pictures fitted into a camera of another size
 STOP_JOIN_S = 2.0
+# One frame (decode, transform, write) takes milliseconds; a worker on one frame this long is
+# wedged, and the daemon stops feeding systemd's watchdog so the service gets restarted.
+STUCK_S = 10.0
 
 
 class FrameLike(Protocol):
@@ -141,6 +144,7 @@ class Pipeline:
         self._fitter = Fitter()
         self._fit_decoder: Decoder | None = None  # MJPEG pictures fitted into another size
         self._fitting_logged: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self._busy_since: float | None = None  # when the worker took its current job
         self._last_no_signal = 0.0
         self._no_signal_cache: tuple[tuple[int, int], Any] | None = None
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -207,6 +211,18 @@ class Pipeline:
             self._slot = frame
             self._lost = False
             self._cond.notify()
+
+    def stuck(self, now: float) -> str | None:
+        """Why the camera side is not making progress, or None while it is (or is idle)."""
+        thread = self._thread
+        if thread is None or not self._running:
+            return None
+        if not thread.is_alive():
+            return "the camera thread has ended"
+        since = self._busy_since
+        if since is not None and now - since > STUCK_S:
+            return f"the camera thread has been stuck on one frame for {now - since:.0f} s"
+        return None
 
     def signal_lost(self) -> None:
         """The stream stalled: show the "no signal" picture until frames return."""
@@ -278,6 +294,7 @@ class Pipeline:
                     return
                 frame, self._slot = self._slot, None
                 lost = self._lost
+            self._busy_since = time.monotonic()
             try:
                 if frame is not None:
                     self._show(frame)
@@ -285,6 +302,8 @@ class Pipeline:
                     self._show_no_signal()
             except Exception:  # never let the worker die: the daemon must keep streaming
                 log.exception("pipeline: unexpected error; frame dropped")
+            finally:
+                self._busy_since = None
 
     def _show(self, frame: FrameLike) -> None:
         transform = self.transform  # once per frame: a reload may replace it meanwhile

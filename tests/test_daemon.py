@@ -664,6 +664,9 @@ class SpyPipeline:
     def set_transform(self, rotate: int, flip: str) -> None:
         self.inner.set_transform(rotate, flip)
 
+    def stuck(self, now: float) -> str | None:
+        return self.inner.stuck(now)
+
     @property
     def stats(self) -> dict[str, Any]:
         return self.inner.stats
@@ -808,3 +811,73 @@ def test_a_second_daemon_fails_before_touching_the_first_ones_stream(tmp_path: P
             if second is not None:
                 second.close()
             first.close()
+
+
+def test_watchdog_goes_unfed_while_the_camera_thread_is_wedged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop alone is not the service: a camera thread stuck in one write freezes the
+    camera, so systemd must stop hearing WATCHDOG=1 and restart us."""
+    import bridge.pipeline as pipeline_mod
+    from bridge.config import Config
+    from bridge.daemon import Daemon as BridgeDaemon
+    from bridge.pipeline import Pipeline
+    from bridge.reassembly import Frame
+    from bridge.service import Notifier
+
+    monkeypatch.setattr(pipeline_mod, "STUCK_S", 0.5)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    gate = threading.Event()
+
+    class HangingSink(CaptureSink):
+        def write(self, data: Any) -> None:
+            gate.wait(60)  # a device that stopped answering
+            super().write(data)
+
+    writes: list[bytes] = []
+    pipeline = Pipeline(
+        camera="/dev/video-test",
+        fmt="mjpeg",
+        sink_factory=lambda _p, w, h, *a: HangingSink(writes, (w, h)),
+    )
+    cfg = Config(
+        device_ip="127.0.0.1",
+        camera="/dev/video-test",
+        snapshot_dir=str(tmp_path / "s"),
+        control_socket=str(tmp_path / "c.sock"),
+    )
+    daemon = BridgeDaemon(cfg, output_factory=lambda c: pipeline)
+    daemon.notifier = Notifier({"NOTIFY_SOCKET": "x", "WATCHDOG_USEC": "200000"})
+
+    def pings(seconds: float) -> int:
+        """Tick like the loop does for `seconds`; count the WATCHDOG=1 that reach systemd."""
+        n = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            daemon.on_tick(time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                n += notify.recv(4096).count(b"WATCHDOG=1")
+        return n
+
+    pipeline.start()
+    try:
+        assert pings(0.5) >= 1  # idle, waiting for frames: healthy
+        import numpy as np
+        import simplejpeg
+
+        jpeg = simplejpeg.encode_jpeg(np.zeros((48, 64, 3), np.uint8), 85, "BGR", "422")
+        pipeline.submit(Frame(1, jpeg, time.monotonic()))
+        wait_for(lambda: pipeline._busy_since is not None, what="the worker on the frame")
+        time.sleep(0.6)  # past STUCK_S
+        assert pipeline.stuck(time.monotonic()) is not None
+        assert pings(1.0) == 0
+        gate.set()  # the device answers again
+        wait_for(lambda: writes, what="the write to finish")
+        assert pings(0.5) >= 1
+    finally:
+        gate.set()
+        pipeline.stop()
+        notify.close()
