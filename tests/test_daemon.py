@@ -881,3 +881,26 @@ def test_watchdog_goes_unfed_while_the_camera_thread_is_wedged(
         gate.set()
         pipeline.stop()
         notify.close()
+
+
+def test_a_real_stream_stays_far_below_the_units_limits(run_daemon: Any, tmp_path: Path) -> None:
+    """TasksMax=/MemoryMax= must never bite a real stream: 720p at 30 fps with recording and
+    snapshots, measured from /proc while it streams."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_system_files import unit_limits
+
+    tasks_max, memory_max = unit_limits()
+    with simulator(resolution=(1280, 720)) as sim:
+        d = run_daemon(sim, "--record", str(tmp_path / "rec.mjpeg"))
+        d.wait_streaming()
+        for _ in range(3):
+            assert d.snapshot()["ok"]
+        wait_for(lambda: d.status()["frames_received"] >= 150, what="five seconds of frames")
+        proc = Path(f"/proc/{d.proc.pid}")
+        status = dict(
+            line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line
+        )
+        threads = int(status["Threads"])
+        peak_rss = int(status["VmHWM"].split()[0]) * 1024
+    assert threads <= tasks_max // 8, threads
+    assert peak_rss <= memory_max // 4, peak_rss
