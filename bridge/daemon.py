@@ -91,6 +91,10 @@ class NullOutput:
         }
 
 
+def _size_text(size: tuple[int, int] | None) -> str | None:
+    return f"{size[0]}x{size[1]}" if size else None
+
+
 def make_output(config: Config) -> Output:
     """The Pipeline (video side), or NullOutput for --camera none."""
     if config.camera == "none":
@@ -518,6 +522,8 @@ class Daemon:
                 "latency_p50_ms": out.get("latency_p50_ms"),
                 "latency_p99_ms": out.get("latency_p99_ms"),
                 "camera": out.get("camera"),
+                "camera_size": _size_text(out.get("camera_size")),
+                "frames_fitted": out.get("fitted", 0),
                 "camera_error": out.get("camera_error"),
                 "format": self.config.format,
                 "rotate": self.config.rotate,

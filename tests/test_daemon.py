@@ -743,6 +743,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     assert observed["status"]["foreign_packets"] > 0
     status = observed["status"]
     assert status["camera"] == "/dev/video-test"
+    assert status["camera_size"] == "640x480" and status["frames_fitted"] == 0
     assert status["frames_shown"] >= 10
     assert status["latency_p50_ms"] is not None and status["latency_p99_ms"] is not None
 
