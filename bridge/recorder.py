@@ -56,20 +56,26 @@ class Recorder:
         return self._thread is not None and self.error is None and not self._closing
 
     def start(self) -> None:
+        """Start the worker; it opens the file itself, so the caller (the loop thread, on a
+        reload) never waits on the disk, not even for an open() on a hung network share."""
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> int | None:
         try:
             directory = os.path.dirname(self.path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags, 0o666)
-            self._base = os.fstat(self._fd).st_size
+            fd = os.open(self.path, flags, 0o666)
+            self._base = os.fstat(fd).st_size
         except OSError as exc:
             self.error = _describe(exc, self.path)
             log.error("%s", self.error)
-            return
+            return None
+        self._fd = fd
         log.info("recording every frame to %s", self.path)
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
+        return fd
 
     def append(self, data: bytes) -> None:
         """Queue one frame; never blocks."""
@@ -116,8 +122,9 @@ class Recorder:
         }
 
     def _run(self) -> None:
-        fd = self._fd
-        assert fd is not None
+        fd = self._open()
+        if fd is None:
+            return
         try:
             while not (self._closing and self._queue.empty()):
                 data = self._queue.get()

@@ -54,7 +54,12 @@ def test_stop_never_waits_on_a_stuck_disk_and_the_worker_lets_go_of_its_file(
         assert rec.active
         for _ in range(MAX_QUEUED_FRAMES + 50):
             rec.append(FRAME)
-        wait_for(lambda: rec.dropped > 0)  # the worker is stuck in write(), the queue full
+        wait_for(lambda: rec.dropped > 0 and rec.frames > 0)  # writing, the queue full
+        while True:  # until the worker is stuck in write(): the pipe is full
+            frames = rec.frames
+            time.sleep(0.3)
+            if rec.frames == frames:
+                break
         queued = rec.frames + rec._queue.qsize()
         started = time.monotonic()
         rec.stop()
