@@ -139,23 +139,29 @@ clean:
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache
 
 # ---- install ----
-# Without DESTDIR the venv is created at its final path. With DESTDIR it is created in the
-# staging tree and the staging prefix is then removed from every path the venv recorded
-# (script shebangs, activate scripts, pyvenv.cfg, byte-code file names), so the tree is
-# correct once copied to /.
+# The new venv is built beside the live one ($(LIBDIR).new) and swapped in only once pip and
+# compileall have succeeded: an offline or failed install leaves the running service its code.
+# Every path the venv recorded (script shebangs, activate scripts, pyvenv.cfg, byte-code file
+# names) is rewritten from the build path to the final $(LIBDIR), without DESTDIR, so a staged
+# tree is correct once copied to /.
+NEWLIB = $(DESTDIR)$(LIBDIR).new
+OLDLIB = $(DESTDIR)$(LIBDIR).old
 install: install-check-module
 	@test -f pyproject.toml || { echo "run make install from the source tree"; exit 1; }
-	rm -rf '$(DESTDIR)$(LIBDIR)'
 	$(INSTALL_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "$(INSTALL_PYTHON) is older than 3.11: set INSTALL_PYTHON=/path/to/python3.11"; exit 1; }
-	$(INSTALL_PYTHON) -m venv '$(DESTDIR)$(LIBDIR)'
-	'$(DESTDIR)$(LIBDIR)/bin/python' -m pip install -q --no-compile --disable-pip-version-check \
-	  $(PIP_INSTALL_ARGS) .
-	@if [ -n '$(DESTDIR)' ]; then \
-	  grep -rlI --null -F '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' \
-	    | xargs -0 -r sed -i 's|$(DESTDIR)$(LIBDIR)|$(LIBDIR)|g'; \
-	fi
-	'$(DESTDIR)$(LIBDIR)/bin/python' -m compileall -q -f $(if $(DESTDIR),-s '$(DESTDIR)' -p /) '$(DESTDIR)$(LIBDIR)/lib' >/dev/null
+	rm -rf '$(NEWLIB)' '$(OLDLIB)'
+	@set -e; keep() { rm -rf '$(NEWLIB)'; echo "make install failed: $$1; $(LIBDIR) was left as it was" >&2; exit 1; }; \
+	$(INSTALL_PYTHON) -m venv --prompt borescope-bridge '$(NEWLIB)' || keep "cannot create a venv"; \
+	'$(NEWLIB)/bin/python' -m pip install -q --no-compile --disable-pip-version-check \
+	  $(PIP_INSTALL_ARGS) . || keep "pip could not install the package (offline? see PIP_INSTALL_ARGS)"; \
+	grep -rlI --null -F '$(NEWLIB)' '$(NEWLIB)/bin' '$(NEWLIB)/pyvenv.cfg' \
+	  | xargs -0 -r sed -i 's|$(NEWLIB)|$(LIBDIR)|g' || keep "cannot rewrite the venv's paths"; \
+	'$(NEWLIB)/bin/python' -m compileall -q -f -s '$(NEWLIB)' -p '$(LIBDIR)' '$(NEWLIB)/lib' >/dev/null \
+	  || keep "compileall failed"
+	if [ -e '$(DESTDIR)$(LIBDIR)' ]; then mv '$(DESTDIR)$(LIBDIR)' '$(OLDLIB)'; fi
+	mv '$(NEWLIB)' '$(DESTDIR)$(LIBDIR)'
+	rm -rf '$(OLDLIB)'
 	install -d '$(DESTDIR)$(BINDIR)'
 	ln -sfn '$(LIBDIR)/bin/borescope-bridge' '$(DESTDIR)$(BIN_DEST)'
 	@set -e; for pair in $(INSTALL_FILES); do \

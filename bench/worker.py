@@ -49,7 +49,13 @@ class CopySink:
     """Stand-in for the device: the kernel's copy_from_user becomes a copy into our buffer."""
 
     def __init__(self, path: str, width: int, height: int, fmt: str, fps: float) -> None:
+        self.size = (width, height)
         self.buf = bytearray(max(width * height * 2, 1 << 20))
+
+    def resize(self, width: int, height: int) -> bool:
+        self.size = (width, height)
+        self.buf = bytearray(max(width * height * 2, 1 << 20))
+        return True
 
     def write(self, data: Any) -> None:
         mv = memoryview(data).cast("B")
@@ -69,7 +75,7 @@ def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
         if path:
 
             def real(_p: str, w: int, h: int, fmt: str, fps: float) -> V4L2Writer:
-                return V4L2Writer(path, w, h, fmt, fps)
+                return V4L2Writer(path, w, h, fmt, fps, adopt_locked=True)
 
             return real, f"v4l2loopback {path}"
     return CopySink, "stand-in (copies the bytes; no v4l2loopback device)"

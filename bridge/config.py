@@ -34,6 +34,9 @@ FORMATS = ("raw", "mjpeg")
 # 8 MiB: a 1080p frame burst is ~180 datagrams; the kernel default (208 KiB) loses most of them.
 DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+# A 1080p JPEG at q95 is ~1 MiB, a 4K one ~4 MiB. The reassembler may hold 8x this at once
+# (bridge/reassembly.py), so 16 MiB keeps its worst case (128 MiB) well under the unit's MemoryMax.
+MAX_FRAME_BYTES_CAP = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -202,9 +205,9 @@ def _positive_number(source: str, key: str, v: Any) -> float:
     return float(v)
 
 
-def _size(source: str, key: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 4096 <= v <= 1 << 30:
-        raise _fail(source, key, v, "must be a byte count from 4096 to 1073741824")
+def _size(source: str, key: str, v: Any, most: int = 1 << 30) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 4096 <= v <= most:
+        raise _fail(source, key, v, f"must be a byte count from 4096 to {most}")
     return v
 
 
@@ -279,7 +282,9 @@ def _validate(key: str, v: Any, source: str) -> Any:
             return _nonneg_number(source, key, v)
         case "fps_hint":
             return _positive_number(source, key, v)
-        case "max_frame_bytes" | "receive_buffer_bytes":
+        case "max_frame_bytes":
+            return _size(source, key, v, MAX_FRAME_BYTES_CAP)
+        case "receive_buffer_bytes":
             return _size(source, key, v)
     raise AssertionError(key)
 

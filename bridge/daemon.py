@@ -17,18 +17,26 @@ tells the one rule for time and the one for space).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from bridge import __version__
 from bridge.config import Config
-from bridge.control import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S, ControlServer
+from bridge.control import (
+    DEFAULT_SNAPSHOT_TIMEOUT_S,
+    MAX_SNAPSHOT_TIMEOUT_S,
+    ControlServer,
+    prepare_socket_dir,
+)
 from bridge.errors import BridgeError, ConfigError
 from bridge.ratelimit import RateLimiter
 from bridge.recorder import Recorder
@@ -39,8 +47,29 @@ from bridge.snapshots import FRAME_WAIT_S, SnapshotRequest, Snapshots, SnapshotW
 log = logging.getLogger(__name__)
 
 FPS_WINDOW_S = 2.0
+RECORDER_DRAIN_S = 2.0  # at shutdown, queued frames get this long to reach the disk
 # Settings a reload applies live; the rest need a restart (sockets, camera device).
 LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
+
+
+class Output(Protocol):
+    """The video side as the daemon drives it: bridge.pipeline.Pipeline, or NullOutput."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None:
+        """Hand over a complete frame; must return at once (the loop thread calls it)."""
+
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on; ConfigError when this output cannot."""
+
+    def stuck(self, now: float) -> str | None:
+        """Why the output's threads are not making progress; None while they are."""
+
+    @property
+    def stats(self) -> dict[str, Any]: ...
 
 
 class NullOutput:
@@ -51,6 +80,9 @@ class NullOutput:
     def submit(self, frame: Any) -> None: ...
     def signal_lost(self) -> None: ...
     def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
+    def stuck(self, now: float) -> str | None:
+        return None
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -66,14 +98,11 @@ class NullOutput:
         }
 
 
-def _output_stats(output: Any) -> dict[str, Any]:
-    stats = output.stats
-    if callable(stats):
-        stats = stats()
-    return dict(stats) if stats else {}
+def _size_text(size: tuple[int, int] | None) -> str | None:
+    return f"{size[0]}x{size[1]}" if size else None
 
 
-def make_output(config: Config) -> Any:
+def make_output(config: Config) -> Output:
     """The Pipeline (video side), or NullOutput for --camera none."""
     if config.camera == "none":
         return NullOutput()
@@ -96,7 +125,7 @@ class Daemon:
         config: Config,
         reload_config: Callable[[], Config] | None = None,
         log_fields: dict[str, Any] | None = None,
-        output_factory: Callable[[Config], Any] = make_output,
+        output_factory: Callable[[Config], Output] = make_output,
     ) -> None:
         from bridge.buttons import ButtonTracker
         from bridge.decode import jpeg_dimensions
@@ -109,7 +138,7 @@ class Daemon:
         self.notifier = Notifier()
         self.reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
         self.tracker = ButtonTracker()
-        self.output = output_factory(config)
+        self.output: Output = output_factory(config)
         self.snapshots = SnapshotWriter(config.snapshot_dir)
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
@@ -157,6 +186,52 @@ class Daemon:
             self.config.camera,
             self.config.snapshot_dir,
         )
+        lock_fd = self._lock_instance()
+        try:
+            return self._run_locked()
+        finally:
+            os.close(lock_fd)
+
+    def _lock_instance(self) -> int:
+        """Be the only daemon for this control socket, before anything touches the device.
+
+        An exclusive flock(2) on ``<control socket>.lock``, held for the life of the process
+        (the kernel drops it when the process dies, so a crash leaves nothing stale). A second
+        daemon fails here, before it binds a socket or sends a packet: it cannot send STOP to
+        the stream the first one is showing, nor take over the first one's control socket.
+        """
+        path = self.config.control_socket + ".lock"
+        # The socket's directory, made and checked exactly as the control server does (private
+        # and owner-checked in a shared place such as /tmp), before the lock file goes into it.
+        prepare_socket_dir(os.path.dirname(path) or ".")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise BridgeError(
+                f"cannot create the lock file {path}: {exc.strerror} "
+                "(choose another place with --control-socket)"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise BridgeError(
+                    f"another borescope-bridge is already running{holder} with control socket "
+                    f"{self.config.control_socket}; stop it first "
+                    "(`borescope-bridge status` shows it) or give this one another "
+                    "--control-socket"
+                ) from None
+            raise BridgeError(f"cannot lock {path}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _run_locked(self) -> int:
         self.snapshots.start()
         self._check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.
@@ -190,7 +265,16 @@ class Daemon:
 
     def _stop_recorder(self) -> None:
         if self.recorder is not None:  # the current one: a reload may have replaced it
+            self.recorder.stop(timeout=RECORDER_DRAIN_S)
+
+    def _replace_recorder(self, path: str | None) -> None:
+        """A new recording (or none). The old one is told to stop without waiting for it: it
+        writes its queued frames and closes its file on its own thread."""
+        if self.recorder is not None:
             self.recorder.stop()
+        self.recorder = Recorder(path) if path else None
+        if self.recorder is not None:
+            self.recorder.start()
 
     def _install_signals(self) -> None:
         self.session.install_wakeup_fd()
@@ -261,7 +345,15 @@ class Daemon:
         self.notifier.status(self.status_line(), force=True)
 
     def on_tick(self, now: float) -> None:
-        self.notifier.watchdog(now)
+        # The loop thread is alive (it runs this); the camera thread must be progressing too,
+        # or the watchdog goes unfed and systemd restarts a service that shows a frozen camera.
+        stuck = self.output.stuck(now)
+        if stuck is None:
+            self.notifier.watchdog(now)
+        else:
+            ok, _ = self._warn.allow("stuck")
+            if ok:
+                log.error("%s: no longer telling systemd's watchdog that all is well", stuck)
         self.notifier.status(self.status_line())
         self.snapshot_requests.expire()
 
@@ -344,12 +436,21 @@ class Daemon:
                         getattr(old, key),
                         getattr(new, key),
                     )
+            stopped = self.recorder
+            if "record" not in changed and stopped is not None and stopped.error is not None:
+                # What "free some space, then reload" promises: start the same recording again.
+                log.info(
+                    "reload: recording to %s had stopped (%s); starting it again",
+                    stopped.path,
+                    stopped.error,
+                )
+                self._replace_recorder(stopped.path)
             self.config = dataclasses.replace(old, **applied)
             if applied:
                 log.info(
                     "reload: applied %s", ", ".join(f"{k} = {v!r}" for k, v in applied.items())
                 )
-            elif not changed:
+            elif not changed and self.recorder is stopped:
                 log.info("reload: no changes")
         finally:
             self.notifier.send("READY=1")
@@ -360,11 +461,7 @@ class Daemon:
             self.snapshots.set_directory(value)
             self._check_snapshot_dir(value)
         elif key == "record":
-            if self.recorder is not None:
-                self.recorder.stop()
-            self.recorder = Recorder(value) if value else None
-            if self.recorder is not None:
-                self.recorder.start()
+            self._replace_recorder(value)
         elif key == "wait":
             self.session.wait_s = value
         elif key == "linger":
@@ -373,8 +470,7 @@ class Daemon:
             rotate = value if key == "rotate" else self.config.rotate
             flip = value if key == "flip" else self.config.flip
             try:
-                if not self._set_transform(rotate, flip):
-                    return False
+                self.output.set_transform(rotate, flip)
             except (BridgeError, ValueError) as exc:
                 log.error("reload: cannot apply %s = %r: %s", key, value, exc)
                 return False
@@ -382,23 +478,6 @@ class Daemon:
         else:
             return False
         return True
-
-    def _set_transform(self, rotate: int, flip: str) -> bool:
-        """Change what the camera shows without reopening anything; False if not possible."""
-        setter = getattr(self.output, "set_transform", None)
-        if setter is not None:
-            setter(rotate=rotate, flip=flip)
-            return True
-        if isinstance(self.output, NullOutput):
-            return True  # nothing is shown: the new value simply holds
-        if hasattr(self.output, "transform"):
-            # Pipeline reads its `transform` for every frame; swapping the (immutable-style)
-            # object is atomic under the GIL, so the next frame uses the new one.
-            from bridge.camera import Transform
-
-            self.output.transform = Transform(rotate, flip)
-            return True
-        return False
 
     # ---- status ----------------------------------------------------------------------------
 
@@ -416,7 +495,7 @@ class Daemon:
         s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
         s.update(self.session.stats())
         rs = self.reassembler.stats.as_dict()
-        out = _output_stats(self.output)
+        out = dict(self.output.stats)
         res = out.get("resolution") or self.resolution
         s.update(
             {
@@ -433,6 +512,8 @@ class Daemon:
                 "latency_p50_ms": out.get("latency_p50_ms"),
                 "latency_p99_ms": out.get("latency_p99_ms"),
                 "camera": out.get("camera"),
+                "camera_size": _size_text(out.get("camera_size")),
+                "frames_fitted": out.get("fitted", 0),
                 "camera_error": out.get("camera_error"),
                 "format": self.config.format,
                 "rotate": self.config.rotate,
@@ -463,7 +544,7 @@ class Daemon:
         if self.snapshots.last_error:
             tail += f" (snapshot error: {self.snapshots.last_error})"
         if state == STREAMING:
-            out = _output_stats(self.output)
+            out = dict(self.output.stats)
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")

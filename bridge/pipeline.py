@@ -8,8 +8,14 @@ decodes (``fmt="raw"``: JPEG -> limited-range I420, then rotate/flip) or passes 
 untouched (``fmt="mjpeg"``), and writes one picture to the sink. Decoders and write() release the
 GIL, so the receive thread keeps running meanwhile.
 
-The camera is opened lazily at the first frame's size (so it is never locked to a wrong size) and
-reopened when the stream's size changes. When it cannot be opened (module not loaded, no
+The camera is opened lazily at the first frame's size (so it is never locked to a wrong size).
+When the stream's size changes (another resolution, `rotate 90` by reload, or one corrupt frame
+whose SOF claims another size) the camera follows only after ``SWITCH_AFTER_FRAMES`` consecutive
+frames at the new size, and never by closing the working writer first: the sink's ``resize``
+tries the new format and, while an app holds the device at its size (v4l2loopback keeps it), the
+writer stays at the old size. Until the camera has the stream's size, every picture is fitted
+into it (scaled, black bars: :mod:`bridge.fit`), so apps keep receiving pictures. When it cannot
+be opened (module not loaded, no
 permission, format locked by a reader) the error text, which says what to run, is kept in
 ``stats["camera_error"]`` and the open is retried every few seconds; frames keep being accepted
 and are not decoded meanwhile. While the daemon reports the signal lost, a "no signal" picture is
@@ -29,10 +35,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+import simplejpeg
 
 from .camera import Transform, find_camera, no_signal_i420, no_signal_jpeg
 from .decode import DecodeError, Decoder, jpeg_dimensions
 from .errors import CameraError, ConfigError
+from .fit import Fitter, full_range_planes
 from .v4l2 import V4L2Writer
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,13 @@ NO_SIGNAL_PERIOD_S = 0.5  # "no signal" picture at 2 fps: enough for apps to sta
 LATENCY_WINDOW = 300  # frames (10 s at 30 fps)
 FPS_WINDOW_S = 2.0
 FORMATS = ("raw", "mjpeg")
+SWITCH_AFTER_FRAMES = 5  # consecutive frames at a new size before the camera follows
+RESIZE_RETRY_S = 5.0  # while an app keeps the camera at its size, ask again this often
+REENCODE_QUALITY = 85  # MJPEG pictures fitted into a camera of another size
+STOP_JOIN_S = 2.0
+# One frame (decode, transform, write) takes milliseconds; a worker on one frame this long is
+# wedged, and the daemon stops feeding systemd's watchdog so the service gets restarted.
+STUCK_S = 10.0
 
 
 class FrameLike(Protocol):
@@ -54,9 +69,17 @@ class FrameLike(Protocol):
 
 
 class Sink(Protocol):
-    """Where pictures go: the V4L2 writer, or a stand-in in tests and the benchmark."""
+    """Where pictures go: the V4L2 writer, or a stand-in in tests and the benchmark.
 
+    A sink may open at another size than asked (the device keeps the size an app holds it at):
+    ``size`` is what it takes. ``resize`` returns whether the device now has the new size; when
+    it does not, the sink stays usable at ``size``. CameraError from any method: device gone.
+    """
+
+    @property
+    def size(self) -> tuple[int, int]: ...
     def write(self, data: Any) -> None: ...
+    def resize(self, width: int, height: int) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -64,12 +87,12 @@ SinkFactory = Callable[[str, int, int, str, float], Sink]  # (path, width, heigh
 
 
 def _default_sink(path: str, width: int, height: int, fmt: str, fps: float) -> Sink:
-    return V4L2Writer(path, width, height, fmt, fps)
+    return V4L2Writer(path, width, height, fmt, fps, adopt_locked=True)
 
 
 def _passthrough_finder(spec: str) -> str | None:
     """With a substituted sink there is no device to discover: hand the spec to the sink."""
-    return None if spec == "none" else spec
+    return spec
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -94,14 +117,11 @@ class Pipeline:
     ) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
-        self.transform = Transform(rotate, flip)
-        if fmt == "mjpeg" and not self.transform.identity:
-            raise ConfigError(
-                f"rotate={rotate} flip={flip} needs decoding, but format=mjpeg passes the "
-                "device's JPEGs through untouched: use --format raw to rotate or flip"
-            )
-        self.camera_spec = camera
+        if camera == "none":
+            raise ValueError("--camera none has no pipeline: the daemon uses NullOutput")
         self.fmt = fmt
+        self.transform = self._checked_transform(rotate, flip)
+        self.camera_spec = camera
         self.fps_hint = fps_hint
         self.retry_s = retry_s
         self._sink_factory: SinkFactory = sink_factory or _default_sink
@@ -117,8 +137,14 @@ class Pipeline:
         # Worker-owned state.
         self._sink: Sink | None = None
         self._sink_path: str | None = None
-        self._sink_size: tuple[int, int] | None = None
         self._next_open_at = 0.0
+        self._pending_size: tuple[int, int] | None = None  # a size the camera may switch to
+        self._pending_frames = 0
+        self._next_resize_at = 0.0
+        self._fitter = Fitter()
+        self._fit_decoder: Decoder | None = None  # MJPEG pictures fitted into another size
+        self._fitting_logged: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self._busy_since: float | None = None  # when the worker took its current job
         self._last_no_signal = 0.0
         self._no_signal_cache: tuple[tuple[int, int], Any] | None = None
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -132,35 +158,52 @@ class Pipeline:
         self.no_signal_shown = 0
         self.camera_error: str | None = None
         self.resolution: tuple[int, int] | None = None
+        self.fitted = 0  # pictures shown fitted into a camera of another size
 
     # -- control -----------------------------------------------------------------------------
+    def _checked_transform(self, rotate: int, flip: str) -> Transform:
+        transform = Transform(rotate, flip)
+        if self.fmt == "mjpeg" and not transform.identity:
+            raise ConfigError(
+                f"rotate={rotate} flip={flip} needs decoding, but format=mjpeg passes the "
+                "device's JPEGs through untouched: use --format raw to rotate or flip"
+            )
+        return transform
+
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on (a reload): the worker reads it once per frame,
+        and replacing the object is atomic under the GIL."""
+        self.transform = self._checked_transform(rotate, flip)
+
     def start(self) -> None:
         with self._cond:
             if self._running:
                 return
             self._running = True
-        if self.camera_spec == "none":
-            return  # nothing to show: frames are only counted
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the worker. The decoder and the camera are freed by whoever is last to use them:
+        here when the worker has ended (or never ran), else by the worker itself when it
+        returns from a decode or write that outlived the join (ctypes drops the GIL there)."""
         with self._cond:
             self._running = False
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        self._close_sink()
-        if self._decoder is not None:
-            self._decoder.close()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=STOP_JOIN_S)
+            if thread.is_alive():
+                log.warning(
+                    "the camera thread is still busy after %g s; it frees the camera and the "
+                    "decoder when it returns",
+                    STOP_JOIN_S,
+                )
+                return
+        self._release()
 
     def submit(self, frame: FrameLike) -> None:
         """Hand over a complete frame; returns at once. An unprocessed older frame is dropped."""
-        if self.camera_spec == "none":
-            self.submitted += 1
-            self.resolution = jpeg_dimensions(frame.data) or self.resolution
-            return
         with self._cond:
             self.submitted += 1
             if self._slot is not None:
@@ -168,6 +211,18 @@ class Pipeline:
             self._slot = frame
             self._lost = False
             self._cond.notify()
+
+    def stuck(self, now: float) -> str | None:
+        """Why the camera side is not making progress, or None while it is (or is idle)."""
+        thread = self._thread
+        if thread is None or not self._running:
+            return None
+        if not thread.is_alive():
+            return "the camera thread has ended"
+        since = self._busy_since
+        if since is not None and now - since > STUCK_S:
+            return f"the camera thread has been stuck on one frame for {now - since:.0f} s"
+        return None
 
     def signal_lost(self) -> None:
         """The stream stalled: show the "no signal" picture until frames return."""
@@ -195,6 +250,8 @@ class Pipeline:
             "shown": self.shown,
             "skipped": self.skipped,
             "camera": self._sink_path if self._sink is not None else None,
+            "camera_size": self._sink.size if self._sink is not None else None,
+            "fitted": self.fitted,
             "camera_error": self.camera_error,
             "resolution": self.resolution,
             "fps": round(fps, 2),
@@ -210,6 +267,19 @@ class Pipeline:
 
     # -- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close the camera and free the decoders: only once no thread can still use them."""
+        self._close_sink()
+        for decoder in (self._decoder, self._fit_decoder):
+            if decoder is not None:
+                decoder.close()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while self._running and self._slot is None:
@@ -224,6 +294,7 @@ class Pipeline:
                     return
                 frame, self._slot = self._slot, None
                 lost = self._lost
+            self._busy_since = time.monotonic()
             try:
                 if frame is not None:
                     self._show(frame)
@@ -231,8 +302,11 @@ class Pipeline:
                     self._show_no_signal()
             except Exception:  # never let the worker die: the daemon must keep streaming
                 log.exception("pipeline: unexpected error; frame dropped")
+            finally:
+                self._busy_since = None
 
     def _show(self, frame: FrameLike) -> None:
+        transform = self.transform  # once per frame: a reload may replace it meanwhile
         data = frame.data
         dims = jpeg_dimensions(data)
         if dims is None:
@@ -242,29 +316,53 @@ class Pipeline:
         if self.fmt == "raw":
             w, h = w & ~1, h & ~1
         self.resolution = (w, h)
-        out_size = self.transform.output_size(w, h)
-        if not self._ensure_sink(out_size):
+        out_size = transform.output_size(w, h)
+        sink = self._ensure_sink(out_size)
+        if sink is None:
             self.not_shown += 1
             return
-        picture: Any
-        if self._decoder is not None:
-            try:
-                picture = self._decoder.decode(data)
-            except DecodeError as exc:
-                self.decode_errors += 1
-                log.debug("frame not decodable: %s", exc)
-                return
-            if self._decoder.size != (w, h):  # header disagrees with the SOF we parsed
-                self.decode_errors += 1
-                return
-            picture = self.transform.apply(picture, w, h)
-        else:
-            picture = data
+        camera = sink.size
+        try:
+            picture = self._render(data, (w, h), transform, out_size, camera)
+        except DecodeError as exc:
+            self.decode_errors += 1
+            log.debug("frame not decodable: %s", exc)
+            return
         if self._write(picture):
             done = time.monotonic()
             self._latencies.append(done - frame.completed_at)
             self.shown += 1
+            if out_size != camera:
+                self.fitted += 1
             self._note_shown(done)
+
+    def _render(
+        self,
+        data: bytes,
+        size: tuple[int, int],
+        transform: Transform,
+        out_size: tuple[int, int],
+        camera: tuple[int, int],
+    ) -> Any:
+        """The picture to write: decoded and transformed (raw) or the JPEG itself (mjpeg),
+        fitted into the camera's size when that differs. DecodeError: skip the frame."""
+        if out_size != camera and self._fitting_logged != (out_size, camera):
+            self._fitting_logged = (out_size, camera)
+            log.info("showing the %dx%d stream fitted into the camera's %dx%d", *out_size, *camera)
+        if self._decoder is None:  # mjpeg: untouched, unless the camera has another size
+            if out_size == camera:
+                return data
+            if self._fit_decoder is None:
+                self._fit_decoder = Decoder()
+            i420 = self._fit_decoder.decode(data)
+            fitted = self._fitter.fit(i420, self._fit_decoder.size, camera)
+            return simplejpeg.encode_jpeg_yuv_planes(
+                *full_range_planes(fitted, *camera), quality=REENCODE_QUALITY
+            )
+        i420 = self._decoder.decode(data)
+        if self._decoder.size != size:  # header disagrees with the SOF we parsed
+            raise DecodeError(f"decoded {self._decoder.size}, SOF said {size}")
+        return self._fitter.fit(transform.apply(i420, *size), out_size, camera)
 
     def _note_shown(self, now: float) -> None:
         times = self._shown_times
@@ -274,13 +372,14 @@ class Pipeline:
 
     def _show_no_signal(self) -> None:
         self._last_no_signal = time.monotonic()
-        size = self._sink_size or (
-            self.transform.output_size(*self.resolution) if self.resolution else None
-        )
-        if size is None:
-            return  # no frame seen yet: do not lock the device to a guessed size
-        if not self._ensure_sink(size):
-            return
+        sink = self._sink
+        if sink is None:
+            if self.resolution is None:
+                return  # no frame seen yet: do not lock the device to a guessed size
+            sink = self._open(self.transform.output_size(*self.resolution))
+            if sink is None:
+                return
+        size = sink.size
         if self._no_signal_cache is None or self._no_signal_cache[0] != size:
             picture: Any = no_signal_i420(*size) if self.fmt == "raw" else no_signal_jpeg(*size)
             if isinstance(picture, np.ndarray):
@@ -289,22 +388,55 @@ class Pipeline:
         if self._write(self._no_signal_cache[1]):
             self.no_signal_shown += 1
 
-    def _ensure_sink(self, size: tuple[int, int]) -> bool:
-        """An open sink at ``size``; False (and retry later) when the camera cannot be opened."""
-        if self._sink is not None and self._sink_size == size:
-            return True
-        if self._sink is not None:
-            log.info("stream size changed to %dx%d: reopening the camera", *size)
+    def _ensure_sink(self, size: tuple[int, int]) -> Sink | None:
+        """The open sink (maybe at another size than ``size``); None when there is no camera.
+
+        A sink at another size follows ``size`` only after SWITCH_AFTER_FRAMES consecutive
+        frames at it, and it is asked again every RESIZE_RETRY_S while an app keeps it.
+        """
+        sink = self._sink
+        if sink is None:
+            return self._open(size)
+        if sink.size == size:
+            self._pending_size, self._pending_frames = None, 0
+            return sink
+        if self._pending_size != size:
+            self._pending_size, self._pending_frames = size, 0
+            self._next_resize_at = 0.0
+        self._pending_frames += 1
+        now = time.monotonic()
+        if self._pending_frames < SWITCH_AFTER_FRAMES or now < self._next_resize_at:
+            return sink
+        log.log(
+            logging.DEBUG if self._next_resize_at else logging.INFO,
+            "stream size changed to %dx%d: switching the camera from %dx%d",
+            *size,
+            *sink.size,
+        )
+        try:
+            switched = sink.resize(*size)
+        except CameraError as exc:
+            log.warning("virtual camera lost while switching its size: %s", exc)
+            self.camera_error = str(exc)
             self._close_sink()
-            self._next_open_at = 0.0
+            self._next_open_at = 0.0  # reopen at once, at whatever size the device allows
+            return None
+        if switched:
+            self._pending_size, self._pending_frames = None, 0
+        else:
+            self._next_resize_at = now + RESIZE_RETRY_S
+        return sink
+
+    def _open(self, size: tuple[int, int]) -> Sink | None:
+        """Open the camera at ``size`` (or the size the device keeps); None: retry later."""
         now = time.monotonic()
         if now < self._next_open_at:
-            return False
+            return None
         try:
             path = self._finder(self.camera_spec)
             if path is None:
-                return False
-            self._sink = self._sink_factory(path, size[0], size[1], self.fmt, self.fps_hint)
+                return None
+            sink = self._sink_factory(path, size[0], size[1], self.fmt, self.fps_hint)
         except CameraError as exc:
             self._next_open_at = now + self.retry_s
             if str(exc) != self.camera_error:
@@ -312,13 +444,14 @@ class Pipeline:
                     "virtual camera unavailable (retrying every %.0f s): %s", self.retry_s, exc
                 )
             self.camera_error = str(exc)
-            return False
+            return None
+        self._sink = sink
         self._sink_path = path
-        self._sink_size = size
+        self._pending_size, self._pending_frames = None, 0
         if self.camera_error is not None:
             log.info("virtual camera %s is available again", path)
         self.camera_error = None
-        return True
+        return sink
 
     def _write(self, picture: Any) -> bool:
         sink = self._sink
@@ -336,7 +469,6 @@ class Pipeline:
 
     def _close_sink(self) -> None:
         sink, self._sink = self._sink, None
-        self._sink_size = None
         if sink is not None:
             try:
                 sink.close()

@@ -4,6 +4,10 @@
 A concatenation of JPEGs is what `ffplay -f mjpeg FILE` and VLC play (the reference
 script's `--save` wrote the same). Writes happen on a worker thread; a full disk or an
 unwritable file stops the recording with a logged, reported reason, and streaming goes on.
+
+The worker owns the file: it writes what was queued, then closes the file itself when told to
+stop, so :meth:`Recorder.stop` never waits on a slow disk (the daemon's loop thread calls it on
+a reload, and heartbeats must not pause), and no worker is ever left blocked holding its fd.
 """
 
 from __future__ import annotations
@@ -47,27 +51,34 @@ class Recorder:
         self._queue: queue.Queue[bytes | None] = queue.Queue(MAX_QUEUED_FRAMES)
         self._thread: threading.Thread | None = None
         self._fd: int | None = None
+        self._closing = False  # set once by stop(): no more frames; the worker finishes
         self._base = 0  # size of the file before we appended (recordings append, never truncate)
 
     @property
     def active(self) -> bool:
-        return self._thread is not None and self.error is None
+        return self._thread is not None and self.error is None and not self._closing
 
     def start(self) -> None:
+        """Start the worker; it opens the file itself, so the caller (the loop thread, on a
+        reload) never waits on the disk, not even for an open() on a hung network share."""
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> int | None:
         try:
             directory = os.path.dirname(self.path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags, 0o666)
-            self._base = os.fstat(self._fd).st_size
+            fd = os.open(self.path, flags, 0o666)
+            self._base = os.fstat(fd).st_size
         except OSError as exc:
             self.error = _describe(exc, self.path)
             log.error("%s", self.error)
-            return
+            return None
+        self._fd = fd
         log.info("recording every frame to %s", self.path)
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
+        return fd
 
     def append(self, data: bytes) -> None:
         """Queue one frame; never blocks."""
@@ -78,22 +89,30 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
 
-    def stop(self, timeout: float = 0.5) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
+        """Take no more frames; the worker writes the queued ones, then closes the file.
+
+        Waits at most ``timeout`` seconds for that (0: not at all, for the loop thread; the
+        daemon's shutdown gives the disk a moment). The worker is a daemon thread, so a disk
+        that never answers cannot keep the process from exiting.
+        """
+        self._closing = True
         thread = self._thread
-        if thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._queue.put(None, timeout=timeout)
+        if thread is None:
+            self._close()
+            return
+        # Wakes a worker waiting on an empty queue. A full queue means the worker is busy
+        # writing; it sees _closing once it has written what is queued.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        if timeout > 0:
             thread.join(timeout)
-            if thread.is_alive():
-                return  # still writing to a slow disk: leave the fd to it, the process ends
-        self._thread = None
-        self._close()
 
     def _close(self) -> None:
-        if self._fd is not None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+                os.close(fd)
 
     def stats(self) -> dict[str, object]:
         return {
@@ -106,26 +125,28 @@ class Recorder:
         }
 
     def _run(self) -> None:
-        fd = self._fd
-        assert fd is not None
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self.error is not None:
-                continue
-            try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-            except OSError as exc:
-                self.error = _describe(exc, self.path)
-                log.error("%s", self.error)
-                self._truncate_partial(fd)
-                continue
-            self.frames += 1
-            self.bytes += len(data)
+        fd = self._open()
+        if fd is None:
+            return
+        try:
+            while not (self._closing and self._queue.empty()):
+                data = self._queue.get()
+                if data is None or self.error is not None:
+                    continue
+                try:
+                    view = memoryview(data)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                except OSError as exc:
+                    self._truncate_partial(fd)  # before the error shows: a restart appends
+                    self.error = _describe(exc, self.path)
+                    log.error("%s", self.error)
+                    continue
+                self.frames += 1
+                self.bytes += len(data)
+        finally:
+            self._close()
 
     def _truncate_partial(self, fd: int) -> None:
         """Cut a half-written frame off the end so the file stays a clean MJPEG stream."""

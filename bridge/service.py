@@ -71,7 +71,8 @@ class Notifier:
             self.send(f"STATUS={status}")
 
     def watchdog(self, now: float) -> None:
-        """Call from the main loop only: a stuck loop then stops the pings and systemd notices."""
+        """Call from the main loop only, and only while the other threads that matter progress
+        (the daemon checks the camera thread): a stuck loop or camera stops the pings."""
         if self.watchdog_interval_s is None:
             return
         if now - self._last_watchdog >= self.watchdog_interval_s:

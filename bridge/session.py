@@ -577,8 +577,9 @@ class Session:
     # ---- tear-down -----------------------------------------------------------------------
 
     def close(self, send_stop: bool = True) -> None:
-        """Tell the device to stop streaming, then close everything."""
-        if send_stop and self._stream is not None:
+        """Tell the device to stop streaming (only a stream this session asked for, so a
+        process that never ran its loop cannot stop another one's), then close everything."""
+        if send_stop and self._stream is not None and self.heartbeats_sent > 0:
             try:
                 self._stream.sendto(STOP, self.stream_addr)
             except OSError as exc:

@@ -19,7 +19,14 @@ v4l2loopback 0.12.7 in the VM harness):
 
 Format negotiation: while a reader still holds the device, v4l2loopback keeps the negotiated
 format (0.12: S_FMT silently answers with the old one; 0.15: EBUSY). We compare what the driver
-answers with what we asked for and say clearly when the device is locked to another format.
+answers, and what G_FMT then reports, with what we asked for. A plain writer says clearly when the
+device is locked to another format; with ``adopt_locked`` (the daemon's pipeline) it keeps the
+size the device has, so the pipeline can fit its pictures into it and the reader never freezes.
+
+Changing size (:meth:`V4L2Writer.resize`): first S_FMT on the open descriptor (newer modules allow
+it when nobody else owns the format); if the device keeps its size, hand over: close and reopen
+at once. 0.12 resets the format only when its last opener closes, so the handover switches size
+when no reader holds the device, and otherwise reopens at the size the reader has.
 """
 
 from __future__ import annotations
@@ -98,13 +105,26 @@ class PixFormat(ctypes.Structure):
     ]
 
 
-class _FormatUnion(ctypes.Union):
-    # The kernel union holds pointers (v4l2_window), hence 8-byte alignment and 200 bytes.
-    _fields_ = [("pix", PixFormat), ("raw_data", ctypes.c_uint8 * 200), ("_align", ctypes.c_uint64)]
+def format_struct(pointer: type[ctypes._SimpleCData] = ctypes.c_void_p) -> type[ctypes.Structure]:
+    """``struct v4l2_format`` for a platform whose pointers look like ``pointer``.
+
+    The kernel's format union holds ``struct v4l2_window``, which has pointer members, so the
+    union is aligned to the pointer size: 8 bytes on x86_64 and arm64 (union at offset 8, 208
+    bytes), 4 on i386 and armhf (offset 4, 204 bytes). Its other members hold only 8-, 16- and
+    32-bit fields, so nothing else raises the alignment. Production passes the real pointer type
+    (``c_void_p``); the tests pass a same-sized integer to compute other platforms' layouts.
+    """
+
+    class FormatUnion(ctypes.Union):
+        _fields_ = [("pix", PixFormat), ("raw_data", ctypes.c_uint8 * 200), ("_align", pointer)]
+
+    class Format(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_uint32), ("fmt", FormatUnion)]
+
+    return Format
 
 
-class Format(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("fmt", _FormatUnion)]
+Format = format_struct()
 
 
 class Fract(ctypes.Structure):
@@ -130,12 +150,13 @@ class StreamParm(ctypes.Structure):
     _fields_ = [("type", ctypes.c_uint32), ("parm", _ParmUnion)]
 
 
-assert ctypes.sizeof(Capability) == 104 and ctypes.sizeof(Format) == 208
-assert ctypes.sizeof(StreamParm) == 204
+def format_ioctls(format_size: int) -> tuple[int, int]:
+    """(VIDIOC_G_FMT, VIDIOC_S_FMT): _IOWR('V', 4/5, struct v4l2_format) for that struct size."""
+    return _ioc(3, 4, format_size), _ioc(3, 5, format_size)
+
 
 VIDIOC_QUERYCAP = _ioc(2, 0, ctypes.sizeof(Capability))
-VIDIOC_G_FMT = _ioc(3, 4, ctypes.sizeof(Format))
-VIDIOC_S_FMT = _ioc(3, 5, ctypes.sizeof(Format))
+VIDIOC_G_FMT, VIDIOC_S_FMT = format_ioctls(ctypes.sizeof(Format))
 VIDIOC_STREAMON = _ioc(1, 18, ctypes.sizeof(ctypes.c_int))
 VIDIOC_STREAMOFF = _ioc(1, 19, ctypes.sizeof(ctypes.c_int))
 VIDIOC_G_PARM = _ioc(3, 21, ctypes.sizeof(StreamParm))
@@ -205,7 +226,13 @@ class V4L2Writer:
     """
 
     def __init__(
-        self, path: str, width: int, height: int, fmt: str = "raw", fps: float = 30.0
+        self,
+        path: str,
+        width: int,
+        height: int,
+        fmt: str = "raw",
+        fps: float = 30.0,
+        adopt_locked: bool = False,
     ) -> None:
         if fmt not in ("raw", "mjpeg"):
             raise ValueError(f"unknown output format {fmt!r}")
@@ -214,12 +241,19 @@ class V4L2Writer:
         self.height = height
         self.fmt = fmt
         self.fps = fps
+        self.adopt_locked = adopt_locked
         self.fd: int | None = None
         self.info: DeviceInfo | None = None
         self.sizeimage = 0
         self.fps_set = False
         self._streaming = False
+        self._resizing = False  # a resize's hand-over: its repeated "kept at" is not news
         self._open()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The size the device is set to (with ``adopt_locked``, maybe not the one asked for)."""
+        return self.width, self.height
 
     # -- setup -------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -283,27 +317,62 @@ class V4L2Writer:
             if exc.errno == errno.EINVAL and no_caps and repair and self.info.is_loopback:
                 self._repair_orphaned(fd)
                 raise _Repaired from exc
-            current = self._current_format(fd)
+            current = self._get_format(fd)
             if exc.errno == errno.EBUSY:
+                if current is not None and self._adoptable(current, pixfmt):
+                    self._adopt(current)
+                    return self._start(fd, pixfmt)
                 raise CameraError(
-                    f"{self.path} is locked to {current} by another producer or a still-open "
-                    f"reader; close it (or restart the apps using the camera) to switch to "
-                    f"{self._describe(self.width, self.height, pixfmt)}"
+                    f"{self.path} is locked to {self._describe_pix(current)} by another "
+                    f"producer or a still-open reader; close it (or restart the apps using the "
+                    f"camera) to switch to {self._describe(self.width, self.height, pixfmt)}"
                 ) from exc
             raise CameraError(
                 f"{self.path} refused format "
                 f"{self._describe(self.width, self.height, pixfmt)}: {exc.strerror}"
             ) from exc
-        got = want.fmt.pix
+        # 0.12 answers S_FMT with the format it keeps; G_FMT tells what really holds.
+        got = self._get_format(fd) or want.fmt.pix
         if (got.width, got.height, got.pixelformat) != (self.width, self.height, pixfmt):
+            if self._adoptable(got, pixfmt):
+                self._adopt(got)
+                return self._start(fd, pixfmt)
             raise CameraError(
-                f"{self.path} is locked to "
-                f"{self._describe(got.width, got.height, got.pixelformat)} "
+                f"{self.path} is locked to {self._describe_pix(got)} "
                 f"(a reader still has it open, or keep_format is set); "
                 f"wanted {self._describe(self.width, self.height, pixfmt)}: close the apps "
                 f"using the camera so the format can change"
             )
-        self.sizeimage = got.sizeimage
+        self.sizeimage = got.sizeimage or want.fmt.pix.sizeimage
+        self._start(fd, pixfmt)
+
+    def _adoptable(self, current: PixFormat, pixfmt: int) -> bool:
+        """Keep the device's size? Only in adopt mode, for our pixel format, with no other
+        producer attached (exclusive_caps=1 hides OUTPUT while one is)."""
+        if not self.adopt_locked or current.pixelformat != pixfmt:
+            return False
+        if current.width < 2 or current.height < 2:
+            return False
+        if self.fmt == "raw" and (current.width % 2 or current.height % 2):
+            return False  # I420 pictures have even sides
+        info = self.info
+        return info is None or not (info.is_loopback and info.has_capture and not info.has_output)
+
+    def _adopt(self, current: PixFormat) -> None:
+        log.log(
+            logging.DEBUG if self._resizing else logging.WARNING,
+            "%s is kept at %dx%d by an app that still has it open (wanted %dx%d): fitting the "
+            "pictures into it until the app lets go",
+            self.path,
+            current.width,
+            current.height,
+            self.width,
+            self.height,
+        )
+        self.width, self.height = current.width, current.height
+        self.sizeimage = current.sizeimage
+
+    def _start(self, fd: int, pixfmt: int) -> None:
         self.fps_set = self._set_fps(fd)
         # The exclusive_caps re-attach workaround (see module docstring).
         try:
@@ -314,7 +383,7 @@ class V4L2Writer:
         log.info(
             "camera %s (%s) open: %s at %.3g fps%s",
             self.path,
-            self.info.card,
+            self.info.card if self.info is not None else "?",
             self._describe(self.width, self.height, pixfmt),
             self.fps,
             "" if self.fps_set else " (frame rate not accepted by the device)",
@@ -324,14 +393,55 @@ class V4L2Writer:
     def _describe(w: int, h: int, pixfmt: int) -> str:
         return f"{w}x{h} {fourcc_str(pixfmt)}"
 
-    def _current_format(self, fd: int) -> str:
+    def _describe_pix(self, p: PixFormat | None) -> str:
+        return "another format" if p is None else self._describe(p.width, p.height, p.pixelformat)
+
+    @staticmethod
+    def _get_format(fd: int) -> PixFormat | None:
+        """What the device's OUTPUT format really is now (G_FMT), or None if it cannot say."""
         cur = Format(type=BUF_TYPE_VIDEO_OUTPUT)
         try:
             fcntl.ioctl(fd, VIDIOC_G_FMT, cur)
         except OSError:
-            return "another format"
-        p = cur.fmt.pix
-        return self._describe(p.width, p.height, p.pixelformat)
+            return None
+        return PixFormat.from_buffer_copy(cur.fmt.pix)
+
+    def resize(self, width: int, height: int) -> bool:
+        """Switch to ``width`` x ``height`` without ever leaving the device without a writer.
+
+        True when the device now has that size; False when it kept its size (an app holds it):
+        the writer then goes on at :attr:`size`. CameraError when the device is gone (closed).
+        """
+        fd = self.fd
+        if fd is None:
+            raise CameraError(f"{self.path} is closed")
+        if (width, height) == self.size:
+            return True
+        pixfmt = PIX_FMT_MJPEG if self.fmt == "mjpeg" else PIX_FMT_YU12
+        want = Format(type=BUF_TYPE_VIDEO_OUTPUT)
+        pix = want.fmt.pix
+        pix.width, pix.height, pix.pixelformat, pix.field = width, height, pixfmt, FIELD_NONE
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, VIDIOC_S_FMT, want)
+            got = self._get_format(fd)
+            if got is not None and (got.width, got.height, got.pixelformat) == (
+                width,
+                height,
+                pixfmt,
+            ):
+                self.width, self.height, self.sizeimage = width, height, got.sizeimage
+                log.info("camera %s switched to %s", self.path, self._describe_pix(got))
+                return True
+        # Hand over: the format changes only when every opener has let go (0.12), so close and
+        # reopen at once; with an app still attached the reopen keeps (adopts) its size.
+        self.close()
+        self.width, self.height = width, height
+        adopt, self.adopt_locked, self._resizing = self.adopt_locked, True, True
+        try:
+            self._open()
+        finally:
+            self.adopt_locked, self._resizing = adopt, False
+        return self.size == (width, height)
 
     def _set_fps(self, fd: int) -> bool:
         """Tell the device our frame rate (S_PARM on OUTPUT), so readers see the real one."""

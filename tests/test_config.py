@@ -62,6 +62,7 @@ def test_missing_default_file_is_fine(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ('camera = "video2"', "camera", "video2"),
         ('interface = "my iface"', "interface", "my iface"),
         ("max_frame_bytes = 12", "max_frame_bytes", "12"),
+        ("max_frame_bytes = 1073741824", "max_frame_bytes", "1073741824"),
         ("snapshot_dir = 5", "snapshot_dir", "5"),
     ],
 )

@@ -618,8 +618,13 @@ def test_journal_is_chosen_only_when_stderr_is_the_journal_stream(tmp_path: Path
 
 
 class CaptureSink:
-    def __init__(self, writes: list[bytes]) -> None:
+    def __init__(self, writes: list[bytes], size: tuple[int, int] = (640, 480)) -> None:
         self.writes = writes
+        self.size = size
+
+    def resize(self, width: int, height: int) -> bool:
+        self.size = (width, height)
+        return True
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -635,7 +640,9 @@ class SpyPipeline:
         from bridge.pipeline import Pipeline
 
         self.inner = Pipeline(
-            camera="/dev/video-test", fmt="mjpeg", sink_factory=lambda *a: CaptureSink(writes)
+            camera="/dev/video-test",
+            fmt="mjpeg",
+            sink_factory=lambda _p, w, h, *a: CaptureSink(writes, (w, h)),
         )
         self.events = events
 
@@ -655,6 +662,12 @@ class SpyPipeline:
     def signal_back(self) -> None:
         self.events.append("back")
         self.inner.signal_back()
+
+    def set_transform(self, rotate: int, flip: str) -> None:
+        self.inner.set_transform(rotate, flip)
+
+    def stuck(self, now: float) -> str | None:
+        return self.inner.stuck(now)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -732,6 +745,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     assert observed["status"]["foreign_packets"] > 0
     status = observed["status"]
     assert status["camera"] == "/dev/video-test"
+    assert status["camera_size"] == "640x480" and status["frames_fitted"] == 0
     assert status["frames_shown"] >= 10
     assert status["latency_p50_ms"] is not None and status["latency_p99_ms"] is not None
 
@@ -1087,3 +1101,127 @@ def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Da
         assert len(replies) == waiters
         assert all("no complete frame arrived within 8 s" in r["error"] for r in replies)
         assert d.terminate() == 0
+
+
+def test_a_second_daemon_fails_before_touching_the_first_ones_stream(tmp_path: Path) -> None:
+    """Restart=on-failure, a second `run` by hand: the one that cannot start must not send STOP
+    to the device the first one streams from, nor take over its control socket."""
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    with simulator() as sim:
+        first = Daemon(first_dir, sim)
+        second: Daemon | None = None
+        try:
+            first.wait_streaming()
+            for k in range(3):  # as a restart loop would
+                second_dir = tmp_path / f"second-{k}"
+                second_dir.mkdir()
+                second = Daemon(second_dir, sim, "--control-socket", first.sock)
+                assert second.proc.wait(60) != 0
+                log = second.log.read_text()
+                assert "another borescope-bridge is already running" in log, log
+                assert f"pid {first.proc.pid}" in log, log
+                second.close()
+                second = None
+            assert sim.stats.stops == 0
+            status = first.status()  # the first one's socket still answers
+            assert status["state"] == "streaming" and status["pid"] == first.proc.pid
+            assert first.terminate() == 0
+            wait_for(lambda: sim.stats.stops >= 1, what="the first daemon's STOP")
+        finally:
+            if second is not None:
+                second.close()
+            first.close()
+
+
+def test_watchdog_goes_unfed_while_the_camera_thread_is_wedged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop alone is not the service: a camera thread stuck in one write freezes the
+    camera, so systemd must stop hearing WATCHDOG=1 and restart us."""
+    import bridge.pipeline as pipeline_mod
+    from bridge.config import Config
+    from bridge.daemon import Daemon as BridgeDaemon
+    from bridge.pipeline import Pipeline
+    from bridge.reassembly import Frame
+    from bridge.service import Notifier
+
+    monkeypatch.setattr(pipeline_mod, "STUCK_S", 0.5)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    gate = threading.Event()
+
+    class HangingSink(CaptureSink):
+        def write(self, data: Any) -> None:
+            gate.wait(60)  # a device that stopped answering
+            super().write(data)
+
+    writes: list[bytes] = []
+    pipeline = Pipeline(
+        camera="/dev/video-test",
+        fmt="mjpeg",
+        sink_factory=lambda _p, w, h, *a: HangingSink(writes, (w, h)),
+    )
+    cfg = Config(
+        device_ip="127.0.0.1",
+        camera="/dev/video-test",
+        snapshot_dir=str(tmp_path / "s"),
+        control_socket=str(tmp_path / "c.sock"),
+    )
+    daemon = BridgeDaemon(cfg, output_factory=lambda c: pipeline)
+    daemon.notifier = Notifier({"NOTIFY_SOCKET": "x", "WATCHDOG_USEC": "200000"})
+
+    def pings(seconds: float) -> int:
+        """Tick like the loop does for `seconds`; count the WATCHDOG=1 that reach systemd."""
+        n = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            daemon.on_tick(time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                n += notify.recv(4096).count(b"WATCHDOG=1")
+        return n
+
+    pipeline.start()
+    try:
+        assert pings(0.5) >= 1  # idle, waiting for frames: healthy
+        import numpy as np
+        import simplejpeg
+
+        jpeg = simplejpeg.encode_jpeg(np.zeros((48, 64, 3), np.uint8), 85, "BGR", "422")
+        pipeline.submit(Frame(1, jpeg, time.monotonic()))
+        wait_for(lambda: pipeline._busy_since is not None, what="the worker on the frame")
+        time.sleep(0.6)  # past STUCK_S
+        assert pipeline.stuck(time.monotonic()) is not None
+        assert pings(1.0) == 0
+        gate.set()  # the device answers again
+        wait_for(lambda: writes, what="the write to finish")
+        assert pings(0.5) >= 1
+    finally:
+        gate.set()
+        pipeline.stop()
+        notify.close()
+
+
+def test_a_real_stream_stays_far_below_the_units_limits(run_daemon: Any, tmp_path: Path) -> None:
+    """TasksMax=/MemoryMax= must never bite a real stream: 720p at 30 fps with recording and
+    snapshots, measured from /proc while it streams."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_system_files import unit_limits
+
+    tasks_max, memory_max = unit_limits()
+    with simulator(resolution=(1280, 720)) as sim:
+        d = run_daemon(sim, "--record", str(tmp_path / "rec.mjpeg"))
+        d.wait_streaming()
+        for _ in range(3):
+            assert d.snapshot()["ok"]
+        wait_for(lambda: d.status()["frames_received"] >= 150, what="five seconds of frames")
+        proc = Path(f"/proc/{d.proc.pid}")
+        status = dict(
+            line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line
+        )
+        threads = int(status["Threads"])
+        peak_rss = int(status["VmHWM"].split()[0]) * 1024
+    assert threads <= tasks_max // 8, threads
+    assert peak_rss <= memory_max // 4, peak_rss

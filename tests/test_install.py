@@ -172,6 +172,45 @@ def test_prefix_usr_for_distribution_packages(tmp_path_factory: pytest.TempPathF
     assert files_under(destdir) == set()
 
 
+def test_failed_reinstall_leaves_the_installed_venv_working(staged: Path, tmp_path: Path) -> None:
+    """An offline `make install` (pip cannot reach an index) must not take the running
+    service's code away: the new venv is built beside the live one and swapped in only when
+    complete."""
+    lib = staged / "usr/local/lib/borescope-bridge"
+    marker = lib / "installed-before"
+    marker.write_text("the live venv\n")
+    proc = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            "install",
+            f"DESTDIR={staged}",
+            "PIP_INSTALL_ARGS=--no-index --find-links /nonexistent",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode != 0
+    assert "borescope-bridge was left as it was" in proc.stderr, proc.stderr
+    assert marker.read_text() == "the live venv\n"
+    beside = sorted(p.name for p in lib.parent.iterdir() if p.name.startswith("borescope"))
+    assert beside == ["borescope-bridge"]
+    run = subprocess.run(
+        [str(lib / "bin/python"), "-c", "import bridge.daemon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    marker.unlink()
+
+
 def test_reinstall_keeps_the_users_config_and_uninstall_cleans_up(staged: Path) -> None:
     """Runs last in this module: it uninstalls the shared staged tree."""
     destdir = staged
@@ -180,6 +219,13 @@ def test_reinstall_keeps_the_users_config_and_uninstall_cleans_up(staged: Path) 
     make("install", f"DESTDIR={destdir}")
     assert config.read_text() == "rotate = 180\n"
     assert files_under(destdir) >= LOCAL_PATHS
+    # The venv was built as borescope-bridge.new and renamed: no trace of that path is left.
+    lib = destdir / "usr/local/lib"
+    assert sorted(p.name for p in lib.iterdir()) == ["borescope-bridge"]
+    grep = subprocess.run(
+        ["grep", "-rlI", "borescope-bridge.new", str(lib)], capture_output=True, check=False
+    )
+    assert grep.stdout == b"", grep.stdout
 
     # The user's edited config is kept; everything else goes.
     make("uninstall", f"DESTDIR={destdir}")

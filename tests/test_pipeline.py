@@ -16,10 +16,12 @@ import pytest
 import simplejpeg
 from waiting import wait_for
 
-from bridge.camera import no_signal_i420, no_signal_jpeg
-from bridge.decode import Decoder
+import bridge.pipeline as pipeline_mod
+from bridge.camera import Transform, no_signal_i420, no_signal_jpeg
+from bridge.decode import Decoder, jpeg_dimensions
 from bridge.errors import CameraError, ConfigError
-from bridge.pipeline import Pipeline
+from bridge.fit import Fitter
+from bridge.pipeline import SWITCH_AFTER_FRAMES, Pipeline
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,24 @@ def frame(i: int, data: bytes, age_s: float = 0.0) -> Frame:
 
 
 class FakeSink:
+    """A v4l2loopback device at the edge: while ``owner.locked`` is set (an app holds the
+    device), opens get that size and resize() keeps it, as the real module does."""
+
     def __init__(self, owner: Sinks, path: str, w: int, h: int, fmt: str, fps: float) -> None:
         self.owner, self.args = owner, (path, w, h, fmt, fps)
+        self.size = owner.locked or (w, h)
         self.frames: list[bytes] = []
+        self.resizes: list[tuple[int, int]] = []
         self.closed = False
+
+    def resize(self, w: int, h: int) -> bool:
+        self.resizes.append((w, h))
+        if self.owner.resize_error:
+            self.closed = True
+            raise CameraError(self.owner.resize_error)
+        if self.owner.locked is None:
+            self.size = (w, h)
+        return self.size == (w, h)
 
     def write(self, data: object) -> None:
         self.owner.gate.wait(30)
@@ -66,6 +82,8 @@ class Sinks:
         self.written = threading.Event()
         self.fail_writes = False
         self.refuse: str | None = None
+        self.locked: tuple[int, int] | None = None
+        self.resize_error: str | None = None
 
     def __call__(self, path: str, w: int, h: int, fmt: str, fps: float) -> FakeSink:
         if self.refuse:
@@ -150,15 +168,186 @@ def test_newest_frame_wins_and_skips_are_counted(
     assert sinks.all_frames == [frames[0], frames[-1]]
 
 
-def test_resolution_change_reopens(make: Callable[..., Pipeline], sinks: Sinks) -> None:
+def show(p: Pipeline, data: bytes, n: int = 1) -> None:
+    """Submit ``n`` frames one at a time, each shown before the next (none skipped)."""
+    for _ in range(n):
+        target = p.stats["shown"] + 1
+        p.submit(frame(0, data))
+        wait_for(lambda target=target: p.stats["shown"] >= target)
+
+
+def i420_size(size: tuple[int, int]) -> int:
+    return size[0] * size[1] * 3 // 2
+
+
+def test_resolution_change_switches_after_several_frames_without_closing(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
     p = make()
-    p.submit(frame(0, jpeg(320, 240)))
-    wait_for(lambda: p.stats["shown"] == 1)
-    p.submit(frame(1, jpeg(640, 480)))
-    wait_for(lambda: p.stats["shown"] == 2)
-    assert [s.args[1:3] for s in sinks.made] == [(320, 240), (640, 480)]
-    assert sinks.made[0].closed and not sinks.made[1].closed
-    assert len(sinks.made[1].frames[0]) == 640 * 480 * 3 // 2
+    show(p, jpeg(320, 240))
+    show(p, jpeg(640, 480), SWITCH_AFTER_FRAMES + 2)
+    assert len(sinks.made) == 1 and not sinks.made[0].closed  # the writer never let go
+    assert sinks.made[0].resizes == [(640, 480)]
+    sizes = [len(f) for f in sinks.all_frames]
+    # Until the switch the new frames are fitted into the old size, then shown at their own.
+    old, new = i420_size((320, 240)), i420_size((640, 480))
+    assert sizes == [old] * SWITCH_AFTER_FRAMES + [new] * 3
+    assert p.stats["fitted"] == SWITCH_AFTER_FRAMES - 1
+    assert p.stats["camera_size"] == (640, 480)
+
+
+def corrupt_sof(data: bytes, w: int, h: int) -> bytes:
+    """The same JPEG with an SOF0 that claims another size (what one bad fragment does)."""
+    k = data.index(b"\xff\xc0")
+    return data[: k + 5] + h.to_bytes(2, "big") + w.to_bytes(2, "big") + data[k + 9 :]
+
+
+def test_one_corrupt_frame_claiming_another_size_changes_nothing(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    p = make()
+    good = jpeg(320, 240)
+    show(p, good, 2)
+    bad = corrupt_sof(good, 1280, 720)
+    assert jpeg_dimensions(bad) == (1280, 720)
+    p.submit(frame(1, bad))
+    wait_for(lambda: p.stats["shown"] + p.stats["decode_errors"] == 3)
+    show(p, good, 3)
+    assert len(sinks.made) == 1 and not sinks.made[0].closed
+    assert sinks.made[0].resizes == []
+    assert all(len(f) == i420_size((320, 240)) for f in sinks.all_frames)
+
+
+def y_plane(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(data, np.uint8)[: size[0] * size[1]].reshape(size[1], size[0])
+
+
+def test_camera_held_by_an_app_keeps_its_size_and_gets_fitted_pictures(
+    make: Callable[..., Pipeline], sinks: Sinks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_mod, "RESIZE_RETRY_S", 0.3)
+    p = make()
+    show(p, jpeg(320, 240))
+    sinks.locked = (320, 240)  # an app opened the camera: v4l2loopback keeps this size
+    wide = jpeg(640, 360, value=200)
+    show(p, wide, SWITCH_AFTER_FRAMES + 5)
+    sink = sinks.made[0]
+    assert len(sinks.made) == 1 and not sink.closed
+    assert sink.resizes[:1] == [(640, 360)]
+    assert len(sink.resizes) < 3  # asked again only every RESIZE_RETRY_S, not every frame
+    last = sink.frames[-1]
+    assert len(last) == i420_size((320, 240))
+    # 640x360 scaled to 320x180, centred: black bars of 30 rows above and below.
+    y = y_plane(last, (320, 240))
+    assert (y[:30] == 16).all() and (y[210:] == 16).all()
+    expected = Decoder().decode(wide)[:360].reshape(360, 640)[::2, ::2]
+    assert np.abs(y[30:210].astype(int) - expected).mean() < 2
+    sinks.locked = None  # the app closed: the next retry switches the camera
+    deadline = time.monotonic() + 20
+    while sink.size != (640, 360) and time.monotonic() < deadline:
+        show(p, wide)
+        time.sleep(0.05)
+    assert sink.size == (640, 360) and len(sinks.made) == 1
+    show(p, wide)
+    assert len(sink.frames[-1]) == i420_size((640, 360))
+
+
+def test_rotate_by_reload_while_an_app_holds_the_camera(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    p = make()
+    data = jpeg(320, 240, value=220)
+    show(p, data)
+    sinks.locked = (320, 240)
+    p.set_transform(rotate=90, flip="none")
+    show(p, data, SWITCH_AFTER_FRAMES + 2)
+    assert sinks.made[0].resizes == [(240, 320)] and not sinks.made[0].closed
+    y = y_plane(sinks.all_frames[-1], (320, 240))
+    # 240x320 scaled to 180x240: pillarbox bars of 70 columns left and right.
+    assert (y[:, :70] == 16).all() and (y[:, 250:] == 16).all()
+    assert (y[:, 70:250] > 100).mean() > 0.5  # the rotated picture (mostly bright) between
+
+
+def test_mjpeg_is_reencoded_into_a_held_camera(make: Callable[..., Pipeline], sinks: Sinks) -> None:
+    p = make(fmt="mjpeg")
+    show(p, jpeg(320, 240))
+    sinks.locked = (320, 240)
+    big = jpeg(640, 480, value=60)
+    show(p, big, SWITCH_AFTER_FRAMES + 1)
+    last = sinks.all_frames[-1]
+    assert jpeg_dimensions(last) == (320, 240)
+    got = simplejpeg.decode_jpeg(last, "BGR").astype(int)
+    want = simplejpeg.decode_jpeg(big, "BGR")[::2, ::2].astype(int)
+    assert np.abs(got - want).mean() < 8
+
+
+def test_resize_that_loses_the_device_reopens_at_once(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    p = make(retry_s=60)
+    show(p, jpeg(320, 240))
+    sinks.resize_error = "/dev/video9 is busy"
+    big = jpeg(640, 480)
+    show(p, big, SWITCH_AFTER_FRAMES - 1)
+    p.submit(frame(1, big))  # the switch: the device is lost on the way
+    wait_for(lambda: p.stats["not_shown"] == 1)
+    assert sinks.made[0].closed
+    sinks.resize_error = None
+    show(p, big)  # reopened at once, not after retry_s
+    assert len(sinks.made) == 2 and sinks.made[1].size == (640, 480)
+
+
+class Alternating(Pipeline):
+    """A pipeline whose transform changes every time it is read (a reload racing the worker)."""
+
+    reads = 0
+
+    @property  # type: ignore[override]
+    def transform(self) -> Transform:
+        self.reads += 1
+        return Transform(90 if self.reads % 2 else 0, "none")
+
+    @transform.setter
+    def transform(self, value: Transform) -> None:
+        pass
+
+
+def test_the_transform_is_read_once_per_frame(sinks: Sinks) -> None:
+    p = Alternating(camera="/dev/video9", sink_factory=sinks)
+    p.start()
+    data = jpeg(320, 240)
+    try:
+        show(p, data, 6)
+    finally:
+        p.stop()
+    cam = sinks.made[0].size
+    # Every picture is the frame under one transform or the other, never a mix of both.
+    decoded = Decoder().decode(data)
+    upright = Fitter().fit(decoded, (320, 240), cam).tobytes()
+    turned = Transform(90, "none").apply(decoded, 320, 240)
+    rotated = Fitter().fit(turned, (240, 320), cam).tobytes()
+    assert upright != rotated
+    assert set(sinks.all_frames) == {upright, rotated}
+
+
+def test_stop_leaves_the_camera_and_decoder_to_a_busy_worker(
+    make: Callable[..., Pipeline], sinks: Sinks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_mod, "STOP_JOIN_S", 0.2)
+    p = make()
+    show(p, jpeg(320, 240))
+    freed: list[str] = []
+    assert p._decoder is not None
+    real_close = p._decoder.close
+    p._decoder.close = lambda: (freed.append("decoder"), real_close())  # type: ignore[method-assign]
+    sinks.gate.clear()  # the next write hangs (a stuck device)
+    p.submit(frame(1, jpeg(320, 240)))
+    wait_for(lambda: p._slot is None)
+    time.sleep(0.1)
+    p.stop()
+    assert freed == [] and not sinks.made[0].closed  # still in use by the worker
+    sinks.gate.set()
+    wait_for(lambda: sinks.made[0].closed and freed == ["decoder"])
 
 
 def test_rotation_changes_the_camera_size(make: Callable[..., Pipeline], sinks: Sinks) -> None:
@@ -241,14 +430,9 @@ def test_corrupt_frames_are_counted_not_fatal(make: Callable[..., Pipeline], sin
     wait_for(lambda: p.stats["shown"] == 1)
 
 
-def test_camera_none_shows_nothing(make: Callable[..., Pipeline], sinks: Sinks) -> None:
-    p = make(camera="none")
-    p.submit(frame(0, jpeg(320, 240)))
-    p.submit(frame(1, jpeg(320, 240)))
-    assert sinks.made == []
-    st = p.stats
-    assert st["shown"] == 0 and st["skipped"] == 0 and st["camera"] is None
-    assert st["resolution"] == (320, 240)
+def test_camera_none_is_not_a_pipeline() -> None:
+    with pytest.raises(ValueError, match="NullOutput"):
+        Pipeline(camera="none", sink_factory=Sinks())
 
 
 def test_default_finder_reports_advice_on_a_machine_without_module(tmp_path: object) -> None:

@@ -605,3 +605,24 @@ def test_started_before_the_network_exists_waits_then_streams(
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait(5)
+
+
+def test_no_stop_packet_for_a_stream_this_session_never_asked_for(device: ScriptedDevice) -> None:
+    """A process that opened its sockets but failed before its loop ran (another daemon holds
+    the lock, a socket error) must not stop the stream someone else is watching."""
+    session = Session(
+        device_ip="127.0.0.1",
+        stream_port=device.stream_port,
+        event_port=device.event_port,
+        reassembler=Reassembler(),
+        tracker=ButtonTracker(),
+        listener=Recorder(),
+    )
+    session.open()
+    session.close(send_stop=True)
+    r = Running(device, wait_s=0, linger_s=0)  # one that did run: its STOP goes out
+    wait_for(lambda: device.client, what="a heartbeat")
+    r.stop()
+    wait_for(lambda: device.stops == 1, what="the running session's stop packet")
+    time.sleep(0.2)
+    assert device.stops == 1

@@ -162,6 +162,29 @@ def test_unit_settings_the_daemon_relies_on() -> None:
     assert svc["IPAddressDeny"] == ["any"]
 
 
+def unit_limits() -> tuple[int, int]:
+    """(TasksMax, MemoryMax in bytes) from the shipped unit."""
+    svc = unit_settings(UNIT.read_text())["Service"]
+    m = re.fullmatch(r"(\d+)([KMG])", svc["MemoryMax"][0])
+    assert m, svc["MemoryMax"]
+    memory = int(m.group(1)) << {"K": 10, "M": 20, "G": 30}[m.group(2)]
+    return int(svc["TasksMax"][0]), memory
+
+
+def test_unit_limits_leave_room_for_every_bounded_buffer() -> None:
+    """MemoryMax/TasksMax stop a runaway, never the bounded worst case of a real stream."""
+    from bridge.config import MAX_FRAME_BYTES_CAP
+    from bridge.reassembly import Reassembler
+    from bridge.recorder import MAX_QUEUED_FRAMES
+
+    tasks, memory = unit_limits()
+    assert 64 <= tasks <= 1024
+    reassembly = Reassembler(max_frame_bytes=MAX_FRAME_BYTES_CAP).memory_bound
+    recording = MAX_QUEUED_FRAMES * 300 * 1024  # a queue full of large 1080p frames
+    baseline = 128 << 20  # Python, numpy, the decoders (a real run measures ~50 MiB)
+    assert reassembly + recording + baseline < memory <= 1 << 30
+
+
 def test_sysusers_matches_unit(tmp_path: Path) -> None:
     lines = [
         shlex.split(line)

@@ -235,7 +235,8 @@ directive REFERENCE "the host's simulator loop holds every frame the daemon rece
 
 # ---- 7. the V4L2 writer's own traps (tests/test_v4l2_guest.py, pytest) ---------
 # Read-back bit-exactness, S_PARM, re-attach after our own and after a real
-# pyvirtualcam producer, a reader that stays across a restart, a locked format.
+# pyvirtualcam producer, a reader that stays across a restart, a locked format,
+# and a reader attached throughout size changes (fitted pictures, never a freeze).
 # A skipped test counts as a failure here: the guest has the device and the readers.
 stop_pid "${SIM[0]}" 5
 if (cd "$REPO" && "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_v4l2_guest.py) \
