@@ -332,7 +332,10 @@ class SnapshotWriter:
         self._finish(request, path=path)
         log.info("snapshot (%s) saved: %s (%d bytes)", request.origin, path, len(data))
         if self.on_saved is not None:
-            self.on_saved(path)
+            try:
+                self.on_saved(path)
+            except Exception:  # a listener's bug must not stop the writer
+                log.exception("on_saved(%s) failed", path)
 
     def _finish(
         self, request: SnapshotRequest, path: str | None = None, error: str | None = None

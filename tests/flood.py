@@ -51,8 +51,10 @@ class SlowFlood:
         self.open = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flood", daemon=True)
+        self._saved_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
 
     def __enter__(self) -> SlowFlood:
+        self._saved_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
         raise_fd_limit(self.count + 1000)
         self._thread.start()
         return self
@@ -60,6 +62,7 @@ class SlowFlood:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
+        resource.setrlimit(resource.RLIMIT_NOFILE, self._saved_limit)
 
     def wait_open(self, n: int, timeout: float = 30.0) -> None:
         end = time.monotonic() + timeout

@@ -140,6 +140,20 @@ def test_user_defaults_use_pictures_and_runtime_dir(
     )
 
 
+def test_user_without_runtime_dir_falls_back_to_tmpdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in ("RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(cfg.os, "getuid", lambda: 1000)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    expected = str(tmp_path / "borescope-bridge-1000" / "control.sock")
+    assert cfg.default_control_socket() == expected
+    assert cfg.control_socket_candidates()[-1] == expected
+    monkeypatch.delenv("TMPDIR")
+    assert cfg.default_control_socket() == "/tmp/borescope-bridge-1000/control.sock"
+
+
 def test_mjpeg_cannot_rotate_or_flip(tmp_path: Path) -> None:
     path = write(tmp_path, 'format = "mjpeg"\n')
     assert load(path).format == "mjpeg"

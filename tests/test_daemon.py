@@ -842,20 +842,31 @@ def test_control_flood_leaves_the_daemon_serving(run_daemon: Callable[..., Daemo
                 cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
                 frames0 = d.status()["frames_received"]
                 for _ in range(3):
-                    started = time.monotonic()
+                    # The command as a user runs it (its own timeout bounds it) ...
                     r = run_cli("snapshot", "--socket", d.sock, "--timeout", "5")
-                    took = time.monotonic() - started
                     assert r.returncode == 0, r.stderr
                     assert Path(r.stdout.strip()).read_bytes() in frames_of(sim)
-                    assert took < 5 + 5  # its timeout plus the client's own margin
+                    # ... and the same request timed without a Python start-up in it.
+                    started = time.monotonic()
+                    reply = request(d.sock, {"cmd": "snapshot", "timeout": 5}, timeout=10)
+                    assert reply["ok"], reply
+                    assert time.monotonic() - started < 10  # generous: its timeout is 5 s
                     now = proc_status(d.proc.pid)
                     assert now["Threads"] <= before["Threads"]  # never a thread per client
                     assert now["VmRSS"] - before["VmRSS"] < 64 * 1024  # KiB
-                    assert open_fds(d.proc.pid) <= fds_before + MAX_CONNECTIONS + 2
+                    assert open_fds(d.proc.pid) <= fds_before + MAX_CONNECTIONS + 4  # + transients
                 wait_for(
                     lambda: d.status()["frames_received"] >= frames0 + 30,
                     what="frames flowing during the flood",
                 )
+                wait_for(
+                    lambda: (
+                        any("too long" in m for m in extra_log)
+                        and any("nested too deeply" in m for m in extra_log)
+                    ),
+                    what="answers to the 1 MiB and the deeply nested request",
+                )
+                time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))  # a window of 3 s at least
                 window = time.monotonic() - t0
                 used = cpu_seconds(d.proc.pid) - cpu0
             finally:
@@ -864,8 +875,6 @@ def test_control_flood_leaves_the_daemon_serving(run_daemon: Callable[..., Daemo
         # Liveness, not speed: busy with 500 reconnects a second, but not a spinning core.
         assert used < 0.9 * window, f"{used:.2f} s of CPU in {window:.2f} s"
         assert flood.closed_by_server > 0
-        assert any("too long" in m for m in extra_log), extra_log[:5]
-        assert any("nested too deeply" in m for m in extra_log), extra_log[:5]
         assert "Traceback" not in d.log.read_text()
         # Afterwards everything is as before.
         wait_for(lambda: open_fds(d.proc.pid) <= fds_before + 2, what="descriptors released")

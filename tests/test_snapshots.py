@@ -271,3 +271,20 @@ def test_read_only_errors_explain_the_service_sandbox(monkeypatch: pytest.Monkey
     monkeypatch.delenv("INVOCATION_ID")
     msg = snapshots.describe_os_error(erofs, "/mnt/cd")
     assert "mounted read-only" in msg and "ReadWritePaths" not in msg
+
+
+def test_a_failing_on_saved_listener_does_not_stop_the_writer(tmp_path: Path) -> None:
+    def broken(path: str) -> None:
+        raise RuntimeError("listener bug")
+
+    w = SnapshotWriter(str(tmp_path), on_saved=broken)
+    w.start()
+    try:
+        for i in range(2):
+            req = SnapshotRequest("test")
+            w.save(b"frame%d" % i, req)
+            result = req.wait(5)
+            assert result is not None and result.path is not None
+    finally:
+        w.stop()
+    assert w.taken == 2
