@@ -126,6 +126,20 @@ class Recorder:
         pass
 
 
+def unsent_session(**overrides: Any) -> Session:
+    """A Session for 127.0.0.1 port 9 that is built but never run: for set-up and error paths."""
+    options: dict[str, Any] = {
+        "device_ip": "127.0.0.1",
+        "stream_port": 9,
+        "event_port": 9,
+        "reassembler": Reassembler(),
+        "tracker": ButtonTracker(),
+        "listener": Recorder(),
+    }
+    options.update(overrides)
+    return Session(**options)
+
+
 @pytest.fixture
 def device() -> Iterator[ScriptedDevice]:
     d = ScriptedDevice()
@@ -257,15 +271,7 @@ def test_no_netlink_is_a_clear_error_at_open() -> None:
     def sandboxed(ip: str) -> Route:
         raise NetlinkUnavailable("netlink sockets are not allowed here; AF_NETLINK or --interface")
 
-    s = Session(
-        device_ip="127.0.0.1",
-        stream_port=9,
-        event_port=9,
-        reassembler=Reassembler(),
-        tracker=ButtonTracker(),
-        listener=Recorder(),
-        link=DeviceLink("127.0.0.1", route=sandboxed),
-    )
+    s = unsent_session(link=DeviceLink("127.0.0.1", route=sandboxed))
     with pytest.raises(BridgeError, match="AF_NETLINK or --interface"):
         s.open()
 
@@ -324,14 +330,7 @@ class Unroutable:
 
 def test_unreachable_network_is_a_waiting_state_not_an_error(caplog: Any) -> None:
     listener = Recorder()
-    s = Session(
-        device_ip="127.0.0.1",
-        stream_port=9,
-        event_port=9,
-        reassembler=Reassembler(),
-        tracker=ButtonTracker(),
-        listener=listener,
-    )
+    s = unsent_session(listener=listener)
     with caplog.at_level("WARNING"):
         for _ in range(5):
             s._send(Unroutable(), HEARTBEAT, ("127.0.0.1", 9), "heartbeat")  # type: ignore[arg-type]
@@ -353,15 +352,7 @@ def test_receive_buffer_is_requested_and_reported(device: ScriptedDevice) -> Non
 
 
 def test_interface_binding_errors_say_what_to_do() -> None:
-    s = Session(
-        device_ip="127.0.0.1",
-        stream_port=9,
-        event_port=9,
-        reassembler=Reassembler(),
-        tracker=ButtonTracker(),
-        listener=Recorder(),
-        interface="nosuchif0",
-    )
+    s = unsent_session(interface="nosuchif0")
     with pytest.raises(BridgeError, match="ip link"):
         s.open()
 
@@ -375,15 +366,7 @@ class RefusesBindToDevice:
 
 
 def test_bindtodevice_refused_falls_back_to_the_arrival_check(caplog: Any) -> None:
-    s = Session(
-        device_ip="127.0.0.1",
-        stream_port=9,
-        event_port=9,
-        reassembler=Reassembler(),
-        tracker=ButtonTracker(),
-        listener=Recorder(),
-        interface="lo",
-    )
+    s = unsent_session(interface="lo")
     with caplog.at_level("INFO", logger="bridge.session"):
         assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
         assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
