@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The `borescope-bridge` command: run, simulate, snapshot, status, demo, doctor.
+"""The `borescope-bridge` command: run, simulate, snapshot, status, url, demo, doctor.
 
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
@@ -51,6 +51,18 @@ examples:
       state, resolution, fps, frame counters, latency, snapshots, camera, uptime
   borescope-bridge status --json | jq .fps
       machine-readable, for scripts and monitoring"""
+
+URL_EXAMPLES = """\
+examples:
+  xdg-open "$(borescope-bridge url)"
+      open the live view (picture, snapshot button, recent snapshots) in your browser
+  borescope-bridge url --lan --qr
+      the address a phone on the same network uses, as a QR code for its camera
+  borescope-bridge url --socket /run/user/1000/borescope-bridge/control.sock
+      the page of a daemon started with `run` by a user (or by `demo`)
+
+The address contains the page's access token: share it only with people who may see the
+borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
 
 DEMO_EXAMPLES = """\
 examples:
@@ -154,6 +166,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user)",
     )
     g.add_argument(
+        "--http",
+        metavar="HOST:PORT|off",
+        help="where the web page listens (default 127.0.0.1:8031: this machine only; "
+        "0.0.0.0:8031 for phones on the network; off to turn it off)",
+    )
+    g.add_argument(
         "--config",
         metavar="PATH",
         help="TOML config file (default /etc/borescope-bridge/config.toml if it "
@@ -178,6 +196,7 @@ RUN_KEYS = (
     "wait",
     "linger",
     "format",
+    "http",
 )
 
 
@@ -225,6 +244,33 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         raise BridgeError(f"snapshot failed: {reply.get('error', 'unknown error')}")
     print(reply["path"])
+    return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    from bridge.control import request
+    from bridge.web.urls import lan_urls, loopback_only_advice, qr_text
+
+    path = _socket_path(args)
+    reply = request(path, {"cmd": "url"}, timeout=args.timeout)
+    if not reply.get("ok"):
+        raise BridgeError(f"url failed: {reply.get('error', 'unknown error')}")
+    url = str(reply["url"])
+    if args.lan:
+        if str(reply["host"]).startswith("127."):
+            raise BridgeError(loopback_only_advice(int(reply["port"])))
+        urls = lan_urls(str(reply["host"]), int(reply["port"]), str(reply["token"]))
+        if not urls:
+            raise BridgeError(
+                "this machine has no network address besides loopback: connect it to the "
+                "network the phone is on"
+            )
+        url = urls[0]
+        for other in urls[1:]:
+            print(f"(also: {other})", file=sys.stderr)
+    if args.qr:
+        sys.stdout.write(qr_text(url))
+    print(url)
     return 0
 
 
@@ -375,6 +421,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
               borescope-bridge run         bridge a plugged-in borescope (the service usually does)
               borescope-bridge snapshot    save the next frame of the running bridge
               borescope-bridge status      what the running bridge is doing
+              borescope-bridge url         the address of the live view in a browser
 
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
@@ -428,6 +475,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             STATUS_EXAMPLES,
             cmd_status,
         ),
+        (
+            "url",
+            "print the web page's address (with its access token)",
+            "Print the address of the running daemon's web page (live picture, snapshot "
+            "button, recent snapshots), including its access token.",
+            URL_EXAMPLES,
+            cmd_url,
+        ),
     ):
         p = _subparser(sub, name, help_, desc, epi)
         p.add_argument(
@@ -445,6 +500,13 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "url":
+            p.add_argument(
+                "--lan",
+                action="store_true",
+                help="the address for another device on the network (a phone), not 127.0.0.1",
+            )
+            p.add_argument("--qr", action="store_true", help="also draw the address as a QR code")
         p.set_defaults(func=func)
 
     p = _subparser(

@@ -3,7 +3,9 @@
 
 This is what `make demo` runs on a machine with no borescope: the simulator binds
 127.0.0.1 on free ports, the daemon talks to it exactly as it would to the device,
-and the user is told where the picture is and how to take a snapshot.
+and the user is told where the picture is and how to take a snapshot. The web page is where a
+newcomer without v4l2loopback sees the picture: on 127.0.0.1:8031, or a free port if that
+one is taken (by the service, say).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -20,6 +23,20 @@ from typing import Any
 from bridge.errors import CameraError
 
 STATUS_EVERY_S = 3.0
+DEMO_HTTP_PORT = 8031
+
+
+def _http_address() -> str:
+    """127.0.0.1:8031 when free, else 127.0.0.1:0 (a free port, which `url` reports)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", DEMO_HTTP_PORT))
+    except OSError:
+        return "127.0.0.1:0"
+    finally:
+        probe.close()
+    return f"127.0.0.1:{DEMO_HTTP_PORT}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,8 +132,10 @@ def main(args: argparse.Namespace) -> int:
             wait=10.0,
             linger=0.0,
             fps_hint=args.fps,
+            http=_http_address(),
         )
-        daemon = Daemon(cfg)
+        # A fresh token per demo, kept with the demo's other files (not in the user's state).
+        daemon = Daemon(cfg, state_dir=str(work))
         # SIGUSR2 presses the simulated borescope's button: the real hardware-button path.
         signal.signal(signal.SIGUSR2, lambda *_: sim.press_button(1))
         _explain(cfg, camera, note)
@@ -167,6 +186,14 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
 
 
 def _status_printer(daemon: Any, stop: threading.Event) -> None:
+    while daemon.web is None and daemon.web_error is None and not stop.wait(0.05):
+        pass
+    if daemon.web is not None:
+        _say(f"  the web page:    {daemon.web.url}")
+        sock = daemon.config.control_socket
+        _say(f"                   (xdg-open it; or: borescope-bridge url --socket {sock})")
+    elif daemon.web_error:
+        _say(f"  the web page:    not available: {daemon.web_error}")
     while not stop.wait(STATUS_EVERY_S):
         try:
             line = daemon.status_line()

@@ -120,6 +120,8 @@ class Daemon:
             self.sock,
             *extra,
         ]
+        if "--http" not in extra:  # a free port: never the service's 8031
+            self.argv += ["--http", "127.0.0.1:0"]
         if snapshot_flag:
             self.argv += ["--snapshot-dir", str(self.snapdir)]
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - lives as long as the process
@@ -127,7 +129,13 @@ class Daemon:
             self.argv,
             stdout=subprocess.DEVNULL,
             stderr=self._log_fh,
-            env=clean_env(NOTIFY_SOCKET=self.notify_path, **(env or {})),
+            env=clean_env(
+                **{
+                    "NOTIFY_SOCKET": self.notify_path,
+                    "XDG_STATE_HOME": str(tmp / "state"),  # the web page's token
+                    **(env or {}),
+                }
+            ),
         )
         # Drain the notify socket all the time, as systemd does: a full queue blocks sd_notify.
         self._closing = threading.Event()
