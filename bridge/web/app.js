@@ -37,8 +37,16 @@
   }
   $("rotate").addEventListener("click", () => { look.rotate = (look.rotate + 90) % 360; saveLook(); layout(); });
   $("mirror").addEventListener("click", () => { look.mirror = !look.mirror; saveLook(); layout(); });
-  window.addEventListener("resize", layout);
+  // The view changes size when the strip appears or the phone turns; the picture's size
+  // changes with the borescope's resolution (multipart parts fire no load event everywhere).
+  if (window.ResizeObserver) new ResizeObserver(layout).observe(view);
+  else window.addEventListener("resize", layout);
   img.addEventListener("load", layout);
+  let laidOut = "";
+  setInterval(() => {
+    const key = `${img.naturalWidth}x${img.naturalHeight}`;
+    if (key !== laidOut) { laidOut = key; layout(); }
+  }, 250);
 
   // ---- the picture ----------------------------------------------------------------------
   function setMode(m) { mode = m; document.body.dataset.mode = m; }

@@ -1,0 +1,317 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The web page in a real browser: Debian's chromium, headless, driven by Selenium through
+chromium-driver, against the real daemon fed by the simulator.
+
+What a person would check, checked on the screenshot's pixels: the simulator's moving picture
+is on the page; the snapshot button saves a frame that was sent; the borescope's own button
+makes the page flash and adds to the strip; the no-signal picture when the borescope is gone
+and the live picture again when it is back; at a phone's 390x844 the picture and the button
+are on screen without scrolling. The screenshots are kept for a developer to look at, in
+$BORESCOPE_SCREENSHOTS or .pytest-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from test_daemon import REPO, Daemon, run_cli
+from waiting import wait_for
+
+from bridge.camera import no_signal_bgr
+from bridge.simulator import Simulator, SimulatorConfig
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None or CHROMEDRIVER is None,
+        reason="needs Debian's chromium and chromium-driver (make deps installs them: "
+        "apt-get install chromium chromium-driver)",
+    ),
+]
+SIZE = (640, 480)
+# Mean absolute difference (0..255) between the page's picture and the best-matching sent
+# frame. Chromium's scaling and JPEG decoding differ from OpenCV's by a few levels; another
+# frame of the loop or the no-signal picture differs by tens.
+MATCH = 10.0
+BOX = "document.getElementById('{}').getBoundingClientRect().toJSON()"
+
+
+def screenshot_dir() -> Path:
+    d = Path(os.environ.get("BORESCOPE_SCREENSHOTS") or REPO / ".pytest-artifacts" / "web")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="borescope-chromium-")
+    opts = Options()
+    opts.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless",
+        "--no-sandbox",  # as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--window-size=1280,800",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(driver: Any, name: str) -> np.ndarray:
+    png = driver.get_screenshot_as_png()
+    (screenshot_dir() / f"{name}.png").write_bytes(png)
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
+    return img
+
+
+def picture(driver: Any, screen: np.ndarray) -> np.ndarray:
+    """The part of the screenshot where the page shows the picture (unrotated view)."""
+    r = driver.execute_script(
+        "const r = document.getElementById('live').getBoundingClientRect();"
+        "return [r.left, r.top, r.width, r.height];"
+    )
+    x, y, w, h = (round(v) for v in r)
+    assert w > 100 and h > 100, r
+    # A pixel in from each edge: the scaled picture's border pixels blend with the background.
+    return screen[y + 2 : y + h - 2, x + 2 : x + w - 2]
+
+
+def best_match(region: np.ndarray, candidates: list[np.ndarray]) -> tuple[int, float]:
+    h, w = region.shape[:2]
+    scores = []
+    for img in candidates:
+        full = cv2.resize(img, (w + 4, h + 4), interpolation=cv2.INTER_AREA)
+        scores.append(float(np.mean(cv2.absdiff(full[2 : h + 2, 2 : w + 2], region))))
+    k = int(np.argmin(scores))
+    return k, scores[k]
+
+
+def decoded(frames: list[bytes]) -> list[np.ndarray]:
+    return [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in frames]
+
+
+def js(driver: Any, expr: str) -> Any:
+    return driver.execute_script(f"return {expr};")
+
+
+@contextlib.contextmanager
+def device(**kw: Any) -> Iterator[Simulator]:
+    sim = Simulator(SimulatorConfig(bind="127.0.0.1", resolution=SIZE, seed=7, **kw))
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
+    stack = contextlib.ExitStack()
+    sim = stack.enter_context(device(stream_port=0, event_port=0))
+    d = Daemon(tmp_path, sim, "--linger", "0")
+    try:
+        d.wait_streaming()
+        frames = decoded(sim.frames)
+        nosignal = no_signal_bgr(*SIZE)
+        r = run_cli("url", "--socket", d.sock)
+        assert r.returncode == 0, r.stderr
+        url = r.stdout.strip()
+
+        # Loaded from `borescope-bridge url`: the token becomes a cookie, the address is clean.
+        browser.get(url)
+        wait_for(
+            lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+            what="the picture on the page",
+        )
+        assert "token=" not in browser.current_url
+        assert js(browser, "document.body.dataset.mode") == "stream"  # no fallback in Chromium
+        wait_for(
+            lambda: js(browser, "document.getElementById('status').textContent").startswith(
+                "streaming · 640x480"
+            ),
+            what="the status line",
+        )
+
+        # The whole picture, as large as the view allows (the strip appearing later resizes it).
+        def fits() -> bool:
+            img, view = js(browser, BOX.format("live")), js(browser, BOX.format("view"))
+            inside = all(
+                view[a] - 0.5 <= img[a] and img[b] <= view[b] + 0.5
+                for a, b in (("left", "right"), ("top", "bottom"))
+            )
+            full = max(img["width"] / view["width"], img["height"] / view["height"]) > 0.99
+            return inside and full
+
+        wait_for(fits, what="the picture to fit the view")
+
+        # The simulator's moving picture: two screenshots match two different sent frames.
+        seen = []
+        for n in range(2):
+            screen = shot(browser, f"desktop-live-{n}")
+            k, score = best_match(picture(browser, screen), frames)
+            assert score < MATCH, f"the page's picture matches no sent frame ({score:.1f})"
+            _, ns = best_match(picture(browser, screen), [nosignal])
+            assert ns > 3 * score
+            seen.append(k)
+            time.sleep(0.5)
+        assert seen[0] != seen[1], "the picture does not move"
+
+        # The snapshot button: a file byte-identical to a sent frame, a flash, the strip.
+        browser.find_element("id", "snap").click()
+        files = wait_for(lambda: d.jpgs(), what="the page's snapshot")
+        assert files[0].read_bytes() in set(sim.frames)
+        wait_for(lambda: js(browser, "document.body.dataset.flashes") == "1", what="a flash")
+        wait_for(
+            lambda: js(browser, "document.querySelectorAll('#strip a').length") == 1,
+            what="the strip",
+        )
+        assert js(browser, "document.querySelector('#strip a').dataset.name") == files[0].name
+
+        # The borescope's own button (the simulator's): flash, and first in the strip.
+        sim.press_button(1)
+        wait_for(
+            lambda: js(browser, "document.body.dataset.flashes") == "2",
+            what="a flash for the hardware button",
+        )
+        assert js(browser, "document.getElementById('flash').classList.contains('on')")
+        shot(browser, "desktop-button-flash")
+        wait_for(lambda: len(d.jpgs()) == 2, what="the button's snapshot")
+        newest = max(d.jpgs(), key=lambda p: p.stat().st_mtime)
+        wait_for(
+            lambda: js(browser, "document.querySelector('#strip a').dataset.name") == newest.name,
+            what="the new snapshot first in the strip",
+        )
+        assert newest.read_bytes() in set(sim.frames)
+        # Tapping a snapshot opens it: the link serves the very file.
+        href = js(browser, "document.querySelector('#strip a').href")
+        assert href.endswith(f"/snapshots/{newest.name}")
+        time.sleep(0.5)  # let the flash fade before the next screenshot
+        wait_for(fits, what="the picture to fit the view above the strip")
+        screen = shot(browser, "desktop-strip")
+        assert best_match(picture(browser, screen), frames)[1] < MATCH
+
+        # Rotate for this viewer: kept by the browser, picture turned on screen.
+        browser.find_element("id", "rotate").click()
+        browser.refresh()
+        wait_for(
+            lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+            what="the picture after reload",
+        )
+        rect = wait_for(
+            lambda: (r := js(browser, BOX.format("live")))["height"] > r["width"] and r,
+            what="the picture turned by 90 degrees (4:3 becomes 3:4)",
+        )
+        time.sleep(0.3)
+        rect = js(browser, BOX.format("live"))
+        screen = shot(browser, "desktop-rotated")
+        region = screen[
+            round(rect["y"]) + 2 : round(rect["y"] + rect["height"]) - 2,
+            round(rect["x"]) + 2 : round(rect["x"] + rect["width"]) - 2,
+        ]
+        turned = [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in frames]
+        assert best_match(region, turned)[1] < MATCH
+        browser.find_element("id", "rotate").click()
+        browser.find_element("id", "rotate").click()
+        browser.find_element("id", "rotate").click()  # back to 0 for the phone
+
+        # A phone: 390x844, the picture and the big button on screen without scrolling.
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+        )
+        browser.refresh()
+        wait_for(
+            lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+            what="the picture on the phone",
+        )
+        time.sleep(0.3)
+        layout = js(
+            browser,
+            "{view: [innerWidth, innerHeight],"
+            " scroll: [document.documentElement.scrollWidth,"
+            " document.documentElement.scrollHeight],"
+            " img: document.getElementById('live').getBoundingClientRect().toJSON(),"
+            " snap: document.getElementById('snap').getBoundingClientRect().toJSON()}",
+        )
+        assert layout["view"] == [390, 844], layout
+        assert layout["scroll"][0] <= 390 and layout["scroll"][1] <= 844, layout
+        for key in ("img", "snap"):
+            box = layout[key]
+            assert box["left"] >= 0 and box["top"] >= 0, layout
+            assert box["right"] <= 390 + 0.5 and box["bottom"] <= 844 + 0.5, layout
+        assert layout["img"]["width"] >= 380  # as large as the screen allows
+        assert layout["snap"]["height"] >= 48 and layout["snap"]["width"] >= 150  # a big button
+        screen = shot(browser, "phone-live")
+        assert best_match(picture(browser, screen), frames)[1] < MATCH
+
+        # Safari's path, forced: single pictures from /frame.jpg in a loop.
+        browser.get(url.split("?")[0] + "?poll=1")
+        wait_for(
+            lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+            what="the polled picture",
+        )
+        assert js(browser, "document.body.dataset.mode") == "poll"
+        screen = shot(browser, "phone-polling")
+        assert best_match(picture(browser, screen), frames)[1] < MATCH
+        browser.get(url.split("?")[0])
+
+        # The borescope goes away: the no-signal picture and status; back by itself after.
+        ports = (sim.stream_port, sim.event_port)
+        stack.close()
+        wait_for(
+            lambda: "no signal" in js(browser, "document.getElementById('status').textContent"),
+            what="no signal in the status line",
+        )
+
+        def shows_no_signal() -> bool:
+            screen = shot(browser, "phone-no-signal")
+            return best_match(picture(browser, screen), [nosignal])[1] < MATCH
+
+        wait_for(shows_no_signal, what="the no-signal picture", poll_s=0.5)
+        sim = stack.enter_context(device(stream_port=ports[0], event_port=ports[1]))
+        frames = decoded(sim.frames)
+
+        def live_again() -> bool:
+            screen = shot(browser, "phone-back")
+            return best_match(picture(browser, screen), frames)[1] < MATCH
+
+        wait_for(live_again, what="the live picture again", poll_s=0.5)
+        assert js(browser, "document.getElementById('status').textContent").startswith("streaming")
+        # Closing the page closes its stream.
+        browser.get("about:blank")
+        wait_for(lambda: d.status()["stream_clients"] == 0, what="the stream to close")
+    finally:
+        d.close()
+        stack.close()
