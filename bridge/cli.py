@@ -301,6 +301,14 @@ def format_status(s: dict[str, Any]) -> str:
     camera = s.get("camera") or "none"
     if s.get("camera_error"):
         camera += f" ({s['camera_error']})"
+    http = s.get("http") or "off"
+    if s.get("http_error"):
+        web_text = f"not served: {s['http_error']}"
+    elif http == "off":
+        web_text = "off"
+    else:
+        n = s.get("stream_clients") or 0
+        web_text = f"http://{http}/ ({n} viewer{'s' if n != 1 else ''}; `borescope-bridge url`)"
     rows = [
         ("state", s.get("state")),
         (
@@ -334,6 +342,7 @@ def format_status(s: dict[str, Any]) -> str:
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
         ("camera", camera),
         ("recording", rec_text),
+        ("web page", web_text),
         ("receive buffer", rb_text),
         ("uptime", f"{_fmt(s.get('uptime_s'))} s"),
     ]

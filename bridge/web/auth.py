@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_FILE = "http-token"
 TOKEN_BYTES = 24  # 192 bits; token_urlsafe gives 32 characters
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")  # at least 128 bits of urlsafe base64
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")  # at least 128 bits of urlsafe base64
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Borescope-Token"
 
@@ -42,7 +42,7 @@ def load_or_create_token(state_dir: str, mode: int) -> str:
             token = fh.read().strip()
     except FileNotFoundError:
         token = ""
-    if _TOKEN_RE.match(token):
+    if _TOKEN_RE.fullmatch(token):
         return token
     if token:
         log.warning("%s does not hold a valid token: making a new one", path)

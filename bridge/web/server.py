@@ -58,7 +58,8 @@ BOUNDARY = "borescope-frame"
 NO_SIGNAL_SIZE = (640, 480)
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
 # Exactly the names bridge/snapshots.py produces: borescope-YYYYMMDD-HHMMSS-mmm(-N).jpg
-SNAPSHOT_NAME = re.compile(r"^borescope-\d{8}-\d{6}-\d{3}(?:-\d{1,4})?\.jpg$")
+# (fullmatch, ASCII digits: "$" would allow a trailing newline, "\d" other scripts' digits)
+SNAPSHOT_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}-[0-9]{3}(?:-[0-9]{1,4})?\.jpg")
 PAGE_FILES = {"/app.js": "text/javascript", "/style.css": "text/css"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -100,7 +101,7 @@ def list_snapshots(directory: str) -> list[dict[str, Any]]:
     except OSError:
         return []
     for entry in entries:
-        if not SNAPSHOT_NAME.match(entry.name):
+        if not SNAPSHOT_NAME.fullmatch(entry.name):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
@@ -114,7 +115,7 @@ def list_snapshots(directory: str) -> list[dict[str, Any]]:
 
 def read_snapshot(directory: str, name: str) -> bytes | None:
     """The file's bytes if `name` is ours and a regular file (no symlink followed), else None."""
-    if not SNAPSHOT_NAME.match(name):
+    if not SNAPSHOT_NAME.fullmatch(name):
         return None
     try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
