@@ -39,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"stream refused: {head.splitlines()[0]!r}")
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
-    sel.register(sys.stdin, selectors.EVENT_READ)
+    sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
     print("ready", flush=True)
     total = 0
     while True:
         for key, _ in sel.select(1.0):
-            if key.fileobj is sys.stdin:
+            if key.data == "stdin":
                 line = sys.stdin.readline()
                 if not line or line.strip() == "quit":
                     print(json.dumps({"bytes": total}), flush=True)
