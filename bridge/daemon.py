@@ -99,6 +99,7 @@ class Daemon:
         log_fields: dict[str, Any] | None = None,
         output_factory: Callable[[Config], Any] = make_output,
         state_dir: str | None = None,
+        http_fallback: str | None = None,
     ) -> None:
         from bridge.buttons import ButtonTracker
         from bridge.decode import jpeg_dimensions
@@ -117,6 +118,7 @@ class Daemon:
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
         self._state_dir = state_dir
+        self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
         self.session = Session(
@@ -224,9 +226,19 @@ class Daemon:
         try:
             web.start()
         except BridgeError as exc:
-            self.web_error = str(exc)
-            log.error("%s; the camera and snapshots work without it", exc)
-            return False
+            fallback = parse_http(self._http_fallback) if self._http_fallback else None
+            if fallback is None:
+                self.web_error = str(exc)
+                log.error("%s; the camera and snapshots work without it", exc)
+                return False
+            log.info("the web page cannot use %s (%s): trying %s", self.config.http, exc, fallback)
+            web = WebServer(self.feed, fallback[0], fallback[1], token)
+            try:
+                web.start()
+            except BridgeError as again:
+                self.web_error = str(again)
+                log.error("%s; the camera and snapshots work without it", again)
+                return False
         self.web = web
         return True
 

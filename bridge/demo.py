@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -23,20 +22,8 @@ from typing import Any
 from bridge.errors import CameraError
 
 STATUS_EVERY_S = 3.0
-DEMO_HTTP_PORT = 8031
-
-
-def _http_address() -> str:
-    """127.0.0.1:8031 when free, else 127.0.0.1:0 (a free port, which `url` reports)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", DEMO_HTTP_PORT))
-    except OSError:
-        return "127.0.0.1:0"
-    finally:
-        probe.close()
-    return f"127.0.0.1:{DEMO_HTTP_PORT}"
+DEMO_HTTP = "127.0.0.1:8031"
+DEMO_HTTP_FALLBACK = "127.0.0.1:0"  # a free port, when the service (say) has 8031
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,10 +119,10 @@ def main(args: argparse.Namespace) -> int:
             wait=10.0,
             linger=0.0,
             fps_hint=args.fps,
-            http=_http_address(),
+            http=DEMO_HTTP,
         )
         # A fresh token per demo, kept with the demo's other files (not in the user's state).
-        daemon = Daemon(cfg, state_dir=str(work))
+        daemon = Daemon(cfg, state_dir=str(work), http_fallback=DEMO_HTTP_FALLBACK)
         # SIGUSR2 presses the simulated borescope's button: the real hardware-button path.
         signal.signal(signal.SIGUSR2, lambda *_: sim.press_button(1))
         _explain(cfg, camera, note)

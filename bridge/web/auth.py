@@ -34,17 +34,28 @@ def cookie_name(port: int) -> str:
     return f"borescope_token_{port}"
 
 
-def load_or_create_token(state_dir: str, mode: int) -> str:
-    """The token kept in `state_dir`, made (atomically) on first start; OSError if impossible."""
-    path = os.path.join(state_dir, TOKEN_FILE)
+def _read_token(path: str) -> str | None:
+    """The token in `path`; None when there is no file, "" when it holds no valid token."""
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
             token = fh.read().strip()
     except FileNotFoundError:
-        token = ""
-    if _TOKEN_RE.fullmatch(token):
-        return token
-    if token:
+        return None
+    return token if _TOKEN_RE.fullmatch(token) else ""
+
+
+def load_or_create_token(state_dir: str, mode: int) -> str:
+    """The token kept in `state_dir`, made on first start; OSError if impossible.
+
+    Written to a temporary file, fsynced, then linked to its name: never half a token, and two
+    daemons starting at once end up with the same one (the second link fails and it reads the
+    first's). A damaged file is replaced.
+    """
+    path = os.path.join(state_dir, TOKEN_FILE)
+    found = _read_token(path)
+    if found:
+        return found
+    if found == "":
         log.warning("%s does not hold a valid token: making a new one", path)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     os.makedirs(state_dir, mode=0o750, exist_ok=True)
@@ -56,11 +67,21 @@ def load_or_create_token(state_dir: str, mode: int) -> str:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
+        if found is None:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                other = _read_token(path)
+                if other:
+                    return other
+                os.replace(tmp, path)
+            except OSError:  # a file system without hard links
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
     log.info("made a new access token for the web page in %s", path)
     return token
 

@@ -408,13 +408,17 @@ class WebServer:
             data = self.no_signal_jpeg()
         return web.Response(body=data, content_type="image/jpeg")
 
-    async def _next_frame(self, after: int) -> tuple[int, bytes, float] | None:
-        """The newest frame after sequence `after`, or None after IDLE_RESEND_S without one."""
+    async def _next_frame(self, after: int, live: bool) -> tuple[int, bytes, float] | None:
+        """The newest frame after sequence `after`; None after IDLE_RESEND_S without one, or at
+        once when the signal is lost while the viewer sees the live picture (`live`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + IDLE_RESEND_S
         while not self._stopping:
             seq, data, completed = self.feed.newest()
-            if seq != after and data is not None and self.feed.streaming:
+            if not self.feed.streaming:
+                if live:
+                    return None
+            elif seq != after and data is not None:
                 return seq, data, completed
             event = self._frame_event
             remaining = deadline - loop.time()
@@ -448,16 +452,20 @@ class WebServer:
             await response.prepare(request)
             await response.write(boundary[2:])
             sent = -1
+            live = False
             while not self._stopping:
-                item = await self._next_frame(sent)
+                item = await self._next_frame(sent, live)
                 if self._stopping:
                     break
                 completed: float | None = None
+                _seq, last, _t = self.feed.newest()
                 if item is not None:
                     sent, data, completed = item
+                    live = True
+                elif self.feed.streaming and last is not None:
+                    data, live = last, True  # streaming slowly: the last frame again
                 else:
-                    _seq, last, _t = self.feed.newest()
-                    data = last if self.feed.streaming and last else self.no_signal_jpeg()
+                    data, live = self.no_signal_jpeg(), False
                 head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
                 try:
                     await asyncio.wait_for(response.write(head + data + boundary), STALL_S)
