@@ -231,7 +231,12 @@ class Daemon:
                 self.web_error = str(exc)
                 log.error("%s; the camera and snapshots work without it", exc)
                 return False
-            log.info("the web page cannot use %s (%s): trying %s", self.config.http, exc, fallback)
+            log.info(
+                "the web page cannot use %s (%s): trying %s",
+                self.config.http,
+                exc,
+                self._http_fallback,
+            )
             web = WebServer(self.feed, fallback[0], fallback[1], token)
             try:
                 web.start()
