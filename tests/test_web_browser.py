@@ -241,6 +241,16 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         ]
         turned = [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in frames]
         assert best_match(region, turned)[1] < MATCH
+        # Mirror on top of the rotation: left and right swap as the viewer sees them.
+        browser.find_element("id", "mirror").click()
+        time.sleep(0.3)
+        screen = shot(browser, "desktop-rotated-mirrored")
+        region = screen[
+            round(rect["y"]) + 2 : round(rect["y"] + rect["height"]) - 2,
+            round(rect["x"]) + 2 : round(rect["x"] + rect["width"]) - 2,
+        ]
+        assert best_match(region, [cv2.flip(f, 1) for f in turned])[1] < MATCH
+        browser.find_element("id", "mirror").click()
         browser.find_element("id", "rotate").click()
         browser.find_element("id", "rotate").click()
         browser.find_element("id", "rotate").click()  # back to 0 for the phone

@@ -32,8 +32,9 @@
     const s = Math.min(view.clientWidth / (turned ? h : w), view.clientHeight / (turned ? w : h));
     img.style.width = `${w * s}px`;
     img.style.height = `${h * s}px`;
+    // Mirror last, so it flips left and right as the viewer sees it, whatever the rotation.
     img.style.transform =
-      `translate(-50%, -50%) rotate(${look.rotate}deg) scaleX(${look.mirror ? -1 : 1})`;
+      `translate(-50%, -50%) scaleX(${look.mirror ? -1 : 1}) rotate(${look.rotate}deg)`;
   }
   $("rotate").addEventListener("click", () => { look.rotate = (look.rotate + 90) % 360; saveLook(); layout(); });
   $("mirror").addEventListener("click", () => { look.mirror = !look.mirror; saveLook(); layout(); });
