@@ -685,6 +685,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
             control_socket=str(tmp_path / "c.sock"),
             wait=0,
             linger=0,
+            http="off",
         )
         fields: dict[str, Any] = {}
         daemon = BridgeDaemon(
