@@ -13,9 +13,11 @@ $BORESCOPE_SCREENSHOTS or .pytest-artifacts/web/.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +80,9 @@ def browser() -> Iterator[Any]:
         "--hide-scrollbars",
         "--force-device-scale-factor=1",
         "--window-size=1280,800",
+        # The attacker's name: evil.test resolves to 127.0.0.1, as after DNS rebinding.
+        "--host-resolver-rules=MAP evil.test 127.0.0.1",
+        "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
         f"--user-data-dir={profile}",
     ):
         opts.add_argument(arg)
@@ -324,3 +329,100 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
     finally:
         d.close()
         stack.close()
+
+
+ATTACK_PAGE = """<!doctype html><meta charset=utf-8><title>cats</title>
+<img id=img src="http://127.0.0.1:{port}/frame.jpg">
+<iframe name=sink></iframe>
+<form id=form method=post action="http://127.0.0.1:{port}/api/snapshot" target=sink>
+<input name=a value=1></form>
+<script>
+const out = {{}};
+out.pixels = "no picture";
+img.onload = () => {{
+  out.img = "shown " + img.naturalWidth;
+  try {{
+    const c = document.createElement("canvas");
+    c.width = 8; c.height = 8;
+    c.getContext("2d").drawImage(img, 0, 0, 8, 8);
+    out.pixels = "READ " + c.getContext("2d").getImageData(0, 0, 1, 1).data.join(",");
+  }} catch (e) {{ out.pixels = "refused"; }}
+}};
+img.onerror = () => {{ out.img = "refused"; }};
+fetch("http://127.0.0.1:{port}/api/status", {{credentials: "include"}})
+  .then((r) => r.text()).then((t) => {{ out.status = "READ " + t.slice(0, 40); }})
+  .catch(() => {{ out.status = "refused"; }});
+fetch("http://127.0.0.1:{port}/api/snapshot", {{method: "POST", credentials: "include",
+  headers: {{"X-Borescope-Token": "guess"}}}})
+  .then((r) => {{ out.post = "status " + r.status; }})
+  .catch(() => {{ out.post = "refused"; }});
+form.submit();
+setTimeout(() => {{ out.done = true; window.attack = out; }}, 3000);
+</script>"""
+
+
+def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Path) -> None:
+    """The user has the page open (cookie set); a site of the attacker's, in the same browser,
+    tries to show the picture, read the status, take snapshots, and rebinds its name to
+    127.0.0.1 to talk to the page as if it were its own."""
+    with device(stream_port=0, event_port=0) as sim:
+        d = Daemon(tmp_path, sim)
+        try:
+            d.wait_streaming()
+            url = run_cli("url", "--socket", d.sock).stdout.strip()
+            port = int(url.split(":")[2].split("/")[0])
+            browser.get(url)
+            wait_for(
+                lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+                what="the page, with its cookie",
+            )
+            page = ATTACK_PAGE.format(port=port).encode()
+
+            class Attacker(http.server.BaseHTTPRequestHandler):
+                def do_GET(self) -> None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    self.wfile.write(page)
+
+                def log_message(self, *args: Any) -> None:
+                    pass
+
+            evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+            threading.Thread(target=evil.serve_forever, daemon=True).start()
+            results = {}
+            try:
+                # Another site; and another port of 127.0.0.1 (another local user's server),
+                # which browsers count as the same site, so the cookie goes along.
+                for where in ("evil.test", "127.0.0.1"):
+                    browser.get(f"http://{where}:{evil.server_address[1]}/")
+                    results[where] = wait_for(
+                        lambda: js(browser, "window.attack"), what="the attack page to finish"
+                    )
+                    shot(browser, f"attacker-page-{where}")
+            finally:
+                evil.shutdown()
+                evil.server_close()
+            cross_site, other_port = results["evil.test"], results["127.0.0.1"]
+            # Another site: no cookie (SameSite=Strict), so 401: nothing shown, nothing read.
+            assert cross_site["img"] == "refused", cross_site
+            assert cross_site["pixels"] == "no picture", cross_site
+            # Another local port: the browser may show the user the picture, but the attacker's
+            # script can read none of it (no CORS: tainted canvas, unreadable responses).
+            assert other_port["img"] == "shown 640", other_port
+            assert other_port["pixels"] == "refused", other_port
+            for out in (cross_site, other_port):
+                assert out["status"] == "refused", out
+                assert out["post"] == "refused", out  # its preflight gets 405
+            assert d.snapshot()["ok"]  # sync: a snapshot the attacks queued would show too
+            assert len(d.jpgs()) == 1  # the form POSTs took none
+
+            # DNS rebinding: the attacker's name now points at 127.0.0.1, so its page would be
+            # same-origin with the bridge. The Host header gives it away.
+            browser.get(f"http://evil.test:{port}/api/status")
+            body = browser.find_element("tag name", "body").text
+            assert "not this machine's loopback address" in body, body
+            assert "state" not in body
+            shot(browser, "dns-rebinding-refused")
+        finally:
+            d.close()
