@@ -27,6 +27,8 @@ examples:
       a second borescope on a second USB adapter, shown upright on /dev/video2
   borescope-bridge run --camera none --record inspection.mjpeg
       no virtual camera; record every frame (play it with: ffplay -f mjpeg inspection.mjpeg)
+  borescope-bridge run --http 0.0.0.0:8031
+      also serve the web page to phones on the network (see `borescope-bridge url --lan`)
   borescope-bridge run --print-config
       show the effective settings (defaults < /etc/borescope-bridge/config.toml < flags)
 
@@ -67,8 +69,8 @@ borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) s
 DEMO_EXAMPLES = """\
 examples:
   borescope-bridge demo
-      simulated borescope + bridge on 127.0.0.1 until Ctrl-C; open the printed /dev/video
-      device in OBS, Cheese or `ffplay /dev/videoN`, or take snapshots from another terminal
+      simulated borescope + bridge on 127.0.0.1 until Ctrl-C; open the printed web page in a
+      browser, or the printed /dev/video device in OBS, Cheese or `ffplay /dev/videoN`
   borescope-bridge demo --camera none --duration 10
       a scripted 10 s run without a virtual camera"""
 
@@ -523,7 +525,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "demo",
         "try it without a borescope: simulator + bridge on loopback",
         "Start a simulated borescope and the bridge on 127.0.0.1, with the virtual "
-        "camera if one is available, and explain where to look. Runs until Ctrl-C.",
+        "camera if one is available and the web page (on port 8031, or a free one if that "
+        "is taken), and explain where to look. Runs until Ctrl-C.",
         DEMO_EXAMPLES,
     )
     from bridge.demo import add_arguments as demo_arguments

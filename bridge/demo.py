@@ -156,7 +156,7 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
         )
     else:
         _say(
-            "  the picture:     no virtual camera in this demo"
+            "  the picture:     in the web page (its address follows); no virtual camera"
             + (
                 f"\n                   ({note})"
                 if note
@@ -176,7 +176,7 @@ def _status_printer(daemon: Any, stop: threading.Event) -> None:
     while daemon.web is None and daemon.web_error is None and not stop.wait(0.05):
         pass
     if daemon.web is not None:
-        _say(f"  the web page:    {daemon.web.url}")
+        _say(f"\n  the web page:    {daemon.web.url}")
         sock = daemon.config.control_socket
         _say(f"                   (xdg-open it; or: borescope-bridge url --socket {sock})")
     elif daemon.web_error:
