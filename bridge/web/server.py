@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -185,11 +186,11 @@ class WebServer:
             sock.listen(64)
         except OSError as exc:
             sock.close()
-            hint = (
-                "another program (another borescope-bridge?) uses it"
-                if exc.errno == 98
-                else exc.strerror
-            )
+            hint = {
+                errno.EADDRINUSE: "another program (another borescope-bridge?) uses it",
+                errno.EADDRNOTAVAIL: "that address is not one of this machine's",
+                errno.EACCES: "ports below 1024 need privileges the daemon does not have",
+            }.get(exc.errno or 0, exc.strerror or str(exc))
             raise BridgeError(
                 f"cannot serve the web page on {self.host}:{self.port}: {hint}; choose another "
                 '--http HOST:PORT (config key http), or --http off (http = "off")'
@@ -210,12 +211,13 @@ class WebServer:
         assert loop is not None
         asyncio.set_event_loop(loop)
         runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
+        self._frame_event = asyncio.Event()
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, sock).start())
-            self._frame_event = asyncio.Event()
         except BaseException as exc:  # reported by start() in the daemon's thread
             self._start_error = exc
+            sock.close()
             self._ready.set()
             loop.close()
             return
