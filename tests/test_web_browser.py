@@ -332,13 +332,14 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
 
 
 ATTACK_PAGE = """<!doctype html><meta charset=utf-8><title>cats</title>
-<img id=img src="http://127.0.0.1:{port}/frame.jpg">
 <iframe name=sink></iframe>
 <form id=form method=post action="http://127.0.0.1:{port}/api/snapshot" target=sink>
 <input name=a value=1></form>
 <script>
 const out = {{}};
+window.attack = out;
 out.pixels = "no picture";
+const img = new Image();
 img.onload = () => {{
   out.img = "shown " + img.naturalWidth;
   try {{
@@ -349,6 +350,8 @@ img.onload = () => {{
   }} catch (e) {{ out.pixels = "refused"; }}
 }};
 img.onerror = () => {{ out.img = "refused"; }};
+img.src = "http://127.0.0.1:{port}/frame.jpg";  // after the handlers: no event missed
+document.body.append(img);
 fetch("http://127.0.0.1:{port}/api/status", {{credentials: "include"}})
   .then((r) => r.text()).then((t) => {{ out.status = "READ " + t.slice(0, 40); }})
   .catch(() => {{ out.status = "refused"; }});
@@ -357,7 +360,6 @@ fetch("http://127.0.0.1:{port}/api/snapshot", {{method: "POST", credentials: "in
   .then((r) => {{ out.post = "status " + r.status; }})
   .catch(() => {{ out.post = "refused"; }});
 form.submit();
-setTimeout(() => {{ out.done = true; window.attack = out; }}, 3000);
 </script>"""
 
 
@@ -397,7 +399,12 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
                 for where in ("evil.test", "127.0.0.1"):
                     browser.get(f"http://{where}:{evil.server_address[1]}/")
                     results[where] = wait_for(
-                        lambda: js(browser, "window.attack"), what="the attack page to finish"
+                        lambda: js(
+                            browser,
+                            "window.attack && window.attack.img && window.attack.status"
+                            " && window.attack.post && window.attack",
+                        ),
+                        what="the attack page to finish",
                     )
                     shot(browser, f"attacker-page-{where}")
             finally:
