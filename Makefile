@@ -17,8 +17,9 @@ PY := $(VENV)/bin/python
 # ---- system packages (Debian/Ubuntu names) that the venv and the tests need ----
 # python3-venv: the venv; gcc python3-dev pkg-config libsystemd-dev: building systemd-python;
 # libturbojpeg0: the fast decode path (bridge/decode.py; simplejpeg is the fallback);
-# systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo).
-APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod
+# systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo);
+# chromium + chromium-driver: the web page's browser test (tests/test_web_browser.py).
+APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver
 
 # ---- install layout ----
 # The installed venv uses the system interpreter: a pyenv or conda Python under /root or /home

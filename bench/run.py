@@ -5,6 +5,9 @@ The simulator's pre-encoded JPEGs (4:2:2, q80) for 480p, 720p and 1080p are repl
 datagrams over loopback UDP by a sender process (bench/sender.py) into a receiver process
 (bench/worker.py) that runs one variant: our pipeline in raw and mjpeg mode (the daemon's real
 Session receive loop, Reassembler and Pipeline), the naive reference path, and the floor.
+Then the web page: the same receive path feeding the web server (bridge.web) with 0, 1 and 4
+viewers of /stream.mjpeg in another process, for the extra CPU per frame per viewer and the
+added latency (frame complete -> bytes written to the viewer's socket).
 Numbers are informative; nothing here is a test.
 """
 
@@ -62,7 +65,12 @@ def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
     return out
 
 
-def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> dict[str, Any]:
+WEB_CLIENTS = (0, 1, 4)
+
+
+def run_variant(
+    variant: str, frames_dir: Path, steps: str, no_device: bool, clients: int = 0
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -76,6 +84,8 @@ def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> 
     ]
     if no_device:
         cmd.append("--no-device")
+    if clients:
+        cmd += ["--clients", str(clients)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:]}
@@ -156,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s} "
                     f"{fmt(s['faults'], '.0f'):>6s}  {s.get('ladder', '')}"
                 )
+        results["web"] = web_section(frames, steps.split(",")[0], args.quick)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    report(results)
+    report({k: v for k, v in results.items() if k != "web"})
     load = os.getloadavg()
     print(
         f"\n(total {time.monotonic() - started:.0f} s; load average at the end "
@@ -166,6 +177,43 @@ def main(argv: list[str] | None = None) -> int:
         "the machine inflates CPU times, latency tails and loss)"
     )
     return 0
+
+
+def web_section(
+    frames: dict[str, tuple[Path, int]], step: str, quick: bool
+) -> dict[str, dict[str, Any]]:
+    """The web page's cost: receive alone + web server, with 0, 1 and 4 stream viewers."""
+    print(
+        f"\n== web page: /stream.mjpeg viewers in another process ({step.replace(':', ' fps, ')}"
+        " frames; receive alone + the web server)"
+    )
+    print(
+        f"{'size':6s} {'viewers':>7s} {'CPU ms/fr':>9s} {'extra/viewer':>12s} {'p50 ms':>7s} "
+        f"{'p99 ms':>7s} {'parts/viewer/frame':>18s}"
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for name, _w, _h in RESOLUTIONS:
+        if quick and name != "720p":
+            continue
+        d, _avg = frames[name]
+        out[name] = {}
+        base = None
+        for n in WEB_CLIENTS:
+            r = run_variant("web", d, step, True, clients=n)
+            out[name][str(n)] = r
+            if "error" in r:
+                print(f"{name:6s} {n:7d} failed: {r['error']}")
+                continue
+            st = min(r["steps"][0], r.get("repeat", r["steps"][0]), key=lambda x: x["cpu_ms"])
+            if n == 0:
+                base = st["cpu_ms"]
+            extra = None if base is None or n == 0 else (st["cpu_ms"] - base) / n
+            print(
+                f"{name:6s} {n:7d} {fmt(st['cpu_ms']):>9s} {fmt(extra, '.3f'):>12s} "
+                f"{fmt(st['p50_ms']):>7s} {fmt(st['p99_ms']):>7s} "
+                f"{fmt(st.get('sent_per_client') if n else None):>18s}"
+            )
+    return out
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:

@@ -11,6 +11,9 @@ Variants:
            write), inline: what any decoding bridge must at least pay
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
+  web      receive alone plus the web page's server (bridge.web) with --clients viewers of
+           /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
+           its bytes written to a viewer's socket
 CPU is this process's CPU time (all threads) divided by frames received.
 """
 
@@ -201,8 +204,44 @@ def percentile(values: list[float], q: float) -> float | None:
     return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
+def start_web(clients: int) -> tuple[Any, Any, subprocess.Popen[str] | None]:
+    """The daemon's web server fed by a Feed, and `clients` viewers in their own process."""
+    import secrets
+    import tempfile
+
+    from bridge.web.feed import Feed
+    from bridge.web.server import WebServer
+
+    snapdir = tempfile.mkdtemp(prefix="bench-web-")
+    feed = Feed(lambda: {}, lambda _t, _o: {"ok": False}, lambda: snapdir)
+    feed.set_state("streaming", True)
+    token = secrets.token_urlsafe(24)
+    web = WebServer(feed, "127.0.0.1", 0, token)
+    web.start()
+    viewers = None
+    if clients:
+        viewers = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bench.webclient"),
+                *("--port", str(web.port), "--token", token, "--clients", str(clients)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        assert viewers.stdout is not None
+        if viewers.stdout.readline().strip() != "ready":
+            raise BridgeError("the benchmark's web viewers did not start")
+    return feed, web, viewers
+
+
 def run_receive(
-    variant: str, frames_dir: Path, steps: list[tuple[float, int]], use_device: bool
+    variant: str,
+    frames_dir: Path,
+    steps: list[tuple[float, int]],
+    use_device: bool,
+    clients: int = 0,
 ) -> dict[str, Any]:
     sender = subprocess.Popen(
         [sys.executable, "-m", "bench.sender", "--frames-dir", str(frames_dir)],
@@ -222,6 +261,8 @@ def run_receive(
     result: dict[str, Any] = {"variant": variant, "sink": sink_name}
     receive: Callable[[], object]
     on_frame: Callable[[Frame], None]
+    web: Any = None
+    viewers: subprocess.Popen[str] | None = None
     if variant == "naive":
 
         def receive() -> None:
@@ -231,6 +272,12 @@ def run_receive(
 
             def on_frame(frame: Frame) -> None:
                 counter.latencies.append(time.monotonic() - frame.completed_at)
+        elif variant == "web":
+            feed, web, viewers = start_web(clients)
+            result["clients"] = clients
+
+            def on_frame(frame: Frame) -> None:
+                feed.frame(frame.data, frame.completed_at, None)
         elif variant in ("raw", "mjpeg"):
             pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
             pipeline.start()
@@ -269,6 +316,10 @@ def run_receive(
         counter.latencies.clear()
         if pipeline is not None:
             pipeline.reset_latency()
+        sent0 = 0
+        if web is not None:
+            web.reset_latency()
+            sent0 = web.frames_sent
         f0, c0 = counter.frames, time.process_time()
         m0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         sk0 = pipeline.skipped if pipeline else 0
@@ -294,6 +345,12 @@ def run_receive(
             step["p50_ms"], step["p99_ms"] = st["latency_p50_ms"], st["latency_p99_ms"]
             if st["camera_error"]:
                 step["camera_error"] = st["camera_error"]
+        elif web is not None:
+            ws = web.stats()
+            step["skipped"] = 0
+            step["p50_ms"], step["p99_ms"] = ws["latency_p50_ms"], ws["latency_p99_ms"]
+            # Parts written per viewer per frame received: 1.0 when no viewer skipped any.
+            step["sent_per_client"] = (web.frames_sent - sent0) / max(got, 1) / max(clients, 1)
         else:
             step["skipped"] = 0
             p50, p99 = percentile(counter.latencies, 0.5), percentile(counter.latencies, 0.99)
@@ -337,6 +394,10 @@ def run_receive(
     sender.wait(10)
     if pipeline is not None:
         pipeline.stop()
+    if viewers is not None:
+        viewers.communicate("quit\n", timeout=10)
+    if web is not None:
+        web.stop()
     if errors:
         raise errors[0]
     result["peak_rss_mib"] = peak_rss_mib()
@@ -366,8 +427,11 @@ def run_decode_only(frames_dir: Path, count: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument(
-        "--variant", required=True, choices=["raw", "mjpeg", "naive", "floor", "recv", "decode"]
+        "--variant",
+        required=True,
+        choices=["raw", "mjpeg", "naive", "floor", "recv", "decode", "web"],
     )
+    ap.add_argument("--clients", type=int, default=0, help="web variant: stream viewers")
     ap.add_argument("--frames-dir", required=True, type=Path)
     ap.add_argument(
         "--steps",
@@ -380,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant == "decode":
         out = run_decode_only(args.frames_dir, steps[0][1] * 2)
     else:
-        out = run_receive(args.variant, args.frames_dir, steps, not args.no_device)
+        out = run_receive(
+            args.variant, args.frames_dir, steps, not args.no_device, clients=args.clients
+        )
     print(json.dumps(out))
     return 0
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The `borescope-bridge` command: run, simulate, snapshot, status, demo, doctor.
+"""The `borescope-bridge` command: run, simulate, snapshot, status, url, demo, doctor.
 
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
@@ -27,6 +27,8 @@ examples:
       a second borescope on a second USB adapter, shown upright on /dev/video2
   borescope-bridge run --camera none --record inspection.mjpeg
       no virtual camera; record every frame (play it with: ffplay -f mjpeg inspection.mjpeg)
+  borescope-bridge run --http 0.0.0.0:8031
+      also serve the web page to phones on the network (see `borescope-bridge url --lan`)
   borescope-bridge run --print-config
       show the effective settings (defaults < /etc/borescope-bridge/config.toml < flags)
 
@@ -56,11 +58,23 @@ examples:
   borescope-bridge status --json | jq .fps
       machine-readable, for scripts and monitoring"""
 
+URL_EXAMPLES = """\
+examples:
+  xdg-open "$(borescope-bridge url)"
+      open the live view (picture, snapshot button, recent snapshots) in your browser
+  borescope-bridge url --lan --qr
+      the address a phone on the same network uses, as a QR code for its camera
+  borescope-bridge url --socket /run/user/1000/borescope-bridge/control.sock
+      the page of a daemon started with `run` by a user (or by `demo`)
+
+The address contains the page's access token: share it only with people who may see the
+borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
+
 DEMO_EXAMPLES = """\
 examples:
   borescope-bridge demo
-      simulated borescope + bridge on 127.0.0.1 until Ctrl-C; open the printed /dev/video
-      device in OBS, Cheese or `ffplay /dev/videoN`, or take snapshots from another terminal
+      simulated borescope + bridge on 127.0.0.1 until Ctrl-C; open the printed web page in a
+      browser, or the printed /dev/video device in OBS, Cheese or `ffplay /dev/videoN`
   borescope-bridge demo --camera none --duration 10
       a scripted 10 s run without a virtual camera"""
 
@@ -161,6 +175,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
     )
     g.add_argument(
+        "--http",
+        metavar="HOST:PORT|off",
+        help="where the web page listens (default 127.0.0.1:8031: this machine only; "
+        "0.0.0.0:8031 for phones on the network; off to turn it off)",
+    )
+    g.add_argument(
         "--config",
         metavar="PATH",
         help="TOML config file (default /etc/borescope-bridge/config.toml if it "
@@ -185,6 +205,7 @@ RUN_KEYS = (
     "wait",
     "linger",
     "format",
+    "http",
 )
 
 
@@ -260,6 +281,33 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_url(args: argparse.Namespace) -> int:
+    from bridge.control import request
+    from bridge.web.urls import lan_urls, loopback_only_advice, qr_text
+
+    path = _socket_path(args)
+    reply = request(path, {"cmd": "url"}, timeout=args.timeout)
+    if not reply.get("ok"):
+        raise BridgeError(f"url failed: {reply.get('error', 'unknown error')}")
+    url = str(reply["url"])
+    if args.lan:
+        if str(reply["host"]).startswith("127."):
+            raise BridgeError(loopback_only_advice(int(reply["port"])))
+        urls = lan_urls(str(reply["host"]), int(reply["port"]), str(reply["token"]))
+        if not urls:
+            raise BridgeError(
+                "this machine has no network address besides loopback: connect it to the "
+                "network the phone is on"
+            )
+        url = urls[0]
+        for other in urls[1:]:
+            print(f"(also: {other})", file=sys.stderr)
+    if args.qr:
+        sys.stdout.write(qr_text(url))
+    print(url)
+    return 0
+
+
 def _fmt(v: Any, unit: str = "") -> str:
     if v is None:
         return "-"
@@ -296,6 +344,14 @@ def format_status(s: dict[str, Any]) -> str:
     camera = s.get("camera") or "none"
     if s.get("camera_error"):
         camera += f" ({s['camera_error']})"
+    http = s.get("http") or "off"
+    if s.get("http_error"):
+        web_text = f"not served: {s['http_error']}"
+    elif http == "off":
+        web_text = "off"
+    else:
+        n = s.get("stream_clients") or 0
+        web_text = f"http://{http}/ ({n} viewer{'s' if n != 1 else ''}; `borescope-bridge url`)"
     rows = [
         ("state", s.get("state")),
         (
@@ -331,6 +387,7 @@ def format_status(s: dict[str, Any]) -> str:
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
         ("camera", camera),
         ("recording", rec_text),
+        ("web page", web_text),
         ("receive buffer", rb_text),
         ("uptime", f"{_fmt(s.get('uptime_s'))} s"),
     ]
@@ -418,6 +475,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
               borescope-bridge run         bridge a plugged-in borescope (the service usually does)
               borescope-bridge snapshot    save the next frame of the running bridge
               borescope-bridge status      what the running bridge is doing
+              borescope-bridge url         the address of the live view in a browser
 
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
@@ -471,6 +529,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             STATUS_EXAMPLES,
             cmd_status,
         ),
+        (
+            "url",
+            "print the web page's address (with its access token)",
+            "Print the address of the running daemon's web page (live picture, snapshot "
+            "button, recent snapshots), including its access token.",
+            URL_EXAMPLES,
+            cmd_url,
+        ),
     ):
         p = _subparser(sub, name, help_, desc, epi)
         p.add_argument(
@@ -495,6 +561,13 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "url":
+            p.add_argument(
+                "--lan",
+                action="store_true",
+                help="the address for another device on the network (a phone), not 127.0.0.1",
+            )
+            p.add_argument("--qr", action="store_true", help="also draw the address as a QR code")
         p.set_defaults(func=func)
 
     p = _subparser(
@@ -502,7 +575,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "demo",
         "try it without a borescope: simulator + bridge on loopback",
         "Start a simulated borescope and the bridge on 127.0.0.1, with the virtual "
-        "camera if one is available, and explain where to look. Runs until Ctrl-C.",
+        "camera if one is available and the web page (on port 8031, or a free one if that "
+        "is taken), and explain where to look. Runs until Ctrl-C.",
         DEMO_EXAMPLES,
     )
     from bridge.demo import add_arguments as demo_arguments

@@ -37,6 +37,9 @@ DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 # A 1080p JPEG at q95 is ~1 MiB, a 4K one ~4 MiB. The reassembler may hold 8x this at once
 # (bridge/reassembly.py), so 16 MiB keeps its worst case (128 MiB) well under the unit's MemoryMax.
 MAX_FRAME_BYTES_CAP = 16 * 1024 * 1024
+# The web page: loopback only unless the user opens it to the network on purpose.
+DEFAULT_HTTP = "127.0.0.1:8031"
+SYSTEM_STATE_DIR = "/var/lib/borescope-bridge"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Config:
     fps_hint: float = 30.0
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     receive_buffer_bytes: int = DEFAULT_RCVBUF_BYTES
+    http: str = DEFAULT_HTTP
     config_path: str | None = None
 
     def to_toml(self) -> str:
@@ -131,6 +135,44 @@ def _home() -> str:
         return pwd.getpwuid(os.getuid()).pw_dir
     except KeyError:
         return "/tmp"
+
+
+def default_state_dir() -> str:
+    """Where the daemon keeps state (the web page's token): the service's state directory,
+    else the user's XDG state directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return state.split(":")[0]
+    if is_system_service():
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = xdg if xdg and os.path.isabs(xdg) else str(Path(_home()) / ".local" / "state")
+    return str(Path(base) / "borescope-bridge")
+
+
+def parse_http(text: str) -> tuple[str, int] | None:
+    """`http` / `--http`: None for "off", else (IPv4 address, port); ValueError says why not.
+
+    IPv4 only: the service may use AF_INET and AF_UNIX sockets, nothing else. Port 0 picks a
+    free port (`borescope-bridge url` tells which).
+    """
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError('use HOST:PORT such as 127.0.0.1:8031 or 0.0.0.0:8031, or "off"')
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        host = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IPv4 address (use 127.0.0.1 for this machine only, "
+            "0.0.0.0 for every network, or one of this machine's addresses)"
+        ) from None
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{port_text!r} is not a port number (0..65535; 0 = a free port)")
+    return host, int(port_text)
 
 
 def default_control_socket() -> str:
@@ -252,6 +294,15 @@ def _camera(source: str, key: str, v: Any) -> str:
     raise _fail(source, key, v, 'must be "auto", "none" or a device path such as /dev/video2')
 
 
+def _http(source: str, key: str, v: Any) -> str:
+    s = _string(source, key, v)
+    try:
+        where = parse_http(s)
+    except ValueError as exc:
+        raise _fail(source, key, v, str(exc)) from None
+    return "off" if where is None else f"{where[0]}:{where[1]}"
+
+
 def _choice(source: str, key: str, v: Any, choices: tuple[Any, ...]) -> Any:
     if isinstance(v, bool) or v not in choices:
         raise _fail(source, key, v, "must be one of " + ", ".join(str(c) for c in choices))
@@ -286,6 +337,8 @@ def _validate(key: str, v: Any, source: str) -> Any:
             return _size(source, key, v, MAX_FRAME_BYTES_CAP)
         case "receive_buffer_bytes":
             return _size(source, key, v)
+        case "http":
+            return _http(source, key, v)
     raise AssertionError(key)
 
 

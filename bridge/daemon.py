@@ -8,10 +8,11 @@ Data flow (one loop thread, every hand-off non-blocking):
         -> Recorder.append (its own thread)
         -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
+        -> the newest frame, state changes, saved snapshots -> bridge.web Feed -> web page
 
-The control socket and the signal handlers only queue requests; the loop serves them.
-`bridge.snapshots.Snapshots` owns every snapshot request from press to file (its docstring
-tells the one rule for time and the one for space).
+The control socket, the web page and the signal handlers only queue requests; the loop
+serves them. `bridge.snapshots.Snapshots` owns every snapshot request from press to file (its
+docstring tells the one rule for time and the one for space).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge import __version__
-from bridge.config import Config
+from bridge.config import Config, default_state_dir, is_system_service, parse_http
 from bridge.control import (
     DEFAULT_SNAPSHOT_TIMEOUT_S,
     MAX_SNAPSHOT_TIMEOUT_S,
@@ -42,7 +43,13 @@ from bridge.ratelimit import RateLimiter
 from bridge.recorder import Recorder
 from bridge.service import Notifier
 from bridge.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
-from bridge.snapshots import FRAME_WAIT_S, SnapshotRequest, Snapshots, SnapshotWriter
+from bridge.snapshots import (
+    FRAME_WAIT_S,
+    SnapshotRequest,
+    Snapshots,
+    SnapshotWriter,
+)
+from bridge.web.feed import Feed
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +133,8 @@ class Daemon:
         reload_config: Callable[[], Config] | None = None,
         log_fields: dict[str, Any] | None = None,
         output_factory: Callable[[Config], Output] = make_output,
+        state_dir: str | None = None,
+        http_fallback: str | None = None,
     ) -> None:
         from bridge.buttons import ButtonTracker
         from bridge.decode import jpeg_dimensions
@@ -139,7 +148,12 @@ class Daemon:
         self.reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
         self.tracker = ButtonTracker()
         self.output: Output = output_factory(config)
-        self.snapshots = SnapshotWriter(config.snapshot_dir)
+        self.snapshots = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
+        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshots.directory)
+        self.web: Any = None  # bridge.web.server.WebServer while the page is served
+        self.web_error: str | None = None
+        self._state_dir = state_dir
+        self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
         # Control snapshots wait on a handler thread; two threads stay free for quick commands.
@@ -244,6 +258,8 @@ class Daemon:
             session_open = True
             self.control.start()
             started.append(self.control.stop)
+            if self._start_web():
+                started.append(self.web.stop)
             self.output.start()
             started.append(self.output.stop)
             self._install_signals()
@@ -262,6 +278,59 @@ class Daemon:
                     log.exception("error while stopping")
         log.info("stopped (%s)", reason)
         return 0
+
+    def _start_web(self) -> bool:
+        """Serve the web page; a failure is logged and reported, the camera goes on."""
+        where = parse_http(self.config.http)
+        if where is None:
+            return False
+        try:
+            from bridge.web import auth
+            from bridge.web.server import WebServer
+        except ImportError as exc:
+            self.web_error = f"the web page needs aiohttp ({exc})"
+            log.error("%s", self.web_error)
+            return False
+        state_dir = self._state_dir or default_state_dir()
+        try:
+            token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
+        except OSError as exc:
+            import secrets
+
+            token = secrets.token_urlsafe(auth.TOKEN_BYTES)
+            log.warning(
+                "cannot keep the web page's access token in %s (%s): using one for this run "
+                "only; its address changes at the next start",
+                state_dir,
+                exc.strerror or exc,
+            )
+        web = WebServer(self.feed, where[0], where[1], token)
+        try:
+            web.start()
+        except BridgeError as exc:
+            fallback = parse_http(self._http_fallback) if self._http_fallback else None
+            if fallback is None:
+                self.web_error = str(exc)
+                log.error("%s; the camera and snapshots work without it", exc)
+                return False
+            log.info(
+                "the web page cannot use %s (%s): trying %s",
+                self.config.http,
+                exc,
+                self._http_fallback,
+            )
+            web = WebServer(self.feed, fallback[0], fallback[1], token)
+            try:
+                web.start()
+            except BridgeError as again:
+                self.web_error = str(again)
+                log.error("%s; the camera and snapshots work without it", again)
+                return False
+        self.web = web
+        return True
+
+    def _snapshot_saved(self, path: str) -> None:
+        self.feed.snapshot_saved(path)
 
     def _stop_recorder(self) -> None:
         if self.recorder is not None:  # the current one: a reload may have replaced it
@@ -317,6 +386,7 @@ class Daemon:
         if len(data) != self._last_size:
             self._last_size = len(data)
             self.resolution = self._dimensions(data) or self.resolution
+        self.feed.frame(data, frame.completed_at, self.resolution)
         try:
             self.output.submit(frame)
         except Exception:  # a camera-side bug must not stop snapshots, recording, status
@@ -335,6 +405,7 @@ class Daemon:
 
     def on_state(self, old: str, new: str, now: float) -> None:
         self._set_field("BORESCOPE_STATE", new)
+        self.feed.set_state(new, new == STREAMING)
         if new == STREAMING:
             if self._lost_signalled:
                 self._lost_signalled = False
@@ -372,7 +443,27 @@ class Daemon:
             return {"ok": True, "status": self.status()}
         if cmd == "snapshot":
             return self._control_snapshot(msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S))
-        return {"ok": False, "error": f"unknown command {cmd!r} (known: status, snapshot)"}
+        if cmd == "url":
+            return self.url_reply()
+        return {"ok": False, "error": f"unknown command {cmd!r} (known: status, snapshot, url)"}
+
+    def url_reply(self) -> dict[str, Any]:
+        """What `borescope-bridge url` prints from: the page's address with its token."""
+        if self.web is None:
+            if self.web_error:
+                return {"ok": False, "error": f"the web page is not available: {self.web_error}"}
+            return {
+                "ok": False,
+                "error": 'the web page is off (http = "off"); turn it on with '
+                '--http 127.0.0.1:8031 or http = "127.0.0.1:8031" in the config file',
+            }
+        return {
+            "ok": True,
+            "url": self.web.url,
+            "host": self.web.host,
+            "port": self.web.port,
+            "token": self.web.token,
+        }
 
     def _control_snapshot(self, timeout: Any) -> dict[str, Any]:
         """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds."""
@@ -393,14 +484,29 @@ class Daemon:
                 "try again when they are answered",
             }
         try:
-            req = self.request_snapshot("control", wait_s=timeout)
-            self.session.wake()
-            result = req.wait(timeout) or self.snapshot_requests.give_up(req)
+            reply = self.take_snapshot(timeout, "control")
         finally:
             self._control_waits.release()
+        reply.pop("busy", None)
+        return reply
+
+    def take_snapshot(self, timeout: float, origin: str) -> dict[str, Any]:
+        """Save the next complete frame, answering within `timeout` (control and web threads).
+
+        The reply is what the control socket sends. ``busy`` marks a failure that a retry may
+        cure (no frame yet, too many waiting, the disk still writing this one) as opposed to a
+        frame that was taken and could not be written.
+        """
+        req = self.request_snapshot(origin, wait_s=timeout)
+        self.session.wake()
+        result = req.wait(timeout) or self.snapshot_requests.give_up(req)
         if result.path is not None:
             return {"ok": True, "path": result.path}
-        reply: dict[str, Any] = {"ok": False, "error": result.error or "snapshot failed"}
+        reply: dict[str, Any] = {
+            "ok": False,
+            "busy": result.pending or req.directory is None,
+            "error": result.error or "snapshot failed",
+        }
         if result.pending:
             reply.update(pending=True, name=result.name)
         return reply
@@ -530,6 +636,10 @@ class Daemon:
                 "snapshot_dir": self.snapshots.directory,
                 "recording": self.recorder.stats() if self.recorder is not None else None,
                 "control_socket": self.config.control_socket,
+                "http": f"{self.web.host}:{self.web.port}" if self.web else self.config.http,
+                "http_error": self.web_error,
+                "stream_clients": self.web.stream_clients if self.web is not None else 0,
+                "event_clients": self.web.event_clients if self.web is not None else 0,
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
             }
         )

@@ -3,7 +3,9 @@
 
 This is what `make demo` runs on a machine with no borescope: the simulator binds
 127.0.0.1 on free ports, the daemon talks to it exactly as it would to the device,
-and the user is told where the picture is and how to take a snapshot.
+and the user is told where the picture is and how to take a snapshot. The web page is where a
+newcomer without v4l2loopback sees the picture: on 127.0.0.1:8031, or a free port if that
+one is taken (by the service, say).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from bridge.errors import CameraError
 
 STATUS_EVERY_S = 3.0
+DEMO_HTTP = "127.0.0.1:8031"
+DEMO_HTTP_FALLBACK = "127.0.0.1:0"  # a free port, when the service (say) has 8031
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,8 +119,10 @@ def main(args: argparse.Namespace) -> int:
             wait=10.0,
             linger=0.0,
             fps_hint=args.fps,
+            http=DEMO_HTTP,
         )
-        daemon = Daemon(cfg)
+        # A fresh token per demo, kept with the demo's other files (not in the user's state).
+        daemon = Daemon(cfg, state_dir=str(work), http_fallback=DEMO_HTTP_FALLBACK)
         # SIGUSR2 presses the simulated borescope's button: the real hardware-button path.
         signal.signal(signal.SIGUSR2, lambda *_: sim.press_button(1))
         _explain(cfg, camera, note)
@@ -150,7 +156,7 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
         )
     else:
         _say(
-            "  the picture:     no virtual camera in this demo"
+            "  the picture:     in the web page (its address follows); no virtual camera"
             + (
                 f"\n                   ({note})"
                 if note
@@ -167,6 +173,14 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
 
 
 def _status_printer(daemon: Any, stop: threading.Event) -> None:
+    while daemon.web is None and daemon.web_error is None and not stop.wait(0.05):
+        pass
+    if daemon.web is not None:
+        _say(f"\n  the web page:    {daemon.web.url}")
+        sock = daemon.config.control_socket
+        _say(f"                   (xdg-open it; or: borescope-bridge url --socket {sock})")
+    elif daemon.web_error:
+        _say(f"  the web page:    not available: {daemon.web_error}")
     while not stop.wait(STATUS_EVERY_S):
         try:
             line = daemon.status_line()

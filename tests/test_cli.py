@@ -37,7 +37,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "snapshot", "status", "demo"])
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "demo"])
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -66,6 +66,7 @@ def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture
         "--config",
         "--format",
         "--print-config",
+        "--http",
     ):
         assert flag in out
 
@@ -150,9 +151,12 @@ def test_human_status_is_readable() -> None:
             "receive_buffer_bytes": 8388608,
             "receive_buffer_capped": True,
             "uptime_s": 12.5,
+            "http": "127.0.0.1:8031",
+            "stream_clients": 2,
         }
     )
     assert "state:" in text and "streaming" in text
+    assert "web page:" in text and "http://127.0.0.1:8031/ (2 viewers" in text
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
     assert "p99 7.5 ms" in text

@@ -122,6 +122,8 @@ class Daemon:
             self.sock,
             *extra,
         ]
+        if "--http" not in extra:  # a free port: never the service's 8031
+            self.argv += ["--http", "127.0.0.1:0"]
         if snapshot_flag:
             self.argv += ["--snapshot-dir", str(self.snapdir)]
         self._log_fh = open(self.log, "w")  # noqa: SIM115 - lives as long as the process
@@ -129,7 +131,13 @@ class Daemon:
             [*(wrap or []), *self.argv],
             stdout=subprocess.DEVNULL,
             stderr=self._log_fh,
-            env=clean_env(NOTIFY_SOCKET=self.notify_path, **(env or {})),
+            env=clean_env(
+                **{
+                    "NOTIFY_SOCKET": self.notify_path,
+                    "XDG_STATE_HOME": str(tmp / "state"),  # the web page's token
+                    **(env or {}),
+                }
+            ),
         )
         # Drain the notify socket all the time, as systemd does: a full queue blocks sd_notify.
         self._closing = threading.Event()
@@ -692,6 +700,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
             control_socket=str(tmp_path / "c.sock"),
             wait=0,
             linger=0,
+            http="off",
         )
         fields: dict[str, Any] = {}
         daemon = BridgeDaemon(

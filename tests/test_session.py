@@ -459,6 +459,8 @@ def _bridge_argv(host: str, tmp_path: Path, *extra: str) -> list[str]:
         str(tmp_path / "control.sock"),
         "--wait",
         "0",
+        "--http",
+        "off",
         *extra,
     )
 

@@ -94,7 +94,7 @@ if make -C "$REPO" install PIP_INSTALL_ARGS="--no-index --find-links $VM_STATE_D
   fi
 else
   bad "make install in the guest" "failed after $((SECONDS - t)) s: $(tail -n3 "$LOGS/make-install.log" | tr '\n' ' ')"
-  for c in udev-start status journal reload stop unplug no-borescope udevadm-test; do
+  for c in udev-start status journal web-page reload stop unplug no-borescope udevadm-test; do
     result NOTRUN "systemd/udev: $c" "make install failed"
   done
   exit 1
@@ -151,6 +151,39 @@ if [[ $fields == *BORESCOPE_STATE=streaming* ]]; then
 else
   bad "journalctl -o verbose shows our structured fields" "found: ${fields:-none}"
 fi
+# ---- the web page: served by the installed service under its sandbox on 127.0.0.1:8031;
+# `borescope-bridge url` as a member of the group borescope-bridge prints a working address.
+useradd -M -N -G borescope-bridge e2eweb 2>/dev/null || usermod -aG borescope-bridge e2eweb
+url=$(runuser -u e2eweb -- /usr/local/bin/borescope-bridge url 2>&1)
+tok=/var/lib/borescope-bridge/http-token
+tokmode=$(stat -c '%a %U:%G' "$tok" 2>&1)
+web=$(runuser -u e2eweb -- /usr/bin/python3 - "$url" /var/lib/borescope-bridge/snapshots 2>&1 <<'PY'
+import json, sys, urllib.request, http.cookiejar
+url, snapdir = sys.argv[1], sys.argv[2]
+jar = http.cookiejar.CookieJar()
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))  # follows the 303
+base = url.split("?")[0]
+page = op.open(url, timeout=60).read()
+frame = op.open(base + "frame.jpg", timeout=60)
+data = frame.read()
+token = [c.value for c in jar][0]
+req = urllib.request.Request(base + "api/snapshot", method="POST", headers={"X-Borescope-Token": token})
+name = json.load(op.open(req, timeout=60))["name"]
+served = op.open(base + "snapshots/" + name, timeout=60).read()
+same = served == open(f"{snapdir}/{name}", "rb").read()
+ok = b"<title>Borescope" in page and data[:2] == b"\xff\xd8" and same
+print(("OK " if ok else "WRONG ") + f"page {len(page)} bytes; /frame.jpg {frame.headers['Content-Type']} {len(data)} bytes; "
+      f"POST /api/snapshot -> {name}, served {'byte-identical to' if same else 'DIFFERENT from'} the file")
+PY
+)
+if [[ $url == http://127.0.0.1:8031/?token=* && $web == OK* && $tokmode == "640 borescope-bridge:borescope-bridge" ]]; then
+  ok "the service serves the web page on 127.0.0.1:8031; url works for the group" \
+    "url as e2eweb (group borescope-bridge): ${url%%token=*}token=...; ${web#OK }; token file $tokmode"
+else
+  bad "the service serves the web page on 127.0.0.1:8031; url works for the group" \
+    "url: $url; check: $web; token file: $tokmode; $(journalctl -b -u $UNIT --no-pager -o cat | grep -i 'web' | tail -n2 | tr '\n' ' ')"
+fi
+
 if read_frames "$OUT/service.rgb" 10; then
   directive FRAMES "the service's camera shows the simulator's picture" "$OUT/service.rgb" rgb24 $SIZE
 else

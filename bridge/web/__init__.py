@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The built-in web page: live picture, snapshots and status in any browser, phones included.
+
+- ``feed.py``: the one interface between the daemon and the page (newest frame, snapshot
+  request, status, snapshot/state events). The daemon fills it; nothing here reaches into
+  the daemon.
+- ``auth.py``: the access token (made once, kept in the state directory) and the pure rules
+  every request passes: Host allow-list, token from query, cookie or bearer header.
+- ``server.py``: aiohttp on its own asyncio thread; the HTTP interface of issue 11.
+- ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package.
+"""

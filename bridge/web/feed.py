@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one interface between the daemon and the web page.
+
+The daemon pushes (from its loop and writer threads, never waiting): the newest complete
+frame, state changes, saved snapshots. The page pulls through the callables the daemon
+handed over: ``status()`` and ``take_snapshot()``, the very functions behind the control
+socket's ``status`` and ``snapshot``, so both ask the daemon the same things the same way.
+
+Frames are immutable ``bytes`` (the reassembler makes one per frame), so keeping a reference
+is enough: no copy. The server attaches one ``listener`` that moves each notification onto its
+own asyncio loop; frame notifications are sent only while someone watches the stream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+Listener = Callable[[str, Any], None]
+
+
+class Feed:
+    """Daemon -> page; each method is safe to call from any thread and returns at once."""
+
+    def __init__(
+        self,
+        status: Callable[[], dict[str, Any]],
+        take_snapshot: Callable[[float, str], dict[str, Any]],
+        snapshot_dir: Callable[[], str],
+    ) -> None:
+        self.status = status
+        self.take_snapshot = take_snapshot
+        self.snapshot_dir = snapshot_dir
+        # (sequence number, JPEG bytes, monotonic time the frame was complete); one tuple so
+        # a reader on another thread always sees a consistent triple.
+        self._newest: tuple[int, bytes | None, float] = (0, None, 0.0)
+        self.resolution: tuple[int, int] | None = None
+        self.state = "starting"
+        self.streaming = False
+        self.wanted = False  # set by the server while stream clients wait for frames
+        self._listener: Listener | None = None
+
+    def attach(self, listener: Listener | None) -> None:
+        self._listener = listener
+
+    def newest(self) -> tuple[int, bytes | None, float]:
+        return self._newest
+
+    def _notify(self, kind: str, data: Any) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener(kind, data)
+
+    # ---- called by the daemon ---------------------------------------------------------
+
+    def frame(self, data: bytes, completed_at: float, resolution: tuple[int, int] | None) -> None:
+        self._newest = (self._newest[0] + 1, data, completed_at)
+        self.resolution = resolution or self.resolution
+        if self.wanted:
+            self._notify("frame", None)
+
+    def set_state(self, state: str, streaming: bool) -> None:
+        self.state = state
+        self.streaming = streaming
+        self._notify("state", {"state": state, "streaming": streaming})
+
+    def snapshot_saved(self, path: str) -> None:
+        self._notify("snapshot", {"name": os.path.basename(path)})
