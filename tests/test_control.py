@@ -502,6 +502,8 @@ def victim_run_argv(base: Path, port: int) -> list[str]:
         "none",
         "--snapshot-dir",
         str(base / "victim-snaps"),
+        "--http",
+        "off",
     ]
 
 
@@ -525,14 +527,20 @@ def test_fallback_dir_is_created_private_and_used(shared_tmp: Path) -> None:
             st = os.lstat(expected.parent)
             assert stat.S_ISDIR(st.st_mode) and st.st_uid == VICTIM_UID
             assert stat.S_IMODE(st.st_mode) == 0o700
-            rc, out = run_as(
-                VICTIM_UID,
-                ["status", "--json", "--socket", str(expected)],
-                shared_tmp / "c.log",
-                env,
-            )
-            assert rc == 0, out
-            assert json.loads(out)["state"] == "waiting for device"
+
+            def victim_status() -> dict[str, Any]:
+                rc, out = run_as(
+                    VICTIM_UID,
+                    ["status", "--json", "--socket", str(expected)],
+                    shared_tmp / "c.log",
+                    env,
+                )
+                assert rc == 0, out
+                reply: dict[str, Any] = json.loads(out)
+                return reply
+
+            # The socket is served before the loop's first turn: "starting" until then.
+            wait_for(lambda: victim_status()["state"] == "waiting for device", what="its state")
         finally:
             os.kill(daemon, 15)
             assert reap(daemon) == 0, (shared_tmp / "d.log").read_text()
