@@ -71,6 +71,15 @@ def _output_stats(output: Any) -> dict[str, Any]:
     return dict(stats) if stats else {}
 
 
+def _readers_text(out: dict[str, Any]) -> str:
+    """ "1 reader", "no reader, decoding idle", "readers unknown" (the module cannot tell)."""
+    n = out.get("readers", "unknown")
+    if not isinstance(n, int):
+        return "readers unknown"
+    text = "no reader" if n == 0 else f"{n} reader{'s' if n != 1 else ''}"
+    return text + (", decoding idle" if out.get("idle") else "")
+
+
 def make_output(config: Config) -> Any:
     """The Pipeline (video side), or NullOutput for --camera none."""
     if config.camera == "none":
@@ -450,6 +459,8 @@ class Daemon:
                 "latency_p99_ms": out.get("latency_p99_ms"),
                 "camera": out.get("camera"),
                 "camera_error": out.get("camera_error"),
+                "camera_readers": out.get("readers", "unknown"),
+                "decoding_idle": bool(out.get("idle", False)),
                 "format": self.config.format,
                 "rotate": self.config.rotate,
                 "flip": self.config.flip,
@@ -483,6 +494,8 @@ class Daemon:
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")
             target = f"to {camera}" if camera else "(no camera)"
+            if camera:
+                target += f" ({_readers_text(out)})"
             return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
         if state == STALLED:
             return f"stalled: no frames from {ip}{tail}"
