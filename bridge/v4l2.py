@@ -284,7 +284,9 @@ class V4L2Writer:
                 self._repair_orphaned(fd)
                 raise _Repaired from exc
             current = self._current_format(fd)
-            if exc.errno == errno.EBUSY:
+            # 0.14+ answers EINVAL, not EBUSY, while another producer streams (capture-only caps)
+            taken = exc.errno == errno.EINVAL and self.info.has_capture and not self.info.has_output
+            if exc.errno == errno.EBUSY or taken:
                 raise CameraError(
                     f"{self.path} is locked to {current} by another producer or a still-open "
                     f"reader; close it (or restart the apps using the camera) to switch to "
@@ -350,13 +352,16 @@ class V4L2Writer:
         return f"{w}x{h} {fourcc_str(pixfmt)}"
 
     def _current_format(self, fd: int) -> str:
-        cur = Format(type=BUF_TYPE_VIDEO_OUTPUT)
-        try:
-            fcntl.ioctl(fd, VIDIOC_G_FMT, cur)
-        except OSError:
-            return "another format"
-        p = cur.fmt.pix
-        return self._describe(p.width, p.height, p.pixelformat)
+        # 0.14+ answers only the capture side while another producer holds the output one
+        for buf_type in (BUF_TYPE_VIDEO_OUTPUT, BUF_TYPE_VIDEO_CAPTURE):
+            cur = Format(type=buf_type)
+            try:
+                fcntl.ioctl(fd, VIDIOC_G_FMT, cur)
+            except OSError:
+                continue
+            p = cur.fmt.pix
+            return self._describe(p.width, p.height, p.pixelformat)
+        return "another format"
 
     def _set_fps(self, fd: int) -> bool:
         """Tell the device our frame rate (S_PARM on OUTPUT), so readers see the real one."""

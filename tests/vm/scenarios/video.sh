@@ -131,16 +131,18 @@ fi
 # prints one '<' per frame; its own fps figure includes a catch-up burst at start.
 v4l2-ctl -d "$DEV" --stream-mmap --stream-count=100000 2>"$LOGS/rate.log" &
 rate_pid=$!
-sample() {  # -> reader frame count, daemon frames_shown, time; sampled together
-  local t0 shown
-  t0=$(date +%s.%N)
-  shown=$(ctl_status /run/bb.sock | json_get frames_shown)
-  echo "$(tr -cd '<' < "$LOGS/rate.log" | wc -c) $shown $(date +%s.%N) $t0"
+sample() {  # -> reader frame count and time (around the status call), daemon frames_shown and uptime
+  local ta ca cb st
+  ta=$(date +%s.%N); ca=$(tr -cd '<' < "$LOGS/rate.log" | wc -c)
+  st=$(ctl_status /run/bb.sock)
+  cb=$(tr -cd '<' < "$LOGS/rate.log" | wc -c)
+  # the daemon's own clock (uptime_s) times its count: a slow status call under TCG skews nothing
+  echo "$(( (ca + cb) / 2 )) $(awk -v a="$ta" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", (a + b) / 2 }') $(json_get frames_shown <<< "$st") $(json_get uptime_s <<< "$st")"
 }
 sleep 2
-read -r c1 s1 t1 u1 < <(sample)
+read -r c1 t1 s1 u1 < <(sample)
 sleep 6
-read -r c2 s2 t2 u2 < <(sample)
+read -r c2 t2 s2 u2 < <(sample)
 kill "$rate_pid" 2>/dev/null; wait "$rate_pid" 2>/dev/null
 rates=$(awk -v c="$((c2 - c1))" -v s="$((s2 - s1))" -v a="$t1" -v b="$t2" -v x="$u1" -v y="$u2" \
   'BEGIN { printf "%.1f %.1f", c / (b - a), s / (y - x) }')
