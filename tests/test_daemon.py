@@ -767,3 +767,19 @@ def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
     text = caplog.text
     assert "reload: applied" in text and "rotate = 180" in text
     assert "stream_port changed" in text and "restart" in text
+
+
+@pytest.mark.parametrize(
+    ("out", "text"),
+    [
+        ({"readers": "unknown", "idle": False}, "readers unknown"),
+        ({"readers": 0, "idle": True}, "no reader, decoding idle"),
+        ({"readers": 0, "idle": False}, "no reader"),
+        ({"readers": 1, "idle": False}, "1 reader"),
+        ({}, "readers unknown"),
+    ],
+)
+def test_status_line_names_the_camera_readers(out: dict[str, Any], text: str) -> None:
+    from bridge.daemon import _readers_text
+
+    assert _readers_text(out) == text

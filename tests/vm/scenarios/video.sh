@@ -161,7 +161,7 @@ fi
 
 timeout 180 v4l2-compliance -d "$DEV" > "$OUT/compliance.txt" 2>&1
 echo "compliance rc=$?" >> "$OUT/figures"
-directive COMPLIANCE "v4l2-compliance" "$OUT/compliance.txt"
+directive COMPLIANCE "v4l2-compliance" "$OUT/compliance.txt" "$(loaded_version "$DEV")"
 
 # ---- 3b. nobody watching, then a reader starting --------------------------------------------
 # From 0.14 the module counts every reader: with none, the daemon neither decodes nor writes
