@@ -277,7 +277,7 @@ class V4L2Writer:
             pix.colorspace = COLORSPACE_SMPTE170M
             pix.quantization = QUANTIZATION_LIM_RANGE
         try:
-            self._set_format(fd, want)
+            fcntl.ioctl(fd, VIDIOC_S_FMT, want)
         except OSError as exc:
             no_caps = not self.info.device_caps & (CAP_VIDEO_CAPTURE | CAP_VIDEO_OUTPUT)
             if exc.errno == errno.EINVAL and no_caps and repair and self.info.is_loopback:
@@ -321,31 +321,6 @@ class V4L2Writer:
             self.fps,
             "" if self.fps_set else " (frame rate not accepted by the device)",
         )
-
-    @staticmethod
-    def _set_format(fd: int, want: Format) -> None:
-        """S_FMT; a refusal (EBUSY) of the very format the device already has is no refusal.
-
-        v4l2loopback 0.14 and later answer EBUSY to S_FMT while a reader holds the device, even
-        when nothing would change (0.12.x answers with the held format): a producer restarting
-        under a waiting reader finds its own format there and may write at once.
-        """
-        pix = want.fmt.pix
-        wanted = (pix.width, pix.height, pix.pixelformat)
-        try:
-            fcntl.ioctl(fd, VIDIOC_S_FMT, want)
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            cur = Format(type=BUF_TYPE_VIDEO_OUTPUT)
-            try:
-                fcntl.ioctl(fd, VIDIOC_G_FMT, cur)
-            except OSError:
-                raise exc from None
-            p = cur.fmt.pix
-            if (p.width, p.height, p.pixelformat) != wanted:
-                raise
-            fcntl.ioctl(fd, VIDIOC_G_FMT, want)
 
     @staticmethod
     def _describe(w: int, h: int, pixfmt: int) -> str:
