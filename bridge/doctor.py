@@ -523,7 +523,7 @@ def check_snapshots(ctx: Context) -> list[Finding]:
 
 
 def _module_version(ctx: Context) -> tuple[int, int, int] | None:
-    """sysfs (0.13 and later), else the QUERYCAP version of a loopback device (0.12.x)."""
+    """sysfs (0.13 and later), else the QUERYCAP version of a loopback device, else None."""
     from bridge.v4l2_usage import MODULE_VERSION_FILE, module_version
 
     version_file = str(ctx.path(MODULE_VERSION_FILE))
@@ -558,10 +558,9 @@ def check_module_version(ctx: Context) -> list[Finding]:
     from bridge.v4l2_usage import counts_every_reader, version_str
 
     version = _module_version(ctx)
-    name = f"v4l2loopback {version_str(version)}"
-    if version is None:
-        return [Finding("module version", WARN, "the loaded v4l2loopback's version is unknown")]
-    if version[:2] < (0, 13):
+    # every release since 0.13 has the sysfs version attribute: without it, it is 0.12 or older
+    name = f"v4l2loopback {'0.12.x or older' if version is None else version_str(version)}"
+    if version is None or version[:2] < (0, 13):
         return [
             Finding(
                 "module version",

@@ -99,10 +99,11 @@ def parse_version(text: str) -> Version | None:
 def module_version(
     fd: int | None = None, version_file: str = MODULE_VERSION_FILE
 ) -> Version | None:
-    """The loaded v4l2loopback's release: sysfs (0.13 and later), else the QUERYCAP version.
+    """The loaded v4l2loopback's release: sysfs (0.13 and later), else QUERYCAP's, else None.
 
-    0.12.x declares no module version, but every release puts its own a.b.c into QUERYCAP's
-    ``version`` (the kernel's version would be 6.x, never 0.x).
+    0.12.x declares no module version, and on kernels since 3.1 its QUERYCAP ``version`` is the
+    kernel's (6.1.x): only a 0.x there is v4l2loopback's own. None means "0.12.x or older"
+    when the module is loaded (every later release has the sysfs attribute).
     """
     try:
         with open(version_file, encoding="ascii", errors="replace") as f:
@@ -119,7 +120,8 @@ def module_version(
     except OSError:
         return None
     v = cap.version
-    return ((v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF)
+    found = ((v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF)
+    return found if found[0] == 0 else None
 
 
 def counts_every_reader(version: Version | None) -> bool:
