@@ -61,6 +61,8 @@ KNOWN_COMPLIANCE_FAILURES_0_13 = {
     "side answers EBUSY (not EINVAL) while a producer streams",
     "g_sequence()": "QUERYBUF of a buffer not yet queued reports a sequence number (the "
     "device's write position), not 0",
+    "g_timestamp().tv_sec || g_timestamp().tv_usec": "... and the timestamp of the last write "
+    "into it (which of the two v4l2-compliance meets first depends on the frames written)",
 }
 
 
