@@ -58,6 +58,22 @@ class Buffer(ctypes.Structure):
     ]
 
 
+class Capability(ctypes.Structure):
+    _fields_ = [
+        ("driver", ctypes.c_char * 16),
+        ("card", ctypes.c_char * 32),
+        ("bus_info", ctypes.c_char * 32),
+        ("version", ctypes.c_uint32),
+        ("capabilities", ctypes.c_uint32),
+        ("device_caps", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32 * 3),
+    ]
+
+
+class Format(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("_pad", ctypes.c_uint32), ("raw", ctypes.c_uint8 * 200)]
+
+
 class RequestBuffers(ctypes.Structure):
     _fields_ = [
         ("count", ctypes.c_uint32),
@@ -70,6 +86,8 @@ class RequestBuffers(ctypes.Structure):
 
 
 CAPTURE, MMAP = 1, 1
+VIDIOC_QUERYCAP = _ioc(2, 0, ctypes.sizeof(Capability))
+VIDIOC_G_FMT = _ioc(3, 4, ctypes.sizeof(Format))
 VIDIOC_REQBUFS = _ioc(3, 8, ctypes.sizeof(RequestBuffers))
 VIDIOC_QUERYBUF = _ioc(3, 9, ctypes.sizeof(Buffer))
 VIDIOC_QBUF = _ioc(3, 15, ctypes.sizeof(Buffer))
@@ -80,6 +98,10 @@ VIDIOC_STREAMOFF = _ioc(1, 19, ctypes.sizeof(ctypes.c_int))
 
 def main(device: str, outfile: str, hold: float) -> int:
     fd = os.open(device, os.O_RDWR)
+    # as every app starts: QUERYCAP (v4l2loopback 0.14+ recomputes the device's capabilities
+    # for the V4L2 core's checks on each QUERYCAP), then the capture format
+    fcntl.ioctl(fd, VIDIOC_QUERYCAP, Capability())
+    fcntl.ioctl(fd, VIDIOC_G_FMT, Format(type=CAPTURE))
     req = RequestBuffers(count=4, type=CAPTURE, memory=MMAP)
     fcntl.ioctl(fd, VIDIOC_REQBUFS, req)
     maps = []
