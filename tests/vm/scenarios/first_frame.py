@@ -33,7 +33,12 @@ class Timeval(ctypes.Structure):
 
 
 class Timecode(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("b", ctypes.c_uint8 * 4)]
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("frames_seconds_minutes_hours", ctypes.c_uint8 * 4),
+        ("userbits", ctypes.c_uint8 * 4),
+    ]
 
 
 class _M(ctypes.Union):
