@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
-VARIANTS = ["raw", "mjpeg", "naive", "floor", "decode", "recv"]
+VARIANTS = ["raw", "mjpeg", "idle", "naive", "floor", "decode", "recv"]
 LABELS = {
     "raw": "pipeline raw (YUV decode -> I420)",
     "mjpeg": "pipeline mjpeg (no decode)",
+    "idle": "pipeline raw, nobody watching",
     "naive": "naive (recvfrom, imdecode, BGR->I420)",
     "floor": "floor: receive + decode-to-YUV",
     "decode": "floor: decode-to-YUV alone",
@@ -248,6 +249,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         ("naive / raw", "naive", "raw"),
         ("raw / floor", "raw", "floor"),
         ("raw / mjpeg", "raw", "mjpeg"),
+        ("idle / receive alone", "idle", "recv"),
     ):
         vals = []
         for name, _w, _h in RESOLUTIONS:
@@ -255,18 +257,20 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             vals.append(f"{x / y:7.2f}" if x and y else "      -")
         print(f"  {label:26s}" + " ".join(vals))
 
-    print("\nchecks against issue 6 targets (informative):")
+    print("\nchecks against the issue targets (issues 6 and 12; informative):")
 
     def check(ok: bool | None, text: str) -> None:
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'MISS'} {text}")
 
-    raw720, floor720, naive720 = cpu("720p", "raw"), cpu("720p", "floor"), cpu("720p", "naive")
+    raw720, naive720 = cpu("720p", "raw"), cpu("720p", "naive")
     mj720 = cpu("720p", "mjpeg")
     raw1080 = cpu("1080p", "raw")
-    check(
-        None if not (raw720 and floor720) else raw720 <= 1.25 * floor720,
-        f"raw 720p <= 1.25x floor: {fmt(raw720)} vs {fmt(floor720)} ms",
-    )
+    for name, _w, _h in RESOLUTIONS:
+        raw, floor = cpu(name, "raw"), cpu(name, "floor")
+        check(
+            None if not (raw and floor) else raw <= 1.25 * floor,
+            f"raw {name} <= 1.25x floor: {fmt(raw)} vs {fmt(floor)} ms",
+        )
     check(
         None if not (raw720 and naive720) else naive720 >= 2 * raw720,
         f"raw 720p >= 2x cheaper than naive: {fmt(naive720)} / {fmt(raw720)} ms",
@@ -290,6 +294,12 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             ok,
             f"{v} 1080p at 60 fps without loss{note}: "
             f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped",
+        )
+    for name in ("720p", "1080p"):
+        idle, recv = cpu(name, "idle"), cpu(name, "recv")
+        check(
+            None if not (idle and recv) else idle <= 1.10 * recv,
+            f"idle {name} (nobody watching) <= 1.10x receive alone: {fmt(idle)} vs {fmt(recv)} ms",
         )
     p99 = s.get("720p", {}).get("raw", {}).get("p99")
     check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")

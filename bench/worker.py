@@ -10,6 +10,9 @@ Variants:
   floor    receive as in raw, then only libjpeg-turbo decode-to-YUV (no range fix, no 4:2:0, no
            write), inline: what any decoding bridge must at least pay
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
+  idle     raw mode while nobody watches (v4l2loopback 0.14+ reports zero readers): the
+           pipeline writes one frame, then only asks the count (one poll() per frame, as
+           bridge.v4l2_usage does) and drops the frame undecoded
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -82,6 +87,26 @@ def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
 
             return real, f"v4l2loopback {path}"
     return CopySink, "stand-in (copies the bytes; no v4l2loopback device)"
+
+
+class NobodyWatching:
+    """The client-usage count of a device nobody reads: zero, asked with one poll() per frame.
+
+    The poll is on a pipe that never has priority data, as ClientUsage.readers() polls the
+    device fd for POLLPRI before it would dequeue an event.
+    """
+
+    supported = True
+    may_idle = True
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        self._poll = select.poll()
+        self._poll.register(self._r, select.POLLPRI)
+
+    def readers(self) -> int:
+        self._poll.poll(0)
+        return 0
 
 
 class Counter:
@@ -278,8 +303,14 @@ def run_receive(
 
             def on_frame(frame: Frame) -> None:
                 feed.frame(frame.data, frame.completed_at, None)
-        elif variant in ("raw", "mjpeg"):
-            pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
+        elif variant in ("raw", "mjpeg", "idle"):
+            if variant == "idle":
+                nobody = NobodyWatching()
+                pipeline = Pipeline(
+                    camera="auto", fmt="raw", sink_factory=factory, usage_factory=lambda s: nobody
+                )
+            else:
+                pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
             pipeline.start()
             on_frame = pipeline.submit
         else:
@@ -429,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variant",
         required=True,
-        choices=["raw", "mjpeg", "naive", "floor", "recv", "decode", "web"],
+        choices=["raw", "mjpeg", "idle", "naive", "floor", "recv", "decode", "web"],
     )
     ap.add_argument("--clients", type=int, default=0, help="web variant: stream viewers")
     ap.add_argument("--frames-dir", required=True, type=Path)

@@ -344,6 +344,9 @@ def format_status(s: dict[str, Any]) -> str:
     camera = s.get("camera") or "none"
     if s.get("camera_error"):
         camera += f" ({s['camera_error']})"
+    elif s.get("camera"):
+        readers = s.get("camera_readers", "unknown")
+        camera += f" (readers: {readers}{', decoding idle' if s.get('decoding_idle') else ''})"
     http = s.get("http") or "off"
     if s.get("http_error"):
         web_text = f"not served: {s['http_error']}"

@@ -109,6 +109,15 @@ def _size_text(size: tuple[int, int] | None) -> str | None:
     return f"{size[0]}x{size[1]}" if size else None
 
 
+def _readers_text(out: dict[str, Any]) -> str:
+    """ "1 reader", "no reader, decoding idle", "readers unknown" (the module cannot tell)."""
+    n = out.get("readers", "unknown")
+    if not isinstance(n, int):
+        return "readers unknown"
+    text = "no reader" if n == 0 else f"{n} reader{'s' if n != 1 else ''}"
+    return text + (", decoding idle" if out.get("idle") else "")
+
+
 def make_output(config: Config) -> Output:
     """The Pipeline (video side), or NullOutput for --camera none."""
     if config.camera == "none":
@@ -621,6 +630,8 @@ class Daemon:
                 "camera_size": _size_text(out.get("camera_size")),
                 "frames_fitted": out.get("fitted", 0),
                 "camera_error": out.get("camera_error"),
+                "camera_readers": out.get("readers", "unknown"),
+                "decoding_idle": bool(out.get("idle", False)),
                 "format": self.config.format,
                 "rotate": self.config.rotate,
                 "flip": self.config.flip,
@@ -659,6 +670,8 @@ class Daemon:
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")
             target = f"to {camera}" if camera else "(no camera)"
+            if camera:
+                target += f" ({_readers_text(out)})"
             return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
         if state == STALLED:
             return f"stalled: no frames from {ip}{tail}"

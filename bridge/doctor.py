@@ -521,8 +521,76 @@ def check_snapshots(ctx: Context) -> list[Finding]:
     ]
 
 
+def _module_version(ctx: Context) -> tuple[int, int, int] | None:
+    """sysfs (0.13 and later), else the QUERYCAP version of a loopback device, else None."""
+    from bridge.v4l2_usage import MODULE_VERSION_FILE, module_version
+
+    version_file = str(ctx.path(MODULE_VERSION_FILE))
+    found = module_version(None, version_file)
+    for number, _ in [] if found else _loopback_devices(ctx):
+        try:
+            fd = os.open(ctx.path(f"dev/video{number}"), os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            found = module_version(fd, version_file)
+        finally:
+            os.close(fd)
+        if found:
+            break
+    return found
+
+
+NEWER_MODULE = (
+    "v4l2loopback 0.14 or later (Debian 13 ships 0.15.0: "
+    "https://packages.debian.org/trixie/v4l2loopback-dkms; or build the release from "
+    "https://github.com/v4l2loopback/v4l2loopback), then sudo modprobe -r v4l2loopback && "
+    "sudo modprobe v4l2loopback"
+)
+ONE_READER = "one app at a time can stream the camera (a second one gets 'device busy')"
+
+
+def check_module_version(ctx: Context) -> list[Finding]:
+    """The loaded v4l2loopback release and what it means for us (bridge.v4l2_usage)."""
+    if not ctx.path("sys/module/v4l2loopback").is_dir():
+        return []
+    from bridge.v4l2_usage import counts_every_reader, version_str
+
+    version = _module_version(ctx)
+    # every release since 0.13 has the sysfs version attribute: without it, it is 0.12 or older
+    name = f"v4l2loopback {'0.12.x or older' if version is None else version_str(version)}"
+    if version is None or version[:2] < (0, 13):
+        return [
+            Finding(
+                "module version",
+                WARN,
+                f"{name} cannot tell who watches: raw mode decodes every frame even while "
+                "no app uses the camera (about 10% of a core at 720p30)",
+                NEWER_MODULE,
+            )
+        ]
+    if not counts_every_reader(version):
+        return [
+            Finding(
+                "module version",
+                WARN,
+                f"{name} counts only readers that stream, not apps that read(): decoding "
+                f"cannot pause while nobody watches, so it never does; {ONE_READER}",
+                NEWER_MODULE,
+            )
+        ]
+    return [
+        Finding(
+            "module version",
+            OK,
+            f"{name} reports its readers: decoding pauses while no app watches; {ONE_READER}",
+        )
+    ]
+
+
 CHECKS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_module,
+    check_module_version,
     check_camera,
     check_interfaces,
     check_reachability,

@@ -21,6 +21,13 @@ permission, format locked by a reader) the error text, which says what to run, i
 and are not decoded meanwhile. While the daemon reports the signal lost, a "no signal" picture is
 written at about 2 fps, so apps stay connected and never freeze on a stale picture.
 
+Nobody watching (bridge.v4l2_usage): where the module counts every reader (v4l2loopback 0.14
+and later), frames are neither decoded nor written while the count is zero; the device keeps
+its format and stays listed (after one written frame, which makes it a capture device). The
+count is read before each frame, so a reader that starts gets the next frame that arrives.
+While idle the worker is parked and the receive thread asks the count itself (one poll()):
+a frame nobody will see costs no thread hand-over (see bench: "nobody watching").
+
 Latency is measured from ``frame.completed_at`` (``time.monotonic()`` when the last fragment
 arrived) to the end of the sink's write().
 """
@@ -42,6 +49,7 @@ from .decode import DecodeError, Decoder, jpeg_dimensions
 from .errors import CameraError, ConfigError
 from .fit import Fitter, full_range_planes
 from .v4l2 import V4L2Writer
+from .v4l2_usage import Usage, usage_for
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,7 @@ class Pipeline:
         camera_finder: Callable[[str], str | None] | None = None,
         retry_s: float = CAMERA_RETRY_S,
         decoder_backend: str = "auto",
+        usage_factory: Callable[[Sink], Usage | None] = usage_for,
     ) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
@@ -129,6 +138,11 @@ class Pipeline:
             camera_finder = find_camera if sink_factory is None else _passthrough_finder
         self._finder = camera_finder
         self._decoder = Decoder(decoder_backend) if fmt == "raw" else None
+        self._usage_factory = usage_factory
+        self._usage: Usage | None = None
+        self._primed = False  # a frame was written since the sink opened
+        # Set by the worker while idle: (usage, the stream's size); read by submit().
+        self._parked: tuple[Usage, tuple[int, int] | None] | None = None
         self._cond = threading.Condition()
         self._slot: FrameLike | None = None
         self._lost = False
@@ -156,6 +170,9 @@ class Pipeline:
         self.not_shown = 0  # taken by the worker but no camera to show them on
         self.decode_errors = 0
         self.no_signal_shown = 0
+        self.idle_frames = 0  # not decoded: nobody was watching
+        self.readers: int | None = None
+        self.idle = False
         self.camera_error: str | None = None
         self.resolution: tuple[int, int] | None = None
         self.fitted = 0  # pictures shown fitted into a camera of another size
@@ -204,6 +221,9 @@ class Pipeline:
 
     def submit(self, frame: FrameLike) -> None:
         """Hand over a complete frame; returns at once. An unprocessed older frame is dropped."""
+        parked = self._parked
+        if parked is not None and self._still_idle(parked, frame):
+            return
         with self._cond:
             self.submitted += 1
             if self._slot is not None:
@@ -263,6 +283,9 @@ class Pipeline:
             "not_shown": self.not_shown,
             "no_signal": self._lost,
             "no_signal_shown": self.no_signal_shown,
+            "readers": self.readers if self.readers is not None else "unknown",
+            "idle": self.idle,
+            "idle_frames": self.idle_frames,
         }
 
     # -- worker ------------------------------------------------------------------------------
@@ -320,6 +343,11 @@ class Pipeline:
         sink = self._ensure_sink(out_size)
         if sink is None:
             self.not_shown += 1
+            return
+        # While a size switch is pending every frame counts towards it (SWITCH_AFTER_FRAMES),
+        # so the device follows the stream even while nobody watches.
+        if self._pending_size is None and self._nobody_watches(dims):
+            self.idle_frames += 1
             return
         camera = sink.size
         try:
@@ -379,6 +407,8 @@ class Pipeline:
             sink = self._open(self.transform.output_size(*self.resolution))
             if sink is None:
                 return
+        if self._nobody_watches():
+            return
         size = sink.size
         if self._no_signal_cache is None or self._no_signal_cache[0] != size:
             picture: Any = no_signal_i420(*size) if self.fmt == "raw" else no_signal_jpeg(*size)
@@ -421,6 +451,8 @@ class Pipeline:
             self._close_sink()
             self._next_open_at = 0.0  # reopen at once, at whatever size the device allows
             return None
+        # resize() may have closed and reopened the device: subscribe on the descriptor it has now.
+        self._watch_readers(sink)
         if switched:
             self._pending_size, self._pending_frames = None, 0
         else:
@@ -448,6 +480,9 @@ class Pipeline:
         self._sink = sink
         self._sink_path = path
         self._pending_size, self._pending_frames = None, 0
+        self._watch_readers(sink)
+        if self._usage is not None and self._usage.may_idle:
+            log.info("%s reports its readers: decoding only while someone watches", path)
         if self.camera_error is not None:
             log.info("virtual camera %s is available again", path)
         self.camera_error = None
@@ -459,6 +494,7 @@ class Pipeline:
             return False
         try:
             sink.write(picture)
+            self._primed = True
         except CameraError as exc:
             log.warning("virtual camera lost: %s", exc)
             self.camera_error = str(exc)
@@ -467,8 +503,53 @@ class Pipeline:
             return False
         return True
 
+    def _watch_readers(self, sink: Sink) -> None:
+        """Ask the device who is watching, on the descriptor the sink has now (None: unknown)."""
+        self._parked = None
+        self._primed = False
+        try:
+            self._usage = self._usage_factory(sink)
+        except OSError as exc:
+            log.warning("cannot ask %s who is watching: %s", self._sink_path, exc)
+            self._usage = None
+
+    def _still_idle(self, parked: tuple[Usage, tuple[int, int] | None], frame: FrameLike) -> bool:
+        """Receive thread, while the worker is parked: drop the frame if still nobody watches.
+
+        A reader starting, or the stream changing size (the device must show the new one),
+        ends it: the frame then goes to the worker as usual.
+        """
+        usage, dims = parked
+        if usage.readers() != 0 or jpeg_dimensions(frame.data) != dims:
+            self._parked = None
+            return False
+        self.submitted += 1
+        self.idle_frames += 1
+        return True
+
+    def _nobody_watches(self, dims: tuple[int, int] | None = None) -> bool:
+        """True while the module says no reader streams (never before the first write)."""
+        usage = self._usage
+        self.readers = usage.readers() if usage is not None else None
+        idle = usage is not None and usage.may_idle and self._primed and self.readers == 0
+        if idle and usage is not None and dims is not None:
+            self._parked = (usage, dims)
+        if idle != self.idle:
+            log.info(
+                "%s",
+                "nobody watches the camera: decoding paused"
+                if idle
+                else "a reader started: decoding",
+            )
+            self.idle = idle
+        return idle
+
     def _close_sink(self) -> None:
+        self._parked = None
         sink, self._sink = self._sink, None
+        self._usage = None
+        self.readers = None
+        self.idle = False
         if sink is not None:
             try:
                 sink.close()

@@ -317,9 +317,16 @@ class V4L2Writer:
             if exc.errno == errno.EINVAL and no_caps and repair and self.info.is_loopback:
                 self._repair_orphaned(fd)
                 raise _Repaired from exc
-            current = self._get_format(fd)
-            if exc.errno == errno.EBUSY:
-                if current is not None and self._adoptable(current, pixfmt):
+            # 0.14+ answers only the capture side while another producer holds the output one
+            current = self._get_format(fd) or self._get_format(fd, BUF_TYPE_VIDEO_CAPTURE)
+            # 0.14+ answers EINVAL, not EBUSY, while another producer streams (capture-only caps)
+            taken = exc.errno == errno.EINVAL and self.info.has_capture and not self.info.has_output
+            if exc.errno == errno.EBUSY or taken:
+                if (
+                    exc.errno == errno.EBUSY
+                    and current is not None
+                    and self._adoptable(current, pixfmt)
+                ):
                     self._adopt(current)
                     return self._start(fd, pixfmt)
                 raise CameraError(
@@ -397,9 +404,9 @@ class V4L2Writer:
         return "another format" if p is None else self._describe(p.width, p.height, p.pixelformat)
 
     @staticmethod
-    def _get_format(fd: int) -> PixFormat | None:
-        """What the device's OUTPUT format really is now (G_FMT), or None if it cannot say."""
-        cur = Format(type=BUF_TYPE_VIDEO_OUTPUT)
+    def _get_format(fd: int, buf_type: int = BUF_TYPE_VIDEO_OUTPUT) -> PixFormat | None:
+        """What the device's format really is now (G_FMT), or None if it cannot say."""
+        cur = Format(type=buf_type)
         try:
             fcntl.ioctl(fd, VIDIOC_G_FMT, cur)
         except OSError:

@@ -1243,3 +1243,19 @@ def test_a_real_stream_stays_far_below_the_units_limits(run_daemon: Any, tmp_pat
         peak_rss = int(status["VmHWM"].split()[0]) * 1024
     assert threads <= tasks_max // 8, threads
     assert peak_rss <= memory_max // 4, peak_rss
+
+
+@pytest.mark.parametrize(
+    ("out", "text"),
+    [
+        ({"readers": "unknown", "idle": False}, "readers unknown"),
+        ({"readers": 0, "idle": True}, "no reader, decoding idle"),
+        ({"readers": 0, "idle": False}, "no reader"),
+        ({"readers": 1, "idle": False}, "1 reader"),
+        ({}, "readers unknown"),
+    ],
+)
+def test_status_line_names_the_camera_readers(out: dict[str, Any], text: str) -> None:
+    from bridge.daemon import _readers_text
+
+    assert _readers_text(out) == text

@@ -51,9 +51,16 @@ class Tree:
         self.answer = True
         self.commands: dict[str, tuple[int, str]] = {"systemctl": (0, "active\n")}
 
-    def module(self, label: str = "Borescope", number: int = 42, excl: str = "Y") -> None:
+    def module(
+        self,
+        label: str = "Borescope",
+        number: int = 42,
+        excl: str = "Y",
+        version: str | None = "0.15.0",
+    ) -> None:
         mod = self.root / "sys/module/v4l2loopback"
-        _write(mod / "version", "0.12.7\n")
+        if version is not None:  # 0.12.x has no version attribute
+            _write(mod / "version", version + "\n")
         _write(mod / "parameters/exclusive_caps", f"{excl},N,N,N\n")
         _write(mod / "parameters/video_nr", f"{number},-1,-1,-1\n")
         dev = self.root / f"sys/devices/virtual/video4linux/video{number}"
@@ -151,6 +158,7 @@ def test_healthy_machine_is_all_ok(tree: Tree) -> None:
     assert set(statuses.values()) == {OK}, statuses
     for check in (
         "v4l2loopback",
+        "module version",
         "camera",
         "exclusive_caps",
         "camera access",
@@ -433,3 +441,28 @@ def test_main_takes_the_device_address_from_the_config_unless_a_flag_says(
 
     assert "192.168.20.0/24" in interface_message([])
     assert "192.168.30.0/24" in interface_message(["--device-ip", "192.168.30.1"])
+
+
+@pytest.mark.parametrize(
+    ("version", "status", "words"),
+    [
+        # 0.12.x: no sysfs version (and QUERYCAP fails on the fake node, a plain file)
+        (None, WARN, "0.12.x or older cannot tell who watches"),
+        ("0.12.7", WARN, "cannot tell who watches"),
+        ("0.13.2", WARN, "not apps that read()"),
+        ("0.15.0", OK, "decoding pauses while no app watches"),
+    ],
+)
+def test_module_version_and_its_known_problems(
+    tree: Tree, version: str | None, status: str, words: str
+) -> None:
+    tree.healthy()
+    vfile = tree.root / "sys/module/v4l2loopback/version"
+    if version is None:
+        vfile.unlink()
+    else:
+        vfile.write_text(version + "\n")
+    f = tree.findings()["module version"][0]
+    assert f.status == status and words in f.message, f
+    if status == WARN:
+        assert "0.14 or later" in f.fix and (version or "0.12.x") in f.message

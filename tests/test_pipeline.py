@@ -445,3 +445,66 @@ def test_default_finder_reports_advice_on_a_machine_without_module(tmp_path: obj
         assert "modprobe v4l2loopback" in p.stats["camera_error"]
     finally:
         p.stop()
+
+
+class FakeUsage:
+    """The client-usage count as a module reports it (bridge.v4l2_usage.Usage)."""
+
+    def __init__(self, count: int | None, may_idle: bool) -> None:
+        self.count, self.idles = count, may_idle
+
+    @property
+    def supported(self) -> bool:
+        return self.count is not None
+
+    @property
+    def may_idle(self) -> bool:
+        return self.idles
+
+    def readers(self) -> int | None:
+        return self.count
+
+
+def test_nobody_watching_pauses_decoding_after_one_frame(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    usage = FakeUsage(0, may_idle=True)
+    p = make(usage_factory=lambda sink: usage)
+    data = jpeg(320, 240)
+    p.submit(frame(0, data))  # one frame even now: it makes the device a capture device
+    wait_for(lambda: p.stats["shown"] == 1)
+    for i in range(1, 4):
+        p.submit(frame(i, data))
+        wait_for(lambda i=i: p.stats["idle_frames"] == i)
+    assert p.stats["shown"] == 1 and len(sinks.all_frames) == 1
+    assert p.stats["idle"] is True and p.stats["readers"] == 0
+    assert sinks.made[0].closed is False  # the format stays set: the camera stays listed
+    p.signal_lost()  # no "no signal" picture for nobody either
+    time.sleep(0.7)
+    assert p.stats["no_signal_shown"] == 0
+    usage.count = 1  # a reader starts: the next frame is decoded and written
+    p.submit(frame(4, data))
+    wait_for(lambda: p.stats["shown"] == 2)
+    assert p.stats["idle"] is False and p.stats["readers"] == 1
+    assert sinks.all_frames[1] == Decoder().decode(data).tobytes()
+
+
+def test_count_without_read_readers_keeps_decoding(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    # v4l2loopback 0.13.x: the count misses read() readers, so it only informs
+    p = make(fmt="mjpeg", usage_factory=lambda sink: FakeUsage(0, may_idle=False))
+    data = jpeg(320, 240)
+    for i in range(3):
+        p.submit(frame(i, data))
+        wait_for(lambda i=i: p.stats["shown"] == i + 1)
+    assert p.stats["readers"] == 0 and p.stats["idle"] is False and p.stats["idle_frames"] == 0
+
+
+def test_module_without_usage_event_reports_unknown(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    p = make(usage_factory=lambda sink: FakeUsage(None, may_idle=False))
+    p.submit(frame(0, jpeg(320, 240)))
+    wait_for(lambda: p.stats["shown"] == 1)
+    assert p.stats["readers"] == "unknown" and p.stats["idle"] is False

@@ -17,13 +17,15 @@ LOGS=$OUT/logs
 mkdir -p "$LOGS"
 PIDS=()
 
+# Every check names the module release it ran on (MODULE_TAG, set by tests/vm/e2e).
+TAG=${MODULE_TAG:+[$MODULE_TAG] }
 result() {  # PASS|FAIL|NOTRUN, check name, figures
-  printf '%s %s: %s\n' "$1" "$2" "$3" >> "$OUT/results"
-  printf '[guest %s] %s %s: %s\n' "$(date +%T)" "$1" "$2" "$3"
+  printf '%s %s%s: %s\n' "$1" "$TAG" "$2" "$3" >> "$OUT/results"
+  printf '[guest %s] %s %s%s: %s\n' "$(date +%T)" "$1" "$TAG" "$2" "$3"
 }
 ok() { result PASS "$1" "$2"; }
 bad() { result FAIL "$1" "$2"; }
-directive() { local kind=$1 name=$2; shift 2; echo "$kind \"$name\" $*" >> "$OUT/results"; }
+directive() { local kind=$1 name=$2; shift 2; echo "$kind \"$TAG$name\" $*" >> "$OUT/results"; }
 note() { printf '[guest %s] %s\n' "$(date +%T)" "$*"; }
 
 wait_for() {  # seconds, command...: poll until the command succeeds
