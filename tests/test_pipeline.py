@@ -508,3 +508,32 @@ def test_module_without_usage_event_reports_unknown(
     p.submit(frame(0, jpeg(320, 240)))
     wait_for(lambda: p.stats["shown"] == 1)
     assert p.stats["readers"] == "unknown" and p.stats["idle"] is False
+
+
+def test_nobody_watching_still_follows_a_new_stream_size(
+    make: Callable[..., Pipeline], sinks: Sinks
+) -> None:
+    """Idle frames are dropped early, but a size change still reaches the device: the switch
+    needs SWITCH_AFTER_FRAMES frames at the new size, and nobody watching is the best moment."""
+    subscribed: list[FakeSink] = []
+
+    def usage_for(sink: FakeSink) -> FakeUsage:
+        subscribed.append(sink)
+        return FakeUsage(0, may_idle=True)
+
+    p = make(usage_factory=usage_for)
+    small, large = jpeg(320, 240), jpeg(640, 480)
+    p.submit(frame(0, small))
+    wait_for(lambda: p.stats["shown"] == 1)
+    p.submit(frame(1, small))
+    wait_for(lambda: p.stats["idle"] is True)
+    for i in range(SWITCH_AFTER_FRAMES + 1):
+        handled = p.stats["shown"] + p.stats["idle_frames"]
+        p.submit(frame(2 + i, large))
+        wait_for(lambda h=handled: p.stats["shown"] + p.stats["idle_frames"] > h)
+    wait_for(lambda: sinks.made[0].size == (640, 480), what="the camera at the new size")
+    # resize() may reopen the device: the reader count is asked again on the sink it has now,
+    # and after one frame at the new size (which lists the device) decoding pauses again.
+    assert len(subscribed) >= 2
+    wait_for(lambda: p.stats["idle"] is True)
+    assert sinks.made[0].frames[-1] == Decoder().decode(large).tobytes()
