@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 
 from bridge.buttons import ButtonTracker
-from bridge.camera import find_camera
 from bridge.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
 from bridge.errors import BridgeError, CameraError
+from bridge.loopback import find_camera
 from bridge.pipeline import Pipeline
 from bridge.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
 from bridge.reassembly import Frame, Reassembler

@@ -410,7 +410,7 @@ class Daemon:
         if hasattr(self.output, "transform"):
             # Pipeline reads its `transform` for every frame; swapping the (immutable-style)
             # object is atomic under the GIL, so the next frame uses the new one.
-            from bridge.camera import Transform
+            from bridge.transform import Transform
 
             self.output.transform = Transform(rotate, flip)
             return True

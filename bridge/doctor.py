@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.loopback import CARD_LABEL, DEV_ROOT, SYSFS_ROOT, list_loopback_devices
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 DEVICE_IP = "192.168.10.123"
 EVENT_PORT = 50000
-CARD_LABEL = "Borescope"
 DRIVER = "r8152"
 USB_ID = ("0bda", "8152")
 # What the daemon asks for with SO_RCVBUF; the shipped sysctl file sets 16 MiB.
@@ -180,25 +180,13 @@ def check_module(ctx: Context) -> list[Finding]:
 
 
 def _loopback_devices(ctx: Context) -> list[tuple[int, str]]:
-    """(number, card label) of every v4l2loopback video device, sorted by number."""
-    out = []
-    base = ctx.path("sys/class/video4linux")
-    try:
-        entries = sorted(base.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("video") or not name[5:].isdigit():
-            continue
-        # v4l2loopback devices are virtual (no bus device) and carry its own attributes.
-        real = os.path.realpath(entry)
-        is_loop = (
-            "/virtual/" in real or (entry / "max_openers").exists() or (entry / "buffers").exists()
-        )
-        if is_loop:
-            out.append((int(name[5:]), _read(entry / "name") or ""))
-    return sorted(out)
+    """(number, card label) of every v4l2loopback video device, sorted by number.
+
+    The same recognition as the daemon's ``--camera auto`` (bridge.loopback), so doctor reports
+    on the device the daemon will pick.
+    """
+    devices = list_loopback_devices(str(ctx.path(SYSFS_ROOT)), str(ctx.path(DEV_ROOT)))
+    return [(d.number, d.label) for d in devices]
 
 
 def _exclusive_caps(ctx: Context, number: int, ordinal: int) -> bool | None:

@@ -30,9 +30,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .camera import Transform, find_camera, no_signal_i420, no_signal_jpeg
 from .decode import DecodeError, Decoder, jpeg_dimensions
 from .errors import CameraError, ConfigError
+from .loopback import find_camera
+from .nosignal import no_signal_i420, no_signal_jpeg
+from .transform import Transform
 from .v4l2 import V4L2Writer
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import pytest
 import simplejpeg
 from waiting import wait_for
 
-from bridge.camera import no_signal_i420, no_signal_jpeg
 from bridge.decode import Decoder
 from bridge.errors import CameraError, ConfigError
+from bridge.nosignal import no_signal_i420, no_signal_jpeg
 from bridge.pipeline import Pipeline
 
 
