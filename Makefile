@@ -99,6 +99,7 @@ demo: venv
 test: unit e2e
 
 unit: venv
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS) $(DEB_TEST_PACKAGES)"
 	$(PY) -m pytest -q
 
 # The guest tests (issue 5) live in tests/vm/; they skip with a reason where QEMU cannot run.
@@ -135,7 +136,10 @@ DEB_BUILD_DEPS ?= dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-
 DEB_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bridge/__init__.py)
 DEB_CHANGELOG_VERSION = $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog)
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
-DEB_DIR := build/deb
+DEB_DIR ?= build/deb
+DIST_DIR ?= dist
+# What the package tests need besides the build (tests/test_deb.py skips without them).
+DEB_TEST_PACKAGES ?= lintian python3-numpy python3-systemd libturbojpeg0 util-linux
 deb-deps:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS)"
 	@for p in $(DEB_BUILD_DEPS); do \
@@ -148,14 +152,14 @@ deb: deb-deps
 	  echo "bridge.__version__ is $(DEB_VERSION) but debian/changelog says $(DEB_CHANGELOG_VERSION):"; \
 	  echo "add a changelog entry (dch -v $(DEB_VERSION)) or fix the version"; exit 1; }
 	rm -rf '$(DEB_DIR)'
-	mkdir -p '$(DEB_DIR)/src' dist
+	mkdir -p '$(DEB_DIR)/src' '$(DIST_DIR)'
 	tar -cf - --exclude=./.git --exclude=./.venv --exclude='./.venv-*' --exclude=./build \
 	  --exclude=./dist --exclude='*.egg-info' --exclude=__pycache__ --exclude=./.pytest_cache \
 	  --exclude=./.mypy_cache --exclude=./.ruff_cache . | tar -xf - -C '$(DEB_DIR)/src'
 	cd '$(DEB_DIR)/src' && env PATH='$(DEB_PATH)' dpkg-buildpackage -b -us -uc --no-sign
-	cp '$(DEB_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb' dist/
-	@echo "Built dist/borescope-bridge_$(DEB_VERSION)_all.deb; install it with:"
-	@echo "  sudo apt install ./dist/borescope-bridge_$(DEB_VERSION)_all.deb"
+	cp '$(DEB_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb' '$(DIST_DIR)/'
+	@echo "Built $(DIST_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb; install it with:"
+	@echo "  sudo apt install ./$(DIST_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb"
 
 # ---- install ----
 # Without DESTDIR the venv is created at its final path. With DESTDIR it is created in the
