@@ -5,6 +5,8 @@ The simulator's pre-encoded JPEGs (4:2:2, q80) for 480p, 720p and 1080p are repl
 datagrams over loopback UDP by a sender process (bench/sender.py) into a receiver process
 (bench/worker.py) that runs one variant: our pipeline in raw and mjpeg mode (the daemon's real
 Session receive loop, Reassembler and Pipeline), the naive reference path, and the floor.
+"raw, Debian package" is the raw variant as the Debian package runs it: Debian's /usr/bin/python3
+with its own numpy, on the files of a .deb built by `make deb` (no OpenCV, no simplejpeg).
 Numbers are informative; nothing here is a test.
 """
 
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
-VARIANTS = ["raw", "mjpeg", "naive", "floor", "decode", "recv"]
+VARIANTS = ["raw", "raw-deb", "mjpeg", "naive", "floor", "decode", "recv"]
 LABELS = {
     "raw": "pipeline raw (YUV decode -> I420)",
+    "raw-deb": "raw, Debian package (no cv2/simplejpeg)",
     "mjpeg": "pipeline mjpeg (no decode)",
     "naive": "naive (recvfrom, imdecode, BGR->I420)",
     "floor": "floor: receive + decode-to-YUV",
@@ -62,9 +65,59 @@ def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
     return out
 
 
-def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> dict[str, Any]:
+REPO = Path(__file__).resolve().parent.parent
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+class Runner:
+    """How a worker process is started: this interpreter on the tree, or the Debian package."""
+
+    def __init__(self, python: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.python, self.env, self.cwd = python, env, cwd
+
+
+def debian_package(tmp: Path) -> Runner | str:
+    """A Runner for the installed-package configuration, or why there is none here."""
+    probe = subprocess.run(
+        [DEBIAN_PYTHON, "-c", "import numpy, systemd.daemon"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return "needs Debian's python3-numpy and python3-systemd (apt install them)"
+    out = tmp / "deb"
+    proc = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            "deb",
+            f"DEB_DIR={out / 'build'}",
+            f"DIST_DIR={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    debs = sorted(out.glob("borescope-bridge_*_all.deb"))
+    if proc.returncode != 0 or not debs:
+        return "make deb failed: " + (proc.stdout + proc.stderr).strip().splitlines()[-1]
+    root = out / "root"
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], check=True)
+    site = root / "usr/lib/python3/dist-packages"
+    # The package's bridge first; the tree only for the bench module itself. Run outside the
+    # tree so that `-m` does not put the tree's bridge first on sys.path.
+    env = dict(os.environ, PYTHONPATH=f"{site}:{REPO}", PYTHONNOUSERSITE="1")
+    return Runner(DEBIAN_PYTHON, env, tmp)
+
+
+def run_variant(
+    variant: str, frames_dir: Path, steps: str, no_device: bool, runner: Runner | None = None
+) -> dict[str, Any]:
+    runner = runner or Runner(sys.executable)
     cmd = [
-        sys.executable,
+        runner.python,
         "-m",
         "bench.worker",
         "--variant",
@@ -76,7 +129,15 @@ def run_variant(variant: str, frames_dir: Path, steps: str, no_device: bool) -> 
     ]
     if no_device:
         cmd.append("--no-device")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=runner.env,
+        cwd=runner.cwd,
+    )
     if proc.returncode != 0:
         return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -135,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         frames = make_frames(Path(tmp), loop)
+        deb = debian_package(Path(tmp))
         for name, _w, _h in RESOLUTIONS:
             d, avg = frames[name]
             print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
@@ -144,7 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             results[name] = {}
             for variant in VARIANTS:
-                r = run_variant(variant, d, steps, args.no_device)
+                if variant == "raw-deb":
+                    r = (
+                        {"error": deb}
+                        if isinstance(deb, str)
+                        else run_variant("raw", d, steps, args.no_device, deb)
+                    )
+                    if "error" not in r and (
+                        r.get("pixel_path") != "numpy" or "/deb/root/" not in r.get("bridge", "")
+                    ):
+                        r = {"error": f"not the package's numpy path: {r.get('bridge')}"}
+                else:
+                    r = run_variant(variant, d, steps, args.no_device)
                 results[name][variant] = r
                 s = summarize(r)
                 if "error" in s:
@@ -200,6 +273,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         ("naive / raw", "naive", "raw"),
         ("raw / floor", "raw", "floor"),
         ("raw / mjpeg", "raw", "mjpeg"),
+        ("Debian package raw / raw", "raw-deb", "raw"),
     ):
         vals = []
         for name, _w, _h in RESOLUTIONS:
@@ -243,6 +317,12 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             f"{v} 1080p at 60 fps without loss{note}: "
             f"{'-' if at60 is None else at60['lost'] + at60['skipped']} lost/skipped",
         )
+    deb720 = cpu("720p", "raw-deb")
+    check(
+        None if not (deb720 and raw720) else deb720 <= 1.25 * raw720,
+        f"Debian package raw 720p <= 1.25x pip install raw (issue 13): {fmt(deb720)} vs "
+        f"{fmt(raw720)} ms",
+    )
     p99 = s.get("720p", {}).get("raw", {}).get("p99")
     check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")
     rss: list[float] = [

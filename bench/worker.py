@@ -11,7 +11,9 @@ Variants:
            write), inline: what any decoding bridge must at least pay
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
-CPU is this process's CPU time (all threads) divided by frames received.
+CPU is this process's CPU time (all threads) divided by frames received. bench/run.py also runs
+"raw" with Debian's /usr/bin/python3 on the files of the Debian package (no OpenCV, no
+simplejpeg), so this module imports OpenCV only for the naive variant.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+import bridge
+from bridge import yuv
 from bridge.buttons import ButtonTracker
 from bridge.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
 from bridge.errors import BridgeError, CameraError
@@ -136,6 +139,8 @@ def naive_receiver(
     stream_port: int, counter: Counter, sink: Any, stop: threading.Event, ready: threading.Event
 ) -> None:
     """The reference path: what a straightforward script does."""
+    import cv2  # the naive path is OpenCV's (the pip install has it)
+
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
     s.bind(("127.0.0.1", 0))
@@ -213,7 +218,13 @@ def run_receive(
     session: Session | None = None
     stop = threading.Event()
     ready = threading.Event()
-    result: dict[str, Any] = {"variant": variant, "sink": sink_name}
+    result: dict[str, Any] = {
+        "variant": variant,
+        "sink": sink_name,
+        "pixel_path": yuv.backend(),
+        "python": sys.executable,
+        "bridge": bridge.__file__,
+    }
     receive: Callable[[], object]
     on_frame: Callable[[Frame], None]
     if variant == "naive":
