@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -397,3 +398,29 @@ def test_postrm_remove_and_purge(control: Path, tmp_path: Path) -> None:
     calls = _run_script(control, tmp_path, "postrm", "purge")
     assert calls == ["deb-systemd-helper purge borescope-bridge.service"]
     assert sorted(os.listdir(etc)) == ["config.toml"]  # dpkg's leftovers gone, nothing else
+
+
+def test_builds_as_a_normal_user(deb: Path) -> None:
+    """Rules-Requires-Root: no: the same package from an unprivileged user, files owned by root."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root to switch to an unprivileged user (runuser)")
+    # pytest's own temporary directories are private to root: one that nobody may enter
+    with tempfile.TemporaryDirectory(prefix="borescope-deb-user-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "dist"))
+        subprocess.run(["chown", "-R", "nobody:", tmp], check=True)
+        proc = subprocess.run(
+            ["runuser", "-u", "nobody", "--", "env", f"HOME={tmp}", "make", "-C", str(src), "deb"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        built = src / "dist" / DEB_NAME
+        assert _listing(built) == _listing(deb)
+        listing = subprocess.run(
+            ["dpkg-deb", "-c", str(built)], capture_output=True, text=True, check=True
+        ).stdout
+    assert {line.split()[1] for line in listing.splitlines()} == {"root/root"}

@@ -66,10 +66,16 @@ def test_every_module_works_with_opencv_and_simplejpeg_unimportable() -> None:
 def test_pixel_tests_pass_with_both_hidden_from_bridge() -> None:
     """The golden decode, transform, no-signal and simulator picture tests, Debian configuration."""
     env = dict(os.environ, BORESCOPE_BRIDGE_WITHOUT="cv2,simplejpeg")
-    files = ["test_decode.py", "test_transform.py", "test_nosignal.py", "test_simulator.py"]
+    # The simulator's picture tests only: its streaming tests are about sockets, not pixels.
+    picture = (
+        "frames_are_photo_like_422_jpegs",
+        "every_encoder_makes_422",
+        "loop_is_deterministic",
+    )
+    tests = ["tests/test_decode.py", "tests/test_transform.py", "tests/test_nosignal.py"]
+    tests += [f"tests/test_simulator.py::test_{name}" for name in picture]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-k", "not netns"]
-        + [f"tests/{f}" for f in files],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *tests],
         cwd=ROOT,
         env=env,
         capture_output=True,
