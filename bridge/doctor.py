@@ -39,8 +39,8 @@ USB_ID = ("0bda", "8152")
 # What the daemon asks for with SO_RCVBUF; the shipped sysctl file sets 16 MiB.
 RMEM_WANTED_BYTES = 8 * 1024 * 1024
 SYSCTL_FIX = (
-    "sudo sysctl -w net.core.rmem_max=16777216 (permanently: sudo make install, "
-    "which ships /etc/sysctl.d/60-borescope-bridge.conf)"
+    "sudo sysctl -w net.core.rmem_max=16777216 (permanently: the Debian package or "
+    "sudo make install, which ship 60-borescope-bridge.conf in sysctl.d)"
 )
 UDEV_RULE = "90-borescope-bridge.rules"
 UDEV_RULE_DIRS = (
@@ -226,7 +226,8 @@ def check_camera(ctx: Context) -> list[Finding]:
     findings = []
     reload_fix = (
         "sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback "
-        "(options from /etc/modprobe.d/borescope-bridge.conf)"
+        "(options from borescope-bridge.conf in /etc/modprobe.d or, from the package, "
+        "/lib/modprobe.d)"
     )
     if label == CARD_LABEL:
         findings.append(Finding("camera", OK, f"{node} is labelled {CARD_LABEL!r}"))
@@ -395,7 +396,8 @@ def check_default_route(ctx: Context) -> list[Finding]:
     fix = (
         f'sudo nmcli connection modify "$(nmcli -g GENERAL.CONNECTION device show {iface})" '
         f"ipv4.never-default yes && sudo nmcli device reapply {iface}; with systemd-networkd: "
-        "install 50-borescope-bridge.network (UseGateway=no) from share/borescope-bridge"
+        "install 50-borescope-bridge.network (UseGateway=no) from "
+        "/usr/share/doc/borescope-bridge/examples (package) or share/borescope-bridge"
     )
     status = FAIL if routes[0][0] == iface else WARN
     detail = (
@@ -473,7 +475,8 @@ def check_udev_rule(ctx: Context) -> list[Finding]:
             "udev rule",
             WARN,
             "udev rule not installed: the service will not start on plug-in",
-            "sudo make install (from the source tree)",
+            "sudo apt install ./borescope-bridge_VERSION_all.deb (make deb builds it), "
+            "or sudo make install (from the source tree)",
         )
     ]
 
