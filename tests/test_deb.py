@@ -52,7 +52,7 @@ OTHER_FILES = {
     "usr/share/lintian/overrides/borescope-bridge",
 }
 DEPENDS = {
-    "libturbojpeg0",
+    "libturbojpeg0 | libturbojpeg",  # Ubuntu 24.04 names it libturbojpeg
     "python3 (>= 3.11)",
     "python3-aiohttp",
     "python3-numpy",
