@@ -27,7 +27,7 @@ CONF=/etc/borescope-bridge/config.toml
 DEB1=$(ls "$OUT"/deb1/borescope-bridge_*_all.deb 2>/dev/null | head -n1)
 DEB2=$(ls "$OUT"/deb2/borescope-bridge_*_all.deb 2>/dev/null | head -n1)
 export DEBIAN_FRONTEND=noninteractive
-APT=(apt-get -y -q -o Dpkg::Use-Pty=0 --no-download)
+APT=(apt-get -y -q -o Dpkg::Use-Pty=0)  # (--no-download breaks installing a local .deb)
 [ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
 [ -f "$DEB1" ] && [ -f "$DEB2" ] || { bad "package: the host built two .debs" "missing in $OUT/deb1, $OUT/deb2"; exit 1; }
 
