@@ -52,6 +52,14 @@ ours=(/usr/bin/borescope-bridge /lib/systemd/system/$UNIT $PKGRULE /lib/modprobe
       /usr/lib/sysusers.d/borescope-bridge.conf /usr/lib/python3/dist-packages/bridge/daemon.py)
 present() { local f out=(); for f in "${ours[@]}"; do [ -e "$f" ] && out+=("$f"); done; echo "${out[*]}"; }
 
+# The guest boots the host's root: a container host may carry Docker's policy-rc.d, which makes
+# every maintainer script's deb-systemd-invoke a no-op ("exit 101"). A user's system has none;
+# move it aside (the guest's writes go to its tmpfs overlay, never to the host).
+if [ -e /usr/sbin/policy-rc.d ]; then
+  note "moving the host's /usr/sbin/policy-rc.d aside in the guest (it denies every service action)"
+  mv /usr/sbin/policy-rc.d /tmp/policy-rc.d.host
+fi
+
 # ---- a system without our files
 before=$(present)
 if [ -z "$before" ] && ! dpkg-query -W borescope-bridge >/dev/null 2>&1 && [ ! -e "$CONF" ]; then
