@@ -162,7 +162,12 @@ def _listing(deb: Path) -> set[str]:
 
 def test_file_list(deb: Path) -> None:
     files = _listing(deb)
-    modules = {f"{PY_PACKAGE}/{p.name}" for p in (REPO / "bridge").glob("*.py")}
+    # every file of the source package, subpackages and data files included
+    modules = {
+        f"{PY_PACKAGE}/{p.relative_to(REPO / 'bridge').as_posix()}"
+        for p in (REPO / "bridge").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+    }
     dist_info = {f for f in files if ".dist-info/" in f}
     assert dist_info, "no dist-info: pybuild did not install the distribution"
     expected = set(SYSTEM_FILES) | OTHER_FILES | modules | dist_info
