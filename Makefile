@@ -8,6 +8,7 @@
 #   make unit-fresh  make unit in a private mount namespace: empty /run, /var/tmp, /tmp, a new venv
 #   make lint        ruff, plus systemd-analyze verify of the unit
 #   make bench       the benchmark (never part of make test)
+#   make deb         the Debian package: dist/borescope-bridge_VERSION_all.deb
 #   sudo make install / uninstall    [DESTDIR=... PREFIX=/usr/local]
 
 PYTHON ?= python3
@@ -64,10 +65,12 @@ UNIT_DEST := $(UNITDIR)/borescope-bridge.service
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
-.PHONY: all deps venv demo test unit unit-fresh e2e lint bench install uninstall install-check-module clean
+.PHONY: all deps deb-deps deb venv demo test unit unit-fresh e2e lint bench install uninstall install-check-module clean
 all: venv
 
 # ---- development ----
+# `make deps` installs APT_PACKAGES (as root, else names them); other targets reuse it with
+# their own list: $(MAKE) deps APT_PACKAGES="...".
 deps:
 	@missing=""; \
 	if command -v dpkg-query >/dev/null 2>&1; then \
@@ -99,6 +102,7 @@ demo: venv
 test: unit-fresh e2e
 
 unit: venv
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS) $(DEB_TEST_PACKAGES)"
 	$(PY) -m pytest -q
 
 # The host suite as a machine where nothing of this project has run sees it (tests/fresh-machine:
@@ -138,6 +142,41 @@ bench: venv
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache
+
+# ---- the Debian package ----
+# Built by dpkg-buildpackage (debhelper + pybuild) in a copy of the tree under build/deb, so
+# nothing lands beside the checkout; the .deb is copied to dist/. Debian's own /usr/bin/python3
+# comes first on PATH: pybuild takes the first python3, and a pyenv/conda one lacks `build`
+# and Debian's packages. Works as root or not (Rules-Requires-Root: no).
+DEB_BUILD_DEPS ?= dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all \
+	python3-setuptools python3-wheel
+DEB_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bridge/__init__.py)
+DEB_CHANGELOG_VERSION = $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog)
+DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
+DEB_DIR ?= build/deb
+DIST_DIR ?= dist
+# What the package tests need besides the build (tests/test_deb.py skips without them).
+DEB_TEST_PACKAGES ?= lintian python3-numpy python3-systemd libturbojpeg0 util-linux
+deb-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS)"
+	@for p in $(DEB_BUILD_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	    || { echo "make deb needs $$p (see above)"; exit 1; }; \
+	done
+
+deb: deb-deps
+	@test '$(DEB_VERSION)' = '$(DEB_CHANGELOG_VERSION)' || { \
+	  echo "bridge.__version__ is $(DEB_VERSION) but debian/changelog says $(DEB_CHANGELOG_VERSION):"; \
+	  echo "add a changelog entry (dch -v $(DEB_VERSION)) or fix the version"; exit 1; }
+	rm -rf '$(DEB_DIR)'
+	mkdir -p '$(DEB_DIR)/src' '$(DIST_DIR)'
+	tar -cf - --exclude=./.git --exclude=./.venv --exclude='./.venv-*' --exclude=./build \
+	  --exclude=./dist --exclude='*.egg-info' --exclude=__pycache__ --exclude=./.pytest_cache \
+	  --exclude=./.mypy_cache --exclude=./.ruff_cache . | tar -xf - -C '$(DEB_DIR)/src'
+	cd '$(DEB_DIR)/src' && env PATH='$(DEB_PATH)' dpkg-buildpackage -b -us -uc --no-sign
+	cp '$(DEB_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb' '$(DIST_DIR)/'
+	@echo "Built $(DIST_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb; install it with:"
+	@echo "  sudo apt install ./$(DIST_DIR)/borescope-bridge_$(DEB_VERSION)_all.deb"
 
 # ---- install ----
 # The new venv is built beside the live one ($(LIBDIR).new) and swapped in only once pip and

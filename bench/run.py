@@ -8,6 +8,8 @@ Session receive loop, Reassembler and Pipeline), the naive reference path, and t
 Then the web page: the same receive path feeding the web server (bridge.web) with 0, 1 and 4
 viewers of /stream.mjpeg in another process, for the extra CPU per frame per viewer and the
 added latency (frame complete -> bytes written to the viewer's socket).
+"raw, Debian package" is the raw variant as the Debian package runs it: Debian's /usr/bin/python3
+with its own numpy, on the files of a .deb built by `make deb` (no OpenCV, no simplejpeg).
 Numbers are informative; nothing here is a test.
 """
 
@@ -25,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
-VARIANTS = ["raw", "mjpeg", "idle", "naive", "floor", "decode", "recv"]
+VARIANTS = ["raw", "raw-deb", "mjpeg", "idle", "naive", "floor", "decode", "recv"]
 LABELS = {
     "raw": "pipeline raw (YUV decode -> I420)",
+    "raw-deb": "raw, Debian package (no cv2/simplejpeg)",
     "mjpeg": "pipeline mjpeg (no decode)",
     "idle": "pipeline raw, nobody watching",
     "naive": "naive (recvfrom, imdecode, BGR->I420)",
@@ -66,14 +69,67 @@ def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
     return out
 
 
+REPO = Path(__file__).resolve().parent.parent
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+class Runner:
+    """How a worker process is started: this interpreter on the tree, or the Debian package."""
+
+    def __init__(self, python: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.python, self.env, self.cwd = python, env, cwd
+
+
+def debian_package(tmp: Path) -> Runner | str:
+    """A Runner for the installed-package configuration, or why there is none here."""
+    probe = subprocess.run(
+        [DEBIAN_PYTHON, "-c", "import numpy, systemd.daemon"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return "needs Debian's python3-numpy and python3-systemd (apt install them)"
+    out = tmp / "deb"
+    proc = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            "deb",
+            f"DEB_DIR={out / 'build'}",
+            f"DIST_DIR={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    debs = sorted(out.glob("borescope-bridge_*_all.deb"))
+    if proc.returncode != 0 or not debs:
+        return "make deb failed: " + (proc.stdout + proc.stderr).strip().splitlines()[-1]
+    root = out / "root"
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], check=True)
+    site = root / "usr/lib/python3/dist-packages"
+    # The package's bridge first; the tree only for the bench module itself. Run outside the
+    # tree so that `-m` does not put the tree's bridge first on sys.path.
+    env = dict(os.environ, PYTHONPATH=f"{site}:{REPO}", PYTHONNOUSERSITE="1")
+    return Runner(DEBIAN_PYTHON, env, tmp)
+
+
 WEB_CLIENTS = (0, 1, 4)
 
 
 def run_variant(
-    variant: str, frames_dir: Path, steps: str, no_device: bool, clients: int = 0
+    variant: str,
+    frames_dir: Path,
+    steps: str,
+    no_device: bool,
+    runner: Runner | None = None,
+    clients: int = 0,
 ) -> dict[str, Any]:
+    runner = runner or Runner(sys.executable)
     cmd = [
-        sys.executable,
+        runner.python,
         "-m",
         "bench.worker",
         "--variant",
@@ -87,7 +143,15 @@ def run_variant(
         cmd.append("--no-device")
     if clients:
         cmd += ["--clients", str(clients)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=runner.env,
+        cwd=runner.cwd,
+    )
     if proc.returncode != 0:
         return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -146,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         frames = make_frames(Path(tmp), loop)
+        deb = debian_package(Path(tmp))
         for name, _w, _h in RESOLUTIONS:
             d, avg = frames[name]
             print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
@@ -155,7 +220,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             results[name] = {}
             for variant in VARIANTS:
-                r = run_variant(variant, d, steps, args.no_device)
+                if variant == "raw-deb":
+                    r = (
+                        {"error": deb}
+                        if isinstance(deb, str)
+                        else run_variant("raw", d, steps, args.no_device, deb)
+                    )
+                    if "error" not in r and (
+                        r.get("pixel_path") != "numpy" or "/deb/root/" not in r.get("bridge", "")
+                    ):
+                        r = {"error": f"not the package's numpy path: {r.get('bridge')}"}
+                else:
+                    r = run_variant(variant, d, steps, args.no_device)
                 results[name][variant] = r
                 s = summarize(r)
                 if "error" in s:
@@ -250,6 +326,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         ("raw / floor", "raw", "floor"),
         ("raw / mjpeg", "raw", "mjpeg"),
         ("idle / receive alone", "idle", "recv"),
+        ("Debian package raw / raw", "raw-deb", "raw"),
     ):
         vals = []
         for name, _w, _h in RESOLUTIONS:
@@ -301,6 +378,12 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             None if not (idle and recv) else idle <= 1.10 * recv,
             f"idle {name} (nobody watching) <= 1.10x receive alone: {fmt(idle)} vs {fmt(recv)} ms",
         )
+    deb720 = cpu("720p", "raw-deb")
+    check(
+        None if not (deb720 and raw720) else deb720 <= 1.25 * raw720,
+        f"Debian package raw 720p <= 1.25x pip install raw (issue 13): {fmt(deb720)} vs "
+        f"{fmt(raw720)} ms",
+    )
     p99 = s.get("720p", {}).get("raw", {}).get("p99")
     check(None if p99 is None else p99 <= 5.0, f"raw 720p latency p99 <= 5 ms: {fmt(p99)} ms")
     rss: list[float] = [

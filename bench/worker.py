@@ -17,7 +17,9 @@ Variants:
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
            its bytes written to a viewer's socket
-CPU is this process's CPU time (all threads) divided by frames received.
+CPU is this process's CPU time (all threads) divided by frames received. bench/run.py also runs
+"raw" with Debian's /usr/bin/python3 on the files of the Debian package (no OpenCV, no
+simplejpeg), so this module imports OpenCV only for the naive variant.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+import bridge
+from bridge import yuv
 from bridge.buttons import ButtonTracker
-from bridge.camera import find_camera
 from bridge.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
 from bridge.errors import BridgeError, CameraError
+from bridge.loopback import find_camera
 from bridge.pipeline import Pipeline
 from bridge.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
 from bridge.reassembly import Frame, Reassembler
@@ -170,6 +173,8 @@ def naive_receiver(
     stream_port: int, counter: Counter, sink: Any, stop: threading.Event, ready: threading.Event
 ) -> None:
     """The reference path: what a straightforward script does."""
+    import cv2  # the naive path is OpenCV's (the pip install has it)
+
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
     s.bind(("127.0.0.1", 0))
@@ -283,7 +288,13 @@ def run_receive(
     session: Session | None = None
     stop = threading.Event()
     ready = threading.Event()
-    result: dict[str, Any] = {"variant": variant, "sink": sink_name}
+    result: dict[str, Any] = {
+        "variant": variant,
+        "sink": sink_name,
+        "pixel_path": yuv.backend(),
+        "python": sys.executable,
+        "bridge": bridge.__file__,
+    }
     receive: Callable[[], object]
     on_frame: Callable[[Frame], None]
     web: Any = None

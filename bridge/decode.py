@@ -7,11 +7,12 @@ Why two backends (numbers from ``make bench`` and the team's perf notes, 2 vCPU 
   system's ``libturbojpeg.so.0`` (Debian package ``libturbojpeg0``). JPEG already stores YCbCr, so
   this skips the colour conversion and upsampling that a BGR decode pays for and then undoes. JPEG's
   YCbCr is *full range* while V4L2 consumers expect *limited range* (what pyvirtualcam's libyuv
-  writes), so each plane is rescaled with ``cv2.convertScaleAbs`` (Y x219/255+16, chroma x224/255
-  around 128), and 4:2:2 chroma is turned into 4:2:0 by keeping every other row.
-* ``simplejpeg``: decode to BGR into a preallocated buffer, then ``cv2.cvtColor`` BGR->I420. No
-  system library needed; used when libturbojpeg is missing and for JPEG layouts the fast path does
-  not cover (4:4:4, greyscale, odd sizes).
+  writes), so each plane is rescaled (:class:`bridge.yuv.RangeFix`: OpenCV when importable, else
+  exact integer numpy), and 4:2:2 chroma is turned into 4:2:0 by keeping every other row.
+* ``simplejpeg``: decode to BGR into a preallocated buffer, then BGR->I420. Used when libturbojpeg
+  is missing. JPEG layouts the fast path does not cover (4:4:4, greyscale, odd sizes) go through a
+  BGR decode too: simplejpeg when installed, else libturbojpeg's ``tjDecompress2`` (the Debian
+  package has no simplejpeg).
 
 Never ``cv2.imdecode`` per frame: it allocates two frame-sized buffers per call, and in a fresh
 process glibc returns them to the kernel and page-faults them back in (about 1,300 minor faults per
@@ -25,9 +26,10 @@ import ctypes.util
 import logging
 import threading
 
-import cv2
 import numpy as np
-import simplejpeg
+
+from .optional import simplejpeg
+from .yuv import RangeFix, bgr_to_i420
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,10 @@ _SOF_MARKERS = frozenset(
 )
 _STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD9)))
 
-# Full range -> BT.601 limited range (LUT-exact with convertScaleAbs' rounding).
-Y_ALPHA = 219.0 / 255.0
-Y_BETA = 16.0
-C_ALPHA = 224.0 / 255.0
-C_BETA = 128.0 - 128.0 * C_ALPHA
-
 # TurboJPEG 2.x API constants (turbojpeg.h); libjpeg-turbo 3.x still exports this API.
 TJSAMP_422 = 1
 TJSAMP_420 = 2
+_TJPF_BGR = 1
 _TJFLAG_FASTDCT = 2048
 _TJERR_WARNING = 0
 
@@ -122,6 +119,18 @@ class TurboJPEG:
             ctypes.c_int,
         ]
         lib.tjDecompressToYUVPlanes.restype = ctypes.c_int
+        lib.tjDecompress2.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.tjDecompress2.restype = ctypes.c_int
         lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
         lib.tjGetErrorStr2.restype = ctypes.c_char_p
         lib.tjGetErrorCode.argtypes = [ctypes.c_void_p]
@@ -167,6 +176,15 @@ class TurboJPEG:
             self._handle, jpeg, len(jpeg), self._planes, width, self._strides, height, flags
         )
         # A warning (e.g. a corrupt byte in the entropy data) still produced a full picture.
+        if rc != 0 and self._lib.tjGetErrorCode(self._handle) != _TJERR_WARNING:
+            raise DecodeError(self._error())
+
+    def decode_bgr(self, jpeg: bytes, bgr: np.ndarray, flags: int) -> None:
+        """Decode into a C-contiguous (h, w, 3) uint8 BGR array of the picture's size."""
+        h, w = bgr.shape[:2]
+        rc = self._lib.tjDecompress2(
+            self._handle, jpeg, len(jpeg), bgr.ctypes.data, w, w * 3, h, _TJPF_BGR, flags
+        )
         if rc != 0 and self._lib.tjGetErrorCode(self._handle) != _TJERR_WARNING:
             raise DecodeError(self._error())
 
@@ -232,7 +250,14 @@ class Decoder:
                 self._tj = TurboJPEG(lib)
             elif backend == "turbojpeg":
                 raise DecodeError("libturbojpeg.so.0 not found: apt install libturbojpeg0")
+        if self._tj is None and simplejpeg is None:
+            raise DecodeError(
+                "no JPEG decoder: install libturbojpeg0 (Debian/Ubuntu: apt install libturbojpeg0)"
+                if backend != "simplejpeg"
+                else "simplejpeg is not installed (pip install simplejpeg)"
+            )
         self.backend = "turbojpeg" if self._tj is not None else "simplejpeg"
+        self._range = RangeFix()
         self._fast_dct = fast_dct
         self._tj_flags = _TJFLAG_FASTDCT if fast_dct else 0
         self._out = np.empty((0, 0), np.uint8)
@@ -270,17 +295,17 @@ class Decoder:
         v = chroma_flat[cw * ch :].reshape(ch, cw)
         if sub == TJSAMP_420:
             self._tj.decode_planes(jpeg, (y, u, v), w, h, self._tj_flags)  # type: ignore[union-attr]
-            cv2.convertScaleAbs(u, dst=u, alpha=C_ALPHA, beta=C_BETA)
-            cv2.convertScaleAbs(v, dst=v, alpha=C_ALPHA, beta=C_BETA)
+            self._range.chroma(u, u)
+            self._range.chroma(v, v)
         else:
             if self._chroma.shape != (2 * h, cw):
                 self._chroma = np.empty((2 * h, cw), np.uint8)
             fu, fv = self._chroma[:h], self._chroma[h:]
             self._tj.decode_planes(jpeg, (y, fu, fv), w, h, self._tj_flags)  # type: ignore[union-attr]
             # 4:2:2 -> 4:2:0: keep the even chroma rows (range fix and row drop in one pass).
-            cv2.convertScaleAbs(fu[::2], dst=u, alpha=C_ALPHA, beta=C_BETA)
-            cv2.convertScaleAbs(fv[::2], dst=v, alpha=C_ALPHA, beta=C_BETA)
-        cv2.convertScaleAbs(y, dst=y, alpha=Y_ALPHA, beta=Y_BETA)
+            self._range.chroma(fu[::2], u)
+            self._range.chroma(fv[::2], v)
+        self._range.luma(y, y)
         return out
 
     def _decode_bgr(self, jpeg: bytes) -> np.ndarray:
@@ -290,21 +315,26 @@ class Decoder:
         w, h = dims
         if self._bgr.shape != (h, w, 3):
             self._bgr = np.empty((h, w, 3), np.uint8)
-        try:
-            simplejpeg.decode_jpeg(
-                jpeg, "BGR", fastdct=self._fast_dct, buffer=self._bgr, strict=False
-            )
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from exc
+        if simplejpeg is not None:
+            try:
+                simplejpeg.decode_jpeg(
+                    jpeg, "BGR", fastdct=self._fast_dct, buffer=self._bgr, strict=False
+                )
+            except ValueError as exc:
+                raise DecodeError(str(exc)) from exc
+        elif self._tj is not None:
+            self._tj.decode_bgr(jpeg, self._bgr, self._tj_flags)
+        else:
+            raise DecodeError("the decoder was closed and simplejpeg is not installed")
         ew, eh = w & ~1, h & ~1
         if ew == 0 or eh == 0:
             raise DecodeError(f"picture too small: {w}x{h}")
         out = self._output(ew, eh)
-        cv2.cvtColor(self._bgr[:eh, :ew], cv2.COLOR_BGR2YUV_I420, dst=out)
-        return out
+        return bgr_to_i420(self._bgr[:eh, :ew], out)
 
     def close(self) -> None:
-        """Free the libturbojpeg handle (the Decoder still works through simplejpeg afterwards)."""
+        """Free the libturbojpeg handle (the Decoder still works through simplejpeg afterwards, if
+        installed)."""
         if self._tj is not None:
             self._tj.close()
             self._tj = None

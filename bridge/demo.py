@@ -65,15 +65,13 @@ def _pick_camera(spec: str) -> tuple[str, str | None]:
     if spec == "none":
         return "none", None
     try:
-        from bridge.camera import find_camera
+        from bridge.loopback import find_camera
 
         path = find_camera(spec)
     except CameraError as exc:
         if spec != "auto":
             raise
         return "none", str(exc)
-    except ImportError as exc:
-        return "none", f"camera support missing: {exc}"
     return (path or "none"), None
 
 

@@ -29,17 +29,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.loopback import CARD_LABEL, DEV_ROOT, SYSFS_ROOT, list_loopback_devices
 from bridge.protocol import DEVICE_IP, EVENT_PORT
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-CARD_LABEL = "Borescope"
 DRIVER = "r8152"
 USB_ID = ("0bda", "8152")
 # What the daemon asks for with SO_RCVBUF; the shipped sysctl file sets 16 MiB.
 RMEM_WANTED_BYTES = 8 * 1024 * 1024
 SYSCTL_FIX = (
-    "sudo sysctl -w net.core.rmem_max=16777216 (permanently: sudo make install, "
-    "which ships /etc/sysctl.d/60-borescope-bridge.conf)"
+    "sudo sysctl -w net.core.rmem_max=16777216 (permanently: the Debian package or "
+    "sudo make install, which ship 60-borescope-bridge.conf in sysctl.d)"
 )
 UDEV_RULE = "90-borescope-bridge.rules"
 UDEV_RULE_DIRS = (
@@ -179,25 +179,13 @@ def check_module(ctx: Context) -> list[Finding]:
 
 
 def _loopback_devices(ctx: Context) -> list[tuple[int, str]]:
-    """(number, card label) of every v4l2loopback video device, sorted by number."""
-    out = []
-    base = ctx.path("sys/class/video4linux")
-    try:
-        entries = sorted(base.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("video") or not name[5:].isdigit():
-            continue
-        # v4l2loopback devices are virtual (no bus device) and carry its own attributes.
-        real = os.path.realpath(entry)
-        is_loop = (
-            "/virtual/" in real or (entry / "max_openers").exists() or (entry / "buffers").exists()
-        )
-        if is_loop:
-            out.append((int(name[5:]), _read(entry / "name") or ""))
-    return sorted(out)
+    """(number, card label) of every v4l2loopback video device, sorted by number.
+
+    The same recognition as the daemon's ``--camera auto`` (bridge.loopback), so doctor reports
+    on the device the daemon will pick.
+    """
+    devices = list_loopback_devices(str(ctx.path(SYSFS_ROOT)), str(ctx.path(DEV_ROOT)))
+    return [(d.number, d.label) for d in devices]
 
 
 def _exclusive_caps(ctx: Context, number: int, ordinal: int) -> bool | None:
@@ -237,7 +225,8 @@ def check_camera(ctx: Context) -> list[Finding]:
     findings = []
     reload_fix = (
         "sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback "
-        "(options from /etc/modprobe.d/borescope-bridge.conf)"
+        "(options from borescope-bridge.conf in /etc/modprobe.d or, from the package, "
+        "/lib/modprobe.d)"
     )
     if label == CARD_LABEL:
         findings.append(Finding("camera", OK, f"{node} is labelled {CARD_LABEL!r}"))
@@ -406,7 +395,8 @@ def check_default_route(ctx: Context) -> list[Finding]:
     fix = (
         f'sudo nmcli connection modify "$(nmcli -g GENERAL.CONNECTION device show {iface})" '
         f"ipv4.never-default yes && sudo nmcli device reapply {iface}; with systemd-networkd: "
-        "install 50-borescope-bridge.network (UseGateway=no) from share/borescope-bridge"
+        "install 50-borescope-bridge.network (UseGateway=no) from "
+        "/usr/share/doc/borescope-bridge/examples (package) or share/borescope-bridge"
     )
     status = FAIL if routes[0][0] == iface else WARN
     detail = (
@@ -484,7 +474,8 @@ def check_udev_rule(ctx: Context) -> list[Finding]:
             "udev rule",
             WARN,
             "udev rule not installed: the service will not start on plug-in",
-            "sudo make install (from the source tree)",
+            "sudo apt install ./borescope-bridge_VERSION_all.deb (make deb builds it), "
+            "or sudo make install (from the source tree)",
         )
     ]
 

@@ -42,12 +42,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
-import simplejpeg
 
-from .camera import Transform, find_camera, no_signal_i420, no_signal_jpeg
 from .decode import DecodeError, Decoder, jpeg_dimensions
+from .encode import encode_jpeg_yuv_planes
 from .errors import CameraError, ConfigError
 from .fit import Fitter, full_range_planes
+from .loopback import find_camera
+from .nosignal import no_signal_i420, no_signal_jpeg
+from .transform import Transform
 from .v4l2 import V4L2Writer
 from .v4l2_usage import Usage, usage_for
 
@@ -384,7 +386,7 @@ class Pipeline:
                 self._fit_decoder = Decoder()
             i420 = self._fit_decoder.decode(data)
             fitted = self._fitter.fit(i420, self._fit_decoder.size, camera)
-            return simplejpeg.encode_jpeg_yuv_planes(
+            return encode_jpeg_yuv_planes(
                 *full_range_planes(fitted, *camera), quality=REENCODE_QUALITY
             )
         i420 = self._decoder.decode(data)

@@ -9,10 +9,11 @@ It behaves like the J10x-OTG device as far as the bridge can tell:
   when heartbeats cease for ``heartbeat_timeout`` seconds.
 * The event port answers every ``SETCMD`` with a ``RETCMD`` echoing its counter and carrying the
   button counter, which :meth:`Simulator.press_button` (or SIGUSR1 in the CLI) increments.
-* The picture is generated with OpenCV: a textured, moving, photo-like scene with a visible frame
-  counter and timestamp, encoded with 4:2:2 chroma like real webcams. A loop of ``loop_frames``
-  frames is encoded once up front, so streaming costs no encoding. The loop is deterministic, so
-  a test in another process can regenerate it and compare bytes. The counter and timestamp show
+* The picture is generated with numpy (no OpenCV, so the Debian package's demo works): a
+  textured, moving, photo-like scene with a visible frame counter and timestamp, encoded with
+  4:2:2 chroma like real webcams (libturbojpeg, bridge.encode). A loop of ``loop_frames`` frames
+  is encoded once up front, so streaming costs no encoding. The loop is deterministic, so a test
+  in another process can regenerate it and compare bytes. The counter and timestamp show
   the position in the loop (frame k of n, t = k / fps).
 
 Fault injection, every injected fault counted in :attr:`Simulator.stats`:
@@ -45,14 +46,16 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any
 
-import cv2
 import numpy as np
 
+from bridge.encode import encode_jpeg
 from bridge.errors import BridgeError
+from bridge.font import draw_text
 from bridge.protocol import (
     DEVICE_IP,
     EVENT_PORT,
@@ -140,6 +143,49 @@ class SimulatorStats:
 # --------------------------------------------------------------------------- the picture
 
 
+def _upsample(small: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of a 2-D float array to (height, width)."""
+    sh, sw = small.shape
+    ys = np.linspace(0, sh - 1, height, dtype=np.float32)
+    xs = np.linspace(0, sw - 1, width, dtype=np.float32)
+    y0 = np.minimum(ys.astype(int), sh - 2)
+    x0 = np.minimum(xs.astype(int), sw - 2)
+    fy = (ys - y0)[:, None]
+    fx = (xs - x0)[None, :]
+    top = small[y0][:, x0] * (1 - fx) + small[y0][:, x0 + 1] * fx
+    bottom = small[y0 + 1][:, x0] * (1 - fx) + small[y0 + 1][:, x0 + 1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2-D float array (edges repeated)."""
+    r = max(int(3 * sigma), 1)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2).astype(np.float32)
+    k /= k.sum()
+    padded = np.pad(img, r, mode="edge")
+    rows = sum(k[i] * padded[:, i : i + img.shape[1]] for i in range(2 * r + 1))
+    return sum(k[i] * rows[i : i + img.shape[0]] for i in range(2 * r + 1)).astype(np.float32)
+
+
+def _paint(
+    img: np.ndarray,
+    box: tuple[int, int, int, int],
+    coverage: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    color: tuple[int, int, int],
+    alpha: float,
+) -> None:
+    """Blend ``color`` into ``img`` inside ``box`` (x0, y0, x1, y1), weighted by alpha times
+    ``coverage(xs, ys)`` (0..1, from pixel-centre coordinates)."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    a = (coverage(xs, ys) * alpha)[..., None]
+    region = img[y0:y1, x0:x1].astype(np.float32)
+    img[y0:y1, x0:x1] = np.rint(region + (np.asarray(color, np.float32) - region) * a)
+
+
 def _scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """A textured background (twice as wide, to scroll) and a borescope-like vignette."""
     rng = np.random.default_rng(TEXTURE_SEED)
@@ -148,22 +194,18 @@ def _scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     u, v = xs / width, ys / height
     # Warm metal: smooth colour gradients plus periodic ridges, like the inside of a pipe.
     ridges = 0.5 + 0.5 * np.sin(2 * math.pi * (u * 6 + 0.3 * np.sin(2 * math.pi * v * 2)))
-    blotches = cv2.resize(
-        rng.normal(0.0, 1.0, (max(height // 24, 2), max(w2 // 24, 2))).astype(np.float32),
-        (w2, height),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    grain = cv2.GaussianBlur(rng.normal(0.0, 1.0, (height, w2)).astype(np.float32), (0, 0), 1.2)
+    coarse = rng.normal(0.0, 1.0, (max(height // 24, 2), max(w2 // 24, 2))).astype(np.float32)
+    blotches = _upsample(coarse, w2, height)
+    grain = _blur(rng.normal(0.0, 1.0, (height, w2)).astype(np.float32), 1.2)
     base = 0.55 + 0.18 * ridges + 0.10 * blotches + 0.06 * grain
     b = np.clip(255 * (base * (0.55 + 0.25 * v)), 0, 255)
     g = np.clip(255 * (base * (0.75 + 0.10 * np.cos(2 * math.pi * u))), 0, 255)
     r = np.clip(255 * (base * (0.95 - 0.20 * v)), 0, 255)
-    background = cv2.merge([b, g, r]).astype(np.uint8)
+    background = np.dstack([b, g, r]).astype(np.uint8)
     ys1, xs1 = np.mgrid[0:height, 0:width].astype(np.float32)
     radius = np.hypot((xs1 - width / 2) / (width / 2), (ys1 - height / 2) / (height / 2))
     vignette = np.clip(1.15 - 0.55 * radius**2, 0.15, 1.0)
-    vignette3 = cv2.merge([vignette, vignette, vignette])
-    return background, vignette3
+    return background, np.dstack([vignette, vignette, vignette])
 
 
 def render_frame(
@@ -180,47 +222,41 @@ def render_frame(
     cx = int(width / 2 + width * 0.28 * math.cos(angle))
     cy = int(height / 2 + height * 0.25 * math.sin(2 * angle))
     radius = max(height // 10, 4)
-    overlay = img.copy()
-    cv2.circle(overlay, (cx, cy), radius, (200, 235, 255), -1, cv2.LINE_AA)
-    cv2.addWeighted(overlay, 0.55, img, 0.45, 0, dst=img)
+    _paint(
+        img,
+        (cx - radius - 1, cy - radius - 1, cx + radius + 2, cy + radius + 2),
+        lambda xs, ys: np.clip(radius + 0.5 - np.hypot(xs - cx, ys - cy), 0.0, 1.0),
+        (200, 235, 255),
+        0.55,
+    )
     length = height * 0.3
     x0, y0 = width * 0.5, height * 0.55
-    x1 = int(x0 + length * math.cos(-angle))
-    y1 = int(y0 + length * math.sin(-angle))
-    cv2.line(img, (int(x0), int(y0)), (x1, y1), (40, 70, 160), max(height // 80, 2), cv2.LINE_AA)
+    x1, y1 = x0 + length * math.cos(-angle), y0 + length * math.sin(-angle)
+    half = max(height // 80, 2) / 2
+
+    def bar(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+        return np.clip(half + 0.5 - np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy)), 0.0, 1.0)
+
+    pad = int(half) + 2
+    box = (
+        int(min(x0, x1)) - pad,
+        int(min(y0, y1)) - pad,
+        int(max(x0, x1)) + pad,
+        int(max(y0, y1)) + pad,
+    )
+    _paint(img, box, bar, (40, 70, 160), 1.0)
     seconds = index / fps
     lines = (
         f"frame {index + 1:04d}/{count:04d}",
         f"t={int(seconds // 60):02d}:{seconds % 60:06.3f}  {width}x{height}",
     )
-    scale = height / 480 * 0.8
+    text_h = max(round(height / 480 * 16), 7)
     for n, text in enumerate(lines):
-        org = (int(width * 0.03), int(height * (0.08 + 0.07 * n)))
-        thick = max(int(2 * scale), 1)
-        cv2.putText(
-            img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick * 3, cv2.LINE_AA
-        )
-        cv2.putText(
-            img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
-        )
+        x, y = int(width * 0.03), int(height * (0.04 + 0.07 * n))
+        draw_text(img, text, x, y, text_h, (255, 255, 255), (0, 0, 0), max(text_h // 8, 1))
     return img
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    """Baseline JPEG with 4:2:2 chroma, as the borescope's (and most webcams') encoder does."""
-    factor = getattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR", None)
-    factor_422 = getattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR_422", None)
-    if factor is not None and factor_422 is not None:
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality, factor, factor_422]
-        ok, buf = cv2.imencode(".jpg", image, params)
-        if not ok:
-            raise BridgeError("OpenCV could not encode a JPEG frame")
-        return buf.tobytes()
-    import simplejpeg
-
-    return bytes(
-        simplejpeg.encode_jpeg(image, quality=quality, colorspace="BGR", colorsubsampling="422")
-    )
 
 
 def make_loop(

@@ -748,7 +748,7 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
     assert len(shown) >= 10
     # Forged fragments from 127.0.0.2 never reach the camera: every picture is a sent frame
     # or the "no signal" card.
-    from bridge.camera import no_signal_jpeg
+    from bridge.nosignal import no_signal_jpeg
 
     assert set(writes) <= frames | {no_signal_jpeg(640, 480)}
     assert observed["status"]["foreign_packets"] > 0

@@ -3,7 +3,9 @@
 
 The reference is computed without our code: cv2.imdecode -> BGR, then the BT.601 limited-range
 formulas in float numpy, chroma averaged over 2x2 blocks. A wrong range (full-range planes passed
-through), swapped U/V planes or a wrong plane layout falls far below the threshold.
+through), swapped U/V planes or a wrong plane layout falls far below the threshold. The golden
+tests run on both pixel paths (``pixel_path``: OpenCV, numpy), and tests/test_optional.py runs
+this whole file again with OpenCV and simplejpeg hidden from bridge, as in the Debian package.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import numpy as np
 import pytest
 import simplejpeg
 
+from bridge import optional
 from bridge.decode import DecodeError, Decoder, jpeg_dimensions, turbojpeg_available
+from bridge.yuv import RangeFix
 
 PSNR_MIN_DB = 45.0
 
-BACKENDS = ["simplejpeg"] + (["turbojpeg"] if turbojpeg_available() else [])
+BACKENDS = (["simplejpeg"] if optional.simplejpeg is not None else []) + (
+    ["turbojpeg"] if turbojpeg_available() else []
+)
 
 
 def photo_like(width: int, height: int, seed: int = 1) -> np.ndarray:
@@ -68,7 +74,7 @@ def encode(img: np.ndarray, sub: str, quality: int = 80) -> bytes:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sub", ["422", "420", "444", "Gray"])
-def test_golden_psnr(backend: str, sub: str) -> None:
+def test_golden_psnr(pixel_path: str, backend: str, sub: str) -> None:
     img = photo_like(320, 240)
     if sub == "Gray":
         jpeg = simplejpeg.encode_jpeg(
@@ -83,7 +89,7 @@ def test_golden_psnr(backend: str, sub: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_golden_catches_wrong_range_and_plane_order(backend: str) -> None:
+def test_golden_catches_wrong_range_and_plane_order(pixel_path: str, backend: str) -> None:
     """The threshold discriminates: the mistakes the decode path could make fall below it."""
     w, h = 320, 240
     jpeg = encode(photo_like(w, h, seed=3), "422")
@@ -106,7 +112,7 @@ def test_golden_catches_wrong_range_and_plane_order(backend: str) -> None:
 
 def test_backends_agree() -> None:
     if len(BACKENDS) < 2:
-        pytest.skip("libturbojpeg0 is not installed: only the simplejpeg backend exists here")
+        pytest.skip(f"only one decoder backend exists here: {BACKENDS}")
     jpeg = encode(photo_like(640, 480, seed=5), "422")
     a = Decoder("turbojpeg").decode(jpeg).copy()
     b = Decoder("simplejpeg").decode(jpeg)
@@ -127,7 +133,7 @@ def test_output_buffer_is_reused_and_resized(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_odd_size_is_cropped_to_even(backend: str) -> None:
+def test_odd_size_is_cropped_to_even(pixel_path: str, backend: str) -> None:
     jpeg = encode(photo_like(321, 241), "420")
     out = Decoder(backend).decode(jpeg)
     assert out.shape == (240 * 3 // 2, 320)
@@ -149,6 +155,36 @@ def test_truncated_jpeg_still_gives_a_picture(backend: str) -> None:
     jpeg = encode(photo_like(320, 240), "422")
     out = Decoder(backend).decode(jpeg[: len(jpeg) * 2 // 3])
     assert out.shape == (360, 320)
+
+
+def test_range_fix_is_exact_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every input value maps to the rounded BT.601 formula, with and without OpenCV."""
+    import bridge.yuv
+
+    x = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    want_y = np.floor(x * (219 / 255) + 16 + 0.5).astype(np.uint8)
+    want_c = np.floor(x * (224 / 255) + 128 - 128 * 224 / 255 + 0.5).astype(np.uint8)
+    for hide in [False, True] if bridge.yuv.cv2 is not None else [True]:
+        if hide:
+            monkeypatch.setattr(bridge.yuv, "cv2", None)
+        fix = RangeFix()
+        y, c = x.copy(), np.empty_like(x)
+        fix.luma(y, y)  # in place, as the decoder does
+        fix.chroma(x, c)
+        assert np.array_equal(y, want_y)
+        assert np.array_equal(c, want_c)
+    strided = np.empty((8, 16), np.uint8)
+    RangeFix().chroma(x[::2], strided)  # the 4:2:2 row drop reads every other row
+    assert np.array_equal(strided, want_c[::2])
+
+
+def test_no_decoder_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bridge.decode
+
+    monkeypatch.setattr(bridge.decode, "simplejpeg", None)
+    monkeypatch.setattr(bridge.decode, "load_turbojpeg", lambda: None)
+    with pytest.raises(DecodeError, match="apt install libturbojpeg0"):
+        Decoder()
 
 
 @pytest.mark.parametrize(("w", "h"), [(640, 480), (1280, 720), (1920, 1080), (33, 17)])

@@ -17,11 +17,12 @@ import simplejpeg
 from waiting import wait_for
 
 import bridge.pipeline as pipeline_mod
-from bridge.camera import Transform, no_signal_i420, no_signal_jpeg
 from bridge.decode import Decoder, jpeg_dimensions
 from bridge.errors import CameraError, ConfigError
 from bridge.fit import Fitter
+from bridge.nosignal import no_signal_i420, no_signal_jpeg
 from bridge.pipeline import SWITCH_AFTER_FRAMES, Pipeline
+from bridge.transform import Transform
 
 
 @dataclass(frozen=True)

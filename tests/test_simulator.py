@@ -156,12 +156,24 @@ def test_frames_are_photo_like_422_jpegs(size: tuple[int, int]) -> None:
     assert float(np.abs(images[0].astype(np.int16) - images[1]).mean()) > 5
 
 
-def test_simplejpeg_fallback_is_also_422(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Older OpenCV builds lack the sampling-factor flag; the simplejpeg path must match.
-    monkeypatch.delattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR", raising=False)
+@pytest.mark.parametrize("encoder", ["turbojpeg", "opencv", "simplejpeg"])
+def test_every_encoder_makes_422(monkeypatch: pytest.MonkeyPatch, encoder: str) -> None:
+    """libturbojpeg first (the Debian package has nothing else); OpenCV, simplejpeg without it."""
+    import bridge.encode
+
+    if encoder == "turbojpeg" and bridge.encode.load_turbojpeg() is None:
+        pytest.skip("libturbojpeg0 is not installed")
+    if encoder != "turbojpeg":
+        monkeypatch.setattr(bridge.encode, "load_turbojpeg", lambda: None)
+    if encoder == "simplejpeg":
+        monkeypatch.setattr(bridge.encode, "cv2", None)
+    if getattr(bridge.encode, "cv2" if encoder == "opencv" else encoder, True) is None:
+        pytest.skip(f"{encoder} is not importable here")
     image = sim_mod.render_frame(0, 2, 320, 240, 30.0)
     jpeg = sim_mod.encode_jpeg(image, 80)
     assert sof_info(jpeg) == (320, 240, [(1, 0x21), (2, 0x11), (3, 0x11)])
+    back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert float(np.abs(back.astype(np.int16) - image).mean()) < 4
 
 
 def test_loop_is_deterministic() -> None:

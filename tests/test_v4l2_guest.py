@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from bridge.camera import CARD_LABEL, list_loopback_devices
 from bridge.errors import CameraError
+from bridge.loopback import CARD_LABEL, list_loopback_devices
 from bridge.v4l2 import (
     BUF_TYPE_VIDEO_OUTPUT,
     FIELD_NONE,
@@ -350,7 +350,7 @@ def test_locked_format_is_reported(tmp_path: Path) -> None:
 def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     """The daemon's Pipeline with the default sink: --camera auto finds the device, decoded
     frames reach readers in the right colours, and the "no signal" picture replaces them."""
-    from bridge.camera import no_signal_i420
+    from bridge.nosignal import no_signal_i420
     from bridge.pipeline import Pipeline
     from bridge.reassembly import Frame
 

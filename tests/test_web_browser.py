@@ -29,7 +29,7 @@ import pytest
 from test_daemon import REPO, Daemon, run_cli
 from waiting import wait_for
 
-from bridge.camera import no_signal_bgr
+from bridge.nosignal import no_signal_bgr
 from bridge.simulator import Simulator, SimulatorConfig
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")

@@ -398,7 +398,7 @@ class WebServer:
         size = self.feed.resolution or NO_SIGNAL_SIZE
         jpeg = self._no_signal.get(size)
         if jpeg is None:
-            from bridge.camera import no_signal_jpeg
+            from bridge.nosignal import no_signal_jpeg
 
             jpeg = no_signal_jpeg(*size)
             self._no_signal[size] = jpeg

@@ -123,7 +123,7 @@ def reference_rgb(width: int, height: int) -> np.ndarray:
 
 @cache
 def no_signal_rgb(width: int, height: int) -> np.ndarray:
-    from bridge.camera import no_signal_bgr
+    from bridge.nosignal import no_signal_bgr
 
     return cv2.cvtColor(no_signal_bgr(width, height), cv2.COLOR_BGR2RGB).astype(np.int16)
 
