@@ -23,9 +23,11 @@ UNIMPORTABLE = textwrap.dedent(
     import importlib, pkgutil
     import numpy as np
     import bridge
-    for info in pkgutil.iter_modules(bridge.__path__):
-        if info.name != "__main__":  # that one runs the CLI
-            importlib.import_module("bridge." + info.name)
+    for info in pkgutil.walk_packages(bridge.__path__, "bridge."):
+        if info.name != "bridge.__main__":  # that one runs the CLI
+            importlib.import_module(info.name)
+    from bridge.nosignal import no_signal_jpeg as _web_no_signal  # what the web page serves
+    assert _web_no_signal(64, 48)[:2] == bytes([0xFF, 0xD8])
     from bridge import optional, yuv
     from bridge.decode import Decoder
     from bridge.encode import encode_jpeg
