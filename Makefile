@@ -156,7 +156,7 @@ DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 DEB_DIR ?= build/deb
 DIST_DIR ?= dist
 # What the package tests need besides the build (tests/test_deb.py skips without them).
-DEB_TEST_PACKAGES ?= lintian python3-numpy python3-systemd libturbojpeg0 util-linux
+DEB_TEST_PACKAGES ?= lintian python3-numpy python3-systemd python3-aiohttp python3-segno libturbojpeg0 util-linux
 deb-deps:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS)"
 	@for p in $(DEB_BUILD_DEPS); do \

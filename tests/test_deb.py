@@ -213,12 +213,15 @@ def test_command_runs_with_debians_python_and_no_pypi(unpacked: Path, tmp_path: 
     script = (unpacked / "usr/bin/borescope-bridge").read_text()
     assert script.startswith("#!/usr/bin/python3\n")
     probe = subprocess.run(
-        ["/usr/bin/python3", "-c", "import numpy, systemd.daemon"],
+        ["/usr/bin/python3", "-c", "import numpy, systemd.daemon, aiohttp, segno"],
         capture_output=True,
         check=False,
     )
     if probe.returncode != 0:
-        pytest.skip("python3-numpy and python3-systemd are not installed (make unit installs them)")
+        pytest.skip(
+            "python3-numpy, python3-systemd, python3-aiohttp and python3-segno are not "
+            "installed (make unit installs them)"
+        )
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(unpacked / "usr/lib/python3/dist-packages"),
@@ -227,7 +230,7 @@ def test_command_runs_with_debians_python_and_no_pypi(unpacked: Path, tmp_path: 
     }
     code = (
         "import sys; sys.modules['cv2'] = None; sys.modules['simplejpeg'] = None\n"
-        "import bridge, bridge.daemon, bridge.simulator\n"
+        "import bridge, bridge.daemon, bridge.simulator, bridge.web.server, segno\n"
         "from bridge import optional, yuv\n"
         "from bridge.decode import Decoder\n"
         "from bridge.simulator import make_loop\n"
