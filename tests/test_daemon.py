@@ -897,6 +897,14 @@ def test_control_flood_leaves_the_daemon_serving(run_daemon: Callable[..., Daemo
 # ---- a slow disk, for real (issue 10, item 4) ---------------------------------------------------
 
 
+def private_mount_prefix(mount_args: list[str]) -> list[str]:
+    """A command prefix: a private mount namespace where `mount MOUNT_ARGS` is done, then the
+    command runs there. What the daemon sees under it, nothing outside does."""
+    script = 'n=$1; shift; mount "${@:1:$n}" && shift "$n" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "bash", "-c", script, "bash",
+            str(len(mount_args)), *mount_args]  # fmt: skip
+
+
 @contextlib.contextmanager
 def freezable_disk(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     """An ext4 image for the daemon, loop-mounted in its own private mount namespace.
@@ -913,18 +921,7 @@ def freezable_disk(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     with open(image, "wb") as f:
         f.truncate(16 << 20)
     subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
-    wrap = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        'mount -o loop "$1" "$2" && shift 2 && exec "$@"',
-        "sh",
-        str(image),
-        str(mnt),
-    ]
+    wrap = private_mount_prefix(["-o", "loop", str(image), str(mnt)])
     probe = subprocess.run([*wrap, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"cannot loop-mount an ext4 image here: {probe.stderr.strip()}")
@@ -1056,17 +1053,7 @@ def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
         pytest.skip("needs root and unshare")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    wrap = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        'mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" && shift && exec "$@"',
-        "sh",
-        str(mnt),
-    ]
+    wrap = private_mount_prefix(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)])
     if subprocess.run([*wrap, "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs in a private mount namespace here")
     with simulator() as sim:
