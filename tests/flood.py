@@ -27,8 +27,9 @@ def raise_fd_limit(wanted: int) -> None:
 class SlowFlood:
     """`count` connections that each send one space per `trickle_s` and never a newline.
 
-    With `reconnect`, every connection the server closes is opened again (at most
-    `reconnect_per_s` a second, so the flood measures the server, not this process).
+    With `reconnect`, every connection the server closes is opened again: at most
+    `reconnect_per_s` a second on average (a token bucket on the monotonic clock, so the rate
+    holds however often the loop turns), or as fast as this process can with None.
     Connections refused with EAGAIN (the server's accept queue is full) are retried.
     """
 
@@ -38,7 +39,7 @@ class SlowFlood:
         count: int = 2000,
         trickle_s: float = 1.0,
         reconnect: bool = True,
-        reconnect_per_s: int = 1000,
+        reconnect_per_s: int | None = 1000,
     ) -> None:
         self.path = path
         self.count = count
@@ -75,13 +76,19 @@ class SlowFlood:
         sel = selectors.DefaultSelector()
         next_send: dict[socket.socket, float] = {}
         pass_s = 0.1
-        budget_per_pass = max(1, int(self.reconnect_per_s * pass_s))
+        rate = self.reconnect_per_s
+        burst = self.count if rate is None else max(1.0, rate * pass_s)
+        tokens, last = float(self.count), time.monotonic()  # the first `count` at once
         opened_once = 0
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                budget = budget_per_pass
-                while len(next_send) < self.count and budget > 0:
+                if rate is None:
+                    tokens = burst
+                else:  # the bucket holds `burst`, or more while the first `count` last
+                    tokens = min(max(tokens, burst), tokens + (now - last) * rate)
+                last = now
+                while len(next_send) < self.count and tokens >= 1:
                     if not self.reconnect and opened_once >= self.count:
                         break
                     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
@@ -94,7 +101,7 @@ class SlowFlood:
                     except OSError:
                         s.close()
                         break
-                    budget -= 1
+                    tokens -= 1
                     opened_once += 1
                     self.connects += 1
                     next_send[s] = now
