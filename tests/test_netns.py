@@ -44,6 +44,9 @@ from bridge.reassembly import Reassembler
 out, wanted = Path(sys.argv[1]), int(sys.argv[2])
 device = (DEVICE_IP, STREAM_PORT)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# As the daemon does: room for a second of stream, so a loaded machine that leaves this process
+# unscheduled for a few frames loses none of them (the default ~200 KiB overflowed once).
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: we run as root here
 s.bind(("192.168.10.100", 0))
 s.settimeout(0.1)
 r, frames, foreign, buf, last_hb = Reassembler(), [], 0, bytearray(65536), 0.0
