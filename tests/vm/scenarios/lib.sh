@@ -93,3 +93,22 @@ d = json.load(sys.stdin); k = sys.argv[1]
 v = d.get(k, next((x[k] for x in d.values() if isinstance(x, dict) and k in x), None))
 print(v)' "$1"
 }
+
+# ---- the service and the emulated USB NIC (system.sh, package.sh) ----
+UNIT=borescope-bridge.service
+usbdev=/sys/bus/usb/devices/1-1  # QEMU's usb-net NIC (tests/vm/run --usb-net)
+prop() { systemctl show -p "$1" --value "$UNIT"; }
+active() { [ "$(systemctl is-active "$UNIT")" = active ]; }
+inactive() { [ "$(systemctl is-active "$UNIT")" = inactive ]; }
+nic() {  # the USB NIC's interface name (after udev's rename)
+  local n
+  for n in /sys/class/net/*; do
+    [[ $(readlink -f "$n/device") == "$(readlink -f $usbdev)"/* ]] && { echo "${n##*/}"; return 0; }
+  done
+  return 1
+}
+nic_renamed() { local n; n=$(nic) && [[ $n != usb* && $n != eth* ]]; }
+read_frames() {  # file count log-name: frames from the service's camera ($DEV), as rgb24
+  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
+    -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/$3-ffmpeg.log"
+}

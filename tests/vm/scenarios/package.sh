@@ -20,7 +20,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 trap stop_all EXIT
 
 SPORT=18030 EPORT=15000 SIZE=640x480
-UNIT=borescope-bridge.service
 PKGRULE=/lib/udev/rules.d/90-borescope-bridge.rules
 TESTRULE=/etc/udev/rules.d/90-borescope-bridge.rules  # same name in /etc overrides /lib
 CONF=/etc/borescope-bridge/config.toml
@@ -31,22 +30,7 @@ APT=(apt-get -y -q -o Dpkg::Use-Pty=0)  # (--no-download breaks installing a loc
 [ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
 [ -f "$DEB1" ] && [ -f "$DEB2" ] || { bad "package: the host built two .debs" "missing in $OUT/deb1, $OUT/deb2"; exit 1; }
 
-prop() { systemctl show -p "$1" --value "$UNIT"; }
-active() { [ "$(systemctl is-active "$UNIT")" = active ]; }
-usbdev=/sys/bus/usb/devices/1-1
-nic() {
-  local n
-  for n in /sys/class/net/*; do
-    [[ $(readlink -f "$n/device") == "$(readlink -f $usbdev)"/* ]] && { echo "${n##*/}"; return 0; }
-  done
-  return 1
-}
-nic_renamed() { local n; n=$(nic) && [[ $n != usb* && $n != eth* ]]; }
 replug() { echo 0 > $usbdev/authorized; udevadm settle --timeout=30; echo 1 > $usbdev/authorized; }
-read_frames() {
-  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
-    -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/package-ffmpeg.log"
-}
 ours=(/usr/bin/borescope-bridge /lib/systemd/system/$UNIT $PKGRULE /lib/modprobe.d/borescope-bridge.conf
       /usr/lib/modules-load.d/borescope-bridge.conf /usr/lib/sysctl.d/60-borescope-bridge.conf
       /usr/lib/sysusers.d/borescope-bridge.conf /usr/lib/python3/dist-packages/bridge/daemon.py)
@@ -126,7 +110,7 @@ else
   systemctl start $UNIT; wait_for 60 active
 fi
 wait_for 60 sh -c "systemctl show -p StatusText --value $UNIT | grep -q streaming"
-if read_frames "$OUT/package.rgb" 10; then
+if read_frames "$OUT/package.rgb" 10 package; then
   directive FRAMES "package: the service's camera shows the simulator's picture" "$OUT/package.rgb" rgb24 $SIZE
 else
   bad "package: the service's camera shows the simulator's picture" "$(tail -n2 "$LOGS/package-ffmpeg.log" | tr '\n' ' ')"

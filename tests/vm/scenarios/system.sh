@@ -16,32 +16,15 @@ trap stop_all EXIT
 
 SPORT=18030 EPORT=15000 SIZE=640x480 WAIT=6
 DROPIN=/etc/systemd/system/borescope-bridge.service.d/e2e-wait.conf
-UNIT=borescope-bridge.service
 RULE=/etc/udev/rules.d/90-borescope-bridge.rules
 CONF=/etc/borescope-bridge/config.toml
 [ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
 
-prop() { systemctl show -p "$1" --value "$UNIT"; }
-active() { [ "$(systemctl is-active "$UNIT")" = active ]; }
-inactive() { [ "$(systemctl is-active "$UNIT")" = inactive ]; }
-usbdev=/sys/bus/usb/devices/1-1
-nic() {  # the USB NIC's interface name (after udev's rename)
-  local n
-  for n in /sys/class/net/*; do
-    [[ $(readlink -f "$n/device") == "$(readlink -f $usbdev)"/* ]] && { echo "${n##*/}"; return 0; }
-  done
-  return 1
-}
-nic_renamed() { local n; n=$(nic) && [[ $n != usb* && $n != eth* ]]; }
 start_sim() {
   bg simulator "${BB[@]}" simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT --resolution $SIZE
   SIM=$BG
 }
 sim_ready() { grep -q 'simulated borescope listening' "$LOGS/simulator.log"; }
-read_frames() {  # file count: frames from the service's camera, as rgb24
-  timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
-    -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/system-ffmpeg.log"
-}
 
 # The simulator encodes its loop first (~40 s under TCG): meanwhile, make install.
 start_sim
@@ -184,7 +167,7 @@ else
     "url: $url; check: $web; token file: $tokmode; $(journalctl -b -u $UNIT --no-pager -o cat | grep -i 'web' | tail -n2 | tr '\n' ' ')"
 fi
 
-if read_frames "$OUT/service.rgb" 10; then
+if read_frames "$OUT/service.rgb" 10 system; then
   directive FRAMES "the service's camera shows the simulator's picture" "$OUT/service.rgb" rgb24 $SIZE
 else
   bad "the service's camera shows the simulator's picture" "$(tail -n2 "$LOGS/system-ffmpeg.log" | tr '\n' ' ')"
@@ -195,7 +178,7 @@ echo "rotate = 180" >> "$CONF"
 systemctl reload $UNIT
 sleep 2
 applied=$(journalctl -b -u $UNIT --no-pager -o cat | grep -c 'reload: applied rotate = 180')
-if [ "$(prop MainPID)" = "$pid" ] && [ "$applied" -ge 1 ] && read_frames "$OUT/reloaded.rgb" 5; then
+if [ "$(prop MainPID)" = "$pid" ] && [ "$applied" -ge 1 ] && read_frames "$OUT/reloaded.rgb" 5 system; then
   ok "systemctl reload re-reads the config" "same PID $pid, journal: reload: applied rotate = 180"
   directive FRAMES "after reload the camera shows the picture rotated by 180" "$OUT/reloaded.rgb" rgb24 $SIZE 0 rot180
 else
@@ -211,7 +194,7 @@ echo 1 > $usbdev/authorized
 wait_for 60 nic_renamed
 sleep 2
 if [ "$gone" = none ] && [ "$during" = active ] && active && [ "$(prop MainPID)" = "$pid" ] \
-   && is_capture "$DEV" && read_frames "$OUT/replugged.rgb" 5; then
+   && is_capture "$DEV" && read_frames "$OUT/replugged.rgb" 5 system; then
   ok "unplug + replug keep the service and its camera" "NIC gone for 3 s, service active throughout (PID $pid), camera still capture, back as $(nic)"
   directive FRAMES "after replug the camera still shows the picture" "$OUT/replugged.rgb" rgb24 $SIZE 0 rot180
 else
