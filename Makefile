@@ -21,6 +21,11 @@ PY := $(VENV)/bin/python
 # systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo);
 # chromium + chromium-driver: the web page's browser test (tests/test_web_browser.py).
 APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver
+# gcc-multilib (amd64 only): tests/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
+# to check the i386 struct layout against the kernel's own header.
+ifeq ($(origin APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
+APT_PACKAGES += gcc-multilib
+endif
 
 # ---- install layout ----
 # The installed venv uses the system interpreter: a pyenv or conda Python under /root or /home
