@@ -35,7 +35,9 @@ def test_full_disk_stops_the_recording_with_advice(tmp_path: Path) -> None:
     rec.start()
     rec.append(FRAME)
     wait_for(lambda: rec.error is not None)
-    assert "disk full" in rec.error and "free some space, then reload" in rec.error
+    error = rec.error
+    assert error is not None
+    assert "disk full" in error and "free some space, then reload" in error
     assert not rec.active
     rec.stop(timeout=5)
 
