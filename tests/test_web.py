@@ -564,9 +564,9 @@ def qr_decode(text: str) -> str:
             top.append(255 if ch in "\u2588\u2580" else 0)
             bottom.append(255 if ch in "\u2588\u2584" else 0)
         rows += [top, bottom]
-    img = np.array(rows, np.uint8)
-    img = cv2.copyMakeBorder(img, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
-    img = cv2.resize(img, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
+    modules = np.array(rows, np.uint8)
+    quiet_zone = cv2.copyMakeBorder(modules, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
+    img = cv2.resize(quiet_zone, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
     value, _points, _ = cv2.QRCodeDetector().detectAndDecode(img)
     return value
 
