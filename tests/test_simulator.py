@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -121,7 +121,7 @@ class Client:
 
 
 @pytest.fixture
-def client_for() -> Callable[..., Client]:
+def client_for() -> Iterator[Callable[..., Client]]:
     clients: list[Client] = []
 
     def make(sim: Simulator, **kwargs) -> Client:
