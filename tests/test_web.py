@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Web:
         method: str = "GET",
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+    ) -> tuple[int, HTTPMessage, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -60,7 +61,7 @@ class Web:
         finally:
             conn.close()
 
-    def get(self, path: str, **kw: Any) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def get(self, path: str, **kw: Any) -> tuple[int, HTTPMessage, bytes]:
         headers = {**self.bearer, **kw.pop("headers", {})}
         return self.http(path, headers=headers, **kw)
 
