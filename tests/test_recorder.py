@@ -146,7 +146,12 @@ def test_reload_with_a_stuck_disk_does_not_stall_the_loop(tmp_path: Path) -> Non
             stuck.append(FRAME)
         wait_for(lambda: stuck.dropped > 0)
         done = threading.Event()
-        t = threading.Thread(target=lambda: (daemon.reload(), done.set()))
+
+        def reload() -> None:
+            daemon.reload()
+            done.set()
+
+        t = threading.Thread(target=reload)
         started = time.monotonic()
         t.start()
         assert done.wait(10)
