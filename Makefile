@@ -6,7 +6,7 @@
 #                    then the guest tests (make e2e)
 #   make unit        host unit and integration tests only, on this machine as it is
 #   make unit-fresh  make unit in a private mount namespace: empty /run, /var/tmp, /tmp, a new venv
-#   make lint        ruff, plus systemd-analyze verify of the unit
+#   make lint        ruff, mypy, plus systemd-analyze verify of the unit
 #   make bench       the benchmark (never part of make test)
 #   make deb         the Debian package: dist/borescope-bridge_VERSION_all.deb
 #   sudo make install / uninstall    [DESTDIR=... PREFIX=/usr/local]
@@ -136,6 +136,7 @@ e2e: venv
 lint: venv
 	$(PY) -m ruff check bridge tests $(wildcard bench)
 	$(PY) -m ruff format --check bridge tests $(wildcard bench)
+	$(PY) -m mypy bridge tests $(wildcard bench)
 	@tmp=$$(mktemp -d); \
 	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' systemd/borescope-bridge.service > $$tmp/borescope-bridge.service; \
 	out=$$(systemd-analyze verify $$tmp/borescope-bridge.service 2>&1); rc=$$?; rm -rf $$tmp; \

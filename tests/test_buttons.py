@@ -89,6 +89,7 @@ def test_outstanding_polls_are_bounded() -> None:
     t = ButtonTracker(max_outstanding=4)
     answer(t, 0)
     first = decode_setcmd(t.next_poll())
+    assert isinstance(first, int)
     for _ in range(4):
         t.next_poll()
     assert t.on_reply(encode_retcmd(first, 1)) == 0  # crowded out, forgotten

@@ -708,8 +708,12 @@ def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:
         )
         observed: dict[str, Any] = {}
         records: list[logging.LogRecord] = []
-        capture = logging.Handler()
-        capture.emit = records.append  # type: ignore[method-assign]
+
+        class Capture(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append(record)
+
+        capture = Capture()
         capture.addFilter(StructuredFields(fields))
         logging.getLogger("bridge").addHandler(capture)
         logging.getLogger("bridge").setLevel(logging.INFO)

@@ -42,14 +42,16 @@ def photo_like(width: int, height: int, seed: int = 1) -> np.ndarray:
         r = int(rng.integers(5, max(6, height // 5)))
         color = tuple(float(v) for v in rng.integers(0, 255, 3))
         cv2.circle(img, (cx, cy), r, color, -1)
-    img = cv2.GaussianBlur(img, (0, 0), 2.0)
-    img += rng.normal(0, 6, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.0)
+    noisy = blurred + rng.normal(0, 6, img.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 def reference_i420(jpeg: bytes) -> np.ndarray:
     """Limited-range BT.601 I420 computed in float from an independent BGR decode."""
-    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(np.float64)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None, "OpenCV could not decode the test JPEG"
+    bgr = decoded.astype(np.float64)
     h, w = (bgr.shape[0] & ~1), (bgr.shape[1] & ~1)
     bgr = bgr[:h, :w]
     b, g, r = bgr[..., 0], bgr[..., 1], bgr[..., 2]

@@ -140,7 +140,11 @@ def test_mjpeg_passes_bytes_through(make: Callable[..., Pipeline], sinks: Sinks)
     frames = [jpeg(640, 480, v) for v in (40, 120, 200)]
     for i, data in enumerate(frames):
         p.submit(frame(i, data))
-        wait_for(lambda i=i: p.stats["shown"] == i + 1)
+
+        def shown(n: int = i + 1) -> bool:
+            return p.stats["shown"] == n
+
+        wait_for(shown)
     assert sinks.made[0].args[1:4] == (640, 480, "mjpeg")
     assert sinks.all_frames == frames
     assert p.stats["decoder"] is None
@@ -174,7 +178,11 @@ def show(p: Pipeline, data: bytes, n: int = 1) -> None:
     for _ in range(n):
         target = p.stats["shown"] + 1
         p.submit(frame(0, data))
-        wait_for(lambda target=target: p.stats["shown"] >= target)
+
+        def shown(target: int = target) -> bool:
+            return p.stats["shown"] >= target
+
+        wait_for(shown)
 
 
 def i420_size(size: tuple[int, int]) -> int:
@@ -303,7 +311,7 @@ class Alternating(Pipeline):
 
     reads = 0
 
-    @property  # type: ignore[override]
+    @property
     def transform(self) -> Transform:
         self.reads += 1
         return Transform(90 if self.reads % 2 else 0, "none")
@@ -340,7 +348,12 @@ def test_stop_leaves_the_camera_and_decoder_to_a_busy_worker(
     freed: list[str] = []
     assert p._decoder is not None
     real_close = p._decoder.close
-    p._decoder.close = lambda: (freed.append("decoder"), real_close())  # type: ignore[method-assign]
+
+    def close() -> None:
+        freed.append("decoder")
+        real_close()
+
+    monkeypatch.setattr(p._decoder, "close", close)
     sinks.gate.clear()  # the next write hangs (a stuck device)
     p.submit(frame(1, jpeg(320, 240)))
     wait_for(lambda: p._slot is None)
@@ -476,7 +489,11 @@ def test_nobody_watching_pauses_decoding_after_one_frame(
     wait_for(lambda: p.stats["shown"] == 1)
     for i in range(1, 4):
         p.submit(frame(i, data))
-        wait_for(lambda i=i: p.stats["idle_frames"] == i)
+
+        def idled(n: int = i) -> bool:
+            return p.stats["idle_frames"] == n
+
+        wait_for(idled)
     assert p.stats["shown"] == 1 and len(sinks.all_frames) == 1
     assert p.stats["idle"] is True and p.stats["readers"] == 0
     assert sinks.made[0].closed is False  # the format stays set: the camera stays listed
@@ -498,7 +515,11 @@ def test_count_without_read_readers_keeps_decoding(
     data = jpeg(320, 240)
     for i in range(3):
         p.submit(frame(i, data))
-        wait_for(lambda i=i: p.stats["shown"] == i + 1)
+
+        def shown(n: int = i + 1) -> bool:
+            return p.stats["shown"] == n
+
+        wait_for(shown)
     assert p.stats["readers"] == 0 and p.stats["idle"] is False and p.stats["idle_frames"] == 0
 
 
@@ -531,7 +552,11 @@ def test_nobody_watching_still_follows_a_new_stream_size(
     for i in range(SWITCH_AFTER_FRAMES + 1):
         handled = p.stats["shown"] + p.stats["idle_frames"]
         p.submit(frame(2 + i, large))
-        wait_for(lambda h=handled: p.stats["shown"] + p.stats["idle_frames"] > h)
+
+        def handled_more(h: int = handled) -> bool:
+            return p.stats["shown"] + p.stats["idle_frames"] > h
+
+        wait_for(handled_more)
     wait_for(lambda: sinks.made[0].size == (640, 480), what="the camera at the new size")
     # resize() may reopen the device: the reader count is asked again on the sink it has now,
     # and after one frame at the new size (which lists the device) decoding pauses again.

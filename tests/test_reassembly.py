@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.protocol import FLAG_END, FLAG_START, encode_fragment, fragment_jpeg
-from bridge.reassembly import Reassembler
+from bridge.reassembly import Frame, Reassembler
 
 
 def make_jpeg(size: int, seed: int = 0) -> bytes:
@@ -18,8 +18,8 @@ def make_jpeg(size: int, seed: int = 0) -> bytes:
     return b"\xff\xd8" + rng.randbytes(max(size - 4, 0)) + b"\xff\xd9"
 
 
-def feed_all(r: Reassembler, datagrams: list[bytes], now: float = 0.0) -> list:
-    out = []
+def feed_all(r: Reassembler, datagrams: list[bytes], now: float = 0.0) -> list[Frame]:
+    out: list[Frame] = []
     for d in datagrams:
         out.extend(r.feed(d, now))
     return out
@@ -38,7 +38,7 @@ def test_recv_into_buffer_with_length() -> None:
     jpeg = make_jpeg(3000, 1)
     r = Reassembler()
     buf = bytearray(65536)
-    frames = []
+    frames: list[Frame] = []
     for d in fragment_jpeg(3, jpeg, 1000):
         buf[: len(d)] = d
         frames.extend(r.feed(buf, 0.0, len(d)))
@@ -357,7 +357,7 @@ def test_odd_buffer_types_are_read_as_bytes() -> None:
     jpeg = make_jpeg(3000, 4)
     datagrams = fragment_jpeg(1, jpeg, 1000)
     r = Reassembler()
-    out = []
+    out: list[Frame] = []
     for d in datagrams:
         wide = memoryview(bytearray(d) + b"\0" * (len(d) % 2)).cast("H")  # 2-byte items
         strided = memoryview(bytes(x for b in d for x in (b, 0)))[::2]  # not contiguous
@@ -389,7 +389,7 @@ def test_lossy_reordered_stream_emits_exact_frames_in_order(start: int, sizes, d
         stream += [(i + shift[i], d)] * copies
     stream.sort(key=lambda item: item[0])
     r = Reassembler(max_in_flight=3)
-    out = []
+    out: list[Frame] = []
     for t, (_, d) in enumerate(stream):
         out += r.feed(d, t * 0.01)
         assert r.buffer_bytes <= r.memory_bound

@@ -35,7 +35,9 @@ def test_full_disk_stops_the_recording_with_advice(tmp_path: Path) -> None:
     rec.start()
     rec.append(FRAME)
     wait_for(lambda: rec.error is not None)
-    assert "disk full" in rec.error and "free some space, then reload" in rec.error
+    error = rec.error
+    assert error is not None
+    assert "disk full" in error and "free some space, then reload" in error
     assert not rec.active
     rec.stop(timeout=5)
 
@@ -144,7 +146,12 @@ def test_reload_with_a_stuck_disk_does_not_stall_the_loop(tmp_path: Path) -> Non
             stuck.append(FRAME)
         wait_for(lambda: stuck.dropped > 0)
         done = threading.Event()
-        t = threading.Thread(target=lambda: (daemon.reload(), done.set()))
+
+        def reload() -> None:
+            daemon.reload()
+            done.set()
+
+        t = threading.Thread(target=reload)
         started = time.monotonic()
         t.start()
         assert done.wait(10)

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -125,7 +125,7 @@ class Client:
 
 
 @pytest.fixture
-def client_for() -> Callable[..., Client]:
+def client_for() -> Iterator[Callable[..., Client]]:
     clients: list[Client] = []
 
     def make(sim: Simulator, **kwargs) -> Client:
@@ -141,6 +141,13 @@ def client_for() -> Callable[..., Client]:
 # ------------------------------------------------------------------------ the picture
 
 
+def decode_bgr(jpeg: bytes) -> np.ndarray:
+    """OpenCV's own decode, independent of ours; it returns None for data it cannot read."""
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None, f"OpenCV cannot decode this {len(jpeg)}-byte JPEG"
+    return img
+
+
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720), (1920, 1080)])
 def test_frames_are_photo_like_422_jpegs(size: tuple[int, int]) -> None:
     width, height = size
@@ -151,7 +158,7 @@ def test_frames_are_photo_like_422_jpegs(size: tuple[int, int]) -> None:
         assert (w, h) == size
         # 4:2:2: luma sampled 2x1 against chroma 1x1.
         assert [s for _, s in comps] == [0x21, 0x11, 0x11]
-    images = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in frames]
+    images = [decode_bgr(j) for j in frames]
     assert images[0].shape == (height, width, 3)
     assert float(images[0].std()) > 20  # not a flat colour
     # Texture: neighbouring pixels differ, as in a photo.
@@ -176,7 +183,7 @@ def test_every_encoder_makes_422(monkeypatch: pytest.MonkeyPatch, encoder: str) 
     image = sim_mod.render_frame(0, 2, 320, 240, 30.0)
     jpeg = sim_mod.encode_jpeg(image, 80)
     assert sof_info(jpeg) == (320, 240, [(1, 0x21), (2, 0x11), (3, 0x11)])
-    back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    back = decode_bgr(jpeg)
     assert float(np.abs(back.astype(np.int16) - image).mean()) < 4
 
 

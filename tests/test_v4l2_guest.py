@@ -138,6 +138,7 @@ def _read_rgb(out: Path, frames: int = 5) -> subprocess.CompletedProcess:
 
 
 def test_i420_read_back_by_ffmpeg_and_v4l2ctl(raw_writer: V4L2Writer, tmp_path: Path) -> None:
+    assert DEVICE is not None
     pattern = _pattern_i420()
     with Feeder(raw_writer, [pattern]) as feeder:
         ff = _read_rgb(tmp_path / "ff.rgb")
@@ -219,6 +220,7 @@ def _capture_in_background(tmp_path: Path, seconds: float) -> subprocess.Popen:
 
 
 def _one_capture(tmp_path: Path) -> int:
+    assert DEVICE is not None
     out = tmp_path / "one.yuv"
     ctl = _run(
         ["v4l2-ctl", "-d", DEVICE, "--stream-mmap", "--stream-count=3", f"--stream-to={out}"],
@@ -265,6 +267,7 @@ def _announces_output() -> bool:
 def test_reopen_after_write_only_producer(tmp_path: Path) -> None:
     """A producer that only write()s leaves 0.12.x announcing no capability; we recover, and
     leave the device announcing OUTPUT for whoever comes next."""
+    assert DEVICE is not None
     _write_only_producer()
     pattern = _pattern_i420()
     with V4L2Writer(DEVICE, W, H, "raw") as w, Feeder(w, [pattern]) as feeder:
@@ -354,6 +357,7 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     from bridge.pipeline import Pipeline
     from bridge.reassembly import Frame
 
+    assert DEVICE is not None
     bgr = np.empty((H, W, 3), np.uint8)
     bgr[:, : W // 2] = LEFT_RGB[::-1]
     bgr[:, W // 2 :] = RIGHT_RGB[::-1]

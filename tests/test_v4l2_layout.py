@@ -45,8 +45,8 @@ def test_format_layout_and_ioctls_per_platform(platform: str) -> None:
         pytest.skip("this host aligns 64-bit integers to 4 bytes")
     fmt = v4l2.format_struct(pointer)
     assert ctypes.sizeof(fmt) == size
-    assert fmt.fmt.offset == ctypes.sizeof(pointer)  # type: ignore[attr-defined]
-    assert fmt.fmt.offset + 200 == size  # type: ignore[attr-defined]
+    assert fmt.fmt.offset == ctypes.sizeof(pointer)
+    assert fmt.fmt.offset + 200 == size
     assert v4l2.format_ioctls(ctypes.sizeof(fmt)) == (g_fmt, s_fmt)
 
 
@@ -97,7 +97,7 @@ def test_against_the_hosts_videodev2_h(tmp_path: Path, bits: int, platform: str)
         pytest.skip("this host aligns 64-bit integers to 4 bytes")
     fmt_size, fmt_offset, cap, parm, *ioctls = _compile_and_run(tmp_path, bits)
     ours = v4l2.format_struct(pointer)
-    assert (fmt_size, fmt_offset) == (ctypes.sizeof(ours), ours.fmt.offset)  # type: ignore[attr-defined]
+    assert (fmt_size, fmt_offset) == (ctypes.sizeof(ours), ours.fmt.offset)
     assert (fmt_size, *ioctls[:2]) == (size, g_fmt, s_fmt)
     assert (cap, parm) == (ctypes.sizeof(v4l2.Capability), ctypes.sizeof(v4l2.StreamParm))
     assert ioctls[2:] == list(FIXED.values())

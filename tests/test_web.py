@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Web:
         method: str = "GET",
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+    ) -> tuple[int, HTTPMessage, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -60,7 +61,7 @@ class Web:
         finally:
             conn.close()
 
-    def get(self, path: str, **kw: Any) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def get(self, path: str, **kw: Any) -> tuple[int, HTTPMessage, bytes]:
         headers = {**self.bearer, **kw.pop("headers", {})}
         return self.http(path, headers=headers, **kw)
 
@@ -564,9 +565,9 @@ def qr_decode(text: str) -> str:
             top.append(255 if ch in "\u2588\u2580" else 0)
             bottom.append(255 if ch in "\u2588\u2584" else 0)
         rows += [top, bottom]
-    img = np.array(rows, np.uint8)
-    img = cv2.copyMakeBorder(img, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
-    img = cv2.resize(img, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
+    modules = np.array(rows, np.uint8)
+    quiet_zone = cv2.copyMakeBorder(modules, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
+    img = cv2.resize(quiet_zone, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
     value, _points, _ = cv2.QRCodeDetector().detectAndDecode(img)
     return value
 

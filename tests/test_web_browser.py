@@ -125,7 +125,10 @@ def best_match(region: np.ndarray, candidates: list[np.ndarray]) -> tuple[int, f
 
 
 def decoded(frames: list[bytes]) -> list[np.ndarray]:
-    return [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in frames]
+    images = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in frames]
+    unreadable = [k for k, img in enumerate(images) if img is None]
+    assert not unreadable, f"OpenCV cannot decode simulator frames {unreadable}"
+    return [img for img in images if img is not None]
 
 
 def js(driver: Any, expr: str) -> Any:

@@ -108,17 +108,18 @@ def simulator_loop(width: int, height: int) -> tuple[bytes, ...]:
     return tuple(frames)
 
 
+def decode_rgb(data: bytes, what: str) -> np.ndarray:
+    """A JPEG or PNG as RGB; cv2.imdecode returns None for what it cannot read, so say which."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{what} ({len(data)} bytes) is no picture OpenCV can decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 @cache
 def reference_rgb(width: int, height: int) -> np.ndarray:
     jpegs = simulator_loop(width, height)
-    return np.stack(
-        [
-            cv2.cvtColor(
-                cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-            )
-            for j in jpegs
-        ]
-    ).astype(np.int16)
+    return np.stack([decode_rgb(j, "a simulator frame") for j in jpegs]).astype(np.int16)
 
 
 @cache
@@ -388,9 +389,7 @@ def check_browser(t: Tally, name: str, path: str, size: str, seconds: str) -> No
         t.report(False, name, f"{r.get('error')} (cameras: {r.get('labels')})")
         return
     png = base64.b64decode(r["png"].split(",", 1)[1])
-    rgb = cv2.cvtColor(
-        cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-    )
+    rgb = decode_rgb(png, "the browser's screenshot")
     w, h = size_of(size)
     err = mae_to_loop(rgb) if rgb.shape[:2] == (h, w) else float("inf")
     ok = "Borescope" in r.get("label", "") and err <= MAE_TOLERANCE
