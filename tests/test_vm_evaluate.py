@@ -81,3 +81,36 @@ def test_torn_mjpeg_buffer_is_accepted_and_corruption_is_not() -> None:
         bad = frame[:i] + bytes([frame[i] ^ rng.randrange(1, 256)]) + frame[i + 1 :]
         assert not evaluate.torn_from_sent(bad, loop), i
     assert not evaluate.torn_from_sent(a[1:] + b"\0", loop), "shifted by one byte"
+
+
+def test_torn_and_padded_mjpeg_buffer_is_accepted_but_not_past_a_frames_end() -> None:
+    """Torn, and reported as the whole buffer: stale bytes after the last piece's EOI."""
+    loop = [j for s in evaluate.SIM_SIZES for j in evaluate.simulator_loop(*s)]
+    a = loop[5]
+    b = next(j for j in loop if len(j) >= len(a) + 1000 and j != a)
+    buffer_size = len(b) + 4096
+    stale = bytes(range(256)) * 16
+    torn_padded = (a[:7000] + b[7000:] + stale)[:buffer_size]
+    assert evaluate.torn_from_sent(torn_padded, loop)
+    # Cut short of b's end, the same stale bytes are no longer after a JPEG's end.
+    assert not evaluate.torn_from_sent(a[:7000] + b[7000:-10] + stale[:4106], loop)
+    # A corrupted byte in the middle of the second piece still fails.
+    i = (7000 + len(b)) // 2
+    bad = bytearray(torn_padded)
+    bad[i] ^= 0x55
+    assert not evaluate.torn_from_sent(bytes(bad), loop)
+
+
+def test_mjpeg_check_names_what_it_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The guest's files are gone after the run: a refused buffer is described in the line."""
+    loop = [j for s in evaluate.SIM_SIZES for j in evaluate.simulator_loop(*s)]
+    a = loop[5]
+    (tmp_path / "000.jpg").write_bytes(a)
+    (tmp_path / "001.jpg").write_bytes(a[:5000] + b"\0" * 300 + a[5300:])
+    tally = evaluate.Tally()
+    evaluate.check_mjpeg(tally, "mjpeg", str(tmp_path))
+    assert (tally.passed, tally.failed) == (0, 1)
+    line = capsys.readouterr().out
+    assert f"001.jpg: {len(a)} bytes, the first 5000 as a sent {len(a)}-byte frame" in line

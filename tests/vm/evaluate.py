@@ -270,7 +270,9 @@ def torn_from_sent(data: bytes, loop: list[bytes], max_pieces: int = 3) -> bool:
     That is what a reader that copies a buffer while the producer writes the next frame into
     it gets (v4l2loopback 0.12.7 lets the producer overwrite a buffer a reader has dequeued):
     the first bytes of one frame, then the same offsets of the next. Every byte is still one
-    we sent at that place; a corrupted, shifted or foreign buffer is not.
+    we sent at that place; a corrupted, shifted or foreign buffer is not. A piece that runs to
+    the end of its frame (its EOI) ends the JPEG: what follows is stale buffer space, as in a
+    padded buffer (the same module may report the whole buffer as used, torn or not).
     """
     d = np.frombuffer(data, np.uint8)
     n = d.size
@@ -282,18 +284,39 @@ def torn_from_sent(data: bytes, loop: list[bytes], max_pieces: int = 3) -> bool:
         matches.append(eq)
     pos = 0
     for _ in range(max_pieces):
-        # The longest run of equal bytes from `pos` over all sent frames.
-        best = 0
-        for eq in matches:
+        # The longest run of equal bytes from `pos` over all sent frames, and whether it
+        # reaches the end of that frame.
+        best, to_the_end = 0, False
+        for j, eq in zip(loop, matches, strict=True):
             rest = eq[pos:]
             run = rest.size if rest.all() else int(np.argmin(rest))
-            best = max(best, run)
+            if run > best or (run == best and pos + run == len(j)):
+                best, to_the_end = run, pos + run == len(j)
         if best < min(MIN_TORN_PIECE_BYTES, n - pos):
             return False
         pos += best
-        if pos >= n:
+        if pos >= n or to_the_end:
             return True
     return False
+
+
+def describe_mismatch(data: bytes, loop: list[bytes]) -> str:
+    """A refused buffer in a few words: its size, and how far it agrees with the closest sent
+    frame from the start and from that frame's end."""
+    d = np.frombuffer(data, np.uint8)
+
+    def prefix(j: bytes) -> int:
+        ref = np.frombuffer(j, np.uint8)[: d.size]
+        eq = ref == d[: ref.size]
+        return int(eq.size if eq.all() else np.argmin(eq))
+
+    best = max(loop, key=prefix)
+    same = prefix(best)
+    eoi = data.rfind(b"\xff\xd9")
+    return (
+        f"{len(data)} bytes, the first {same} as a sent {len(best)}-byte frame, "
+        f"last EOI at {eoi}, ends {data[-2:].hex()}"
+    )
 
 
 def check_mjpeg(t: Tally, name: str, directory: str) -> None:
@@ -309,6 +332,7 @@ def check_mjpeg(t: Tally, name: str, directory: str) -> None:
     sent = {hashlib.sha256(j).hexdigest() for j in loop}
     files = sorted(Path(directory).glob("*.jpg"))
     same = padded = torn = 0
+    refused: list[str] = []
     for f in files:
         data = f.read_bytes()
         if hashlib.sha256(data).hexdigest() in sent:
@@ -317,11 +341,14 @@ def check_mjpeg(t: Tally, name: str, directory: str) -> None:
             padded += 1
         elif torn_from_sent(data, loop):
             torn += 1
+        else:
+            refused.append(f"{f.name}: {describe_mismatch(data, loop)}")
     extra = []
     if padded:
         extra.append(f"{padded} identical but followed by stale bytes up to the buffer size")
     if torn:
         extra.append(f"{torn} torn (pieces of two sent frames, each at its own offset)")
+    extra += refused[:3]  # what a failure looked like: the run's files are gone afterwards
     t.report(
         bool(files) and same + padded + torn == len(files) and same > 0,
         name,
