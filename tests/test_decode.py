@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import simplejpeg
+from reference_yuv import bgr_to_limited_i420
 
 from bridge import optional
 from bridge.decode import DecodeError, Decoder, jpeg_dimensions, turbojpeg_available
@@ -51,18 +52,7 @@ def reference_i420(jpeg: bytes) -> np.ndarray:
     """Limited-range BT.601 I420 computed in float from an independent BGR decode."""
     decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None, "OpenCV could not decode the test JPEG"
-    bgr = decoded.astype(np.float64)
-    h, w = (bgr.shape[0] & ~1), (bgr.shape[1] & ~1)
-    bgr = bgr[:h, :w]
-    b, g, r = bgr[..., 0], bgr[..., 1], bgr[..., 2]
-    y = 16 + (219 / 255) * (0.299 * r + 0.587 * g + 0.114 * b)
-    cb = 128 + (224 / 255) * (-0.168736 * r - 0.331264 * g + 0.5 * b)
-    cr = 128 + (224 / 255) * (0.5 * r - 0.418688 * g - 0.081312 * b)
-
-    def sub(p: np.ndarray) -> np.ndarray:
-        return p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-
-    return np.concatenate([y.ravel(), sub(cb).ravel(), sub(cr).ravel()])
+    return bgr_to_limited_i420(decoded)
 
 
 def psnr(got: np.ndarray, ref: np.ndarray) -> float:

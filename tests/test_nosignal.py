@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_yuv import bgr_to_limited_i420
 
 from bridge.decode import Decoder
 from bridge.font import text_mask, text_size
 from bridge.nosignal import no_signal_bgr, no_signal_i420, no_signal_jpeg
-
-
-def _bgr_to_limited_i420(bgr: np.ndarray) -> np.ndarray:
-    """Independent float reference (BT.601 limited range, chroma averaged over 2x2)."""
-    f = bgr.astype(np.float64)
-    h, w = f.shape[:2]
-    b, g, r = f[..., 0], f[..., 1], f[..., 2]
-    y = 16 + (219 / 255) * (0.299 * r + 0.587 * g + 0.114 * b)
-    cb = 128 + (224 / 255) * (-0.168736 * r - 0.331264 * g + 0.5 * b)
-    cr = 128 + (224 / 255) * (0.5 * r - 0.418688 * g - 0.081312 * b)
-
-    def sub(p: np.ndarray) -> np.ndarray:
-        return p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-
-    return np.concatenate([y.ravel(), sub(cb).ravel(), sub(cr).ravel()])
 
 
 @pytest.mark.parametrize(("w", "h"), [(640, 480), (1280, 720), (1920, 1080), (320, 240)])
@@ -40,7 +26,7 @@ def test_no_signal_picture(pixel_path: str, w: int, h: int) -> None:
     assert w * 0.3 < cols.max() - cols.min() < w * 0.95  # and is large
     i420 = no_signal_i420(w, h)
     assert i420.shape == (h * 3 // 2, w)
-    err = np.abs(i420.reshape(-1).astype(np.float64) - _bgr_to_limited_i420(bgr))
+    err = np.abs(i420.reshape(-1).astype(np.float64) - bgr_to_limited_i420(bgr))
     assert err[: w * h].max() <= 1.0  # luma: rounding only
     assert err[w * h :].mean() < 1.0  # chroma: OpenCV samples rather than averages at the edges
     jpeg = no_signal_jpeg(w, h)
