@@ -81,14 +81,20 @@ def test_the_running_kernel_routes_loopback_via_lo() -> None:
     assert route_to("127.0.0.1") == Route(socket.if_nametoindex("lo"), None)
 
 
-def test_pktinfo_gives_the_arrival_interface() -> None:
+def loopback_ancillary() -> list[tuple[int, int, bytes]]:
+    """The control messages of one real datagram over lo, received with IP_PKTINFO on."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with rx, tx:
-        rx.setsockopt(socket.IPPROTO_IP, 8, 1)
+        rx.setsockopt(socket.IPPROTO_IP, 8, 1)  # IP_PKTINFO
         rx.bind(("127.0.0.1", 0))
         tx.sendto(b"x", rx.getsockname())
         _, anc, _, _ = rx.recvmsg(16, socket.CMSG_SPACE(12))
+    return anc
+
+
+def test_pktinfo_gives_the_arrival_interface() -> None:
+    anc = loopback_ancillary()
     assert arrival_ifindex(anc) == socket.if_nametoindex("lo")
     assert arrival_ifindex([]) is None
 
@@ -194,13 +200,7 @@ def test_link_without_injection_uses_the_kernel() -> None:
 
 
 def test_arrived_here_reads_the_control_message() -> None:
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with rx, tx:
-        rx.setsockopt(socket.IPPROTO_IP, 8, 1)
-        rx.bind(("127.0.0.1", 0))
-        tx.sendto(b"x", rx.getsockname())
-        _, anc, _, _ = rx.recvmsg(16, socket.CMSG_SPACE(12))
+    anc = loopback_ancillary()
     lo = socket.if_nametoindex("lo")
     here = DeviceLink("127.0.0.1", route=Routes(Route(lo, None)))
     here.resolve(0.0)
