@@ -112,3 +112,17 @@ read_frames() {  # file count log-name: frames from the service's camera ($DEV),
   timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -f v4l2 -i "$DEV" -frames:v "$2" \
     -f rawvideo -pix_fmt rgb24 -y "$1" 2>>"$LOGS/$3-ffmpeg.log"
 }
+load_installed_module() {  # check name: our modules-load.d + modprobe.d files load the module; sets DEV
+  systemctl restart systemd-modules-load.service
+  udevadm settle --timeout=30
+  if DEV=$(find_borescope_dev); then
+    ok "$1" "$DEV labelled Borescope"
+  else
+    bad "$1" "no Borescope device: $(journalctl -b -u systemd-modules-load --no-pager -o cat | tail -n2 | tr '\n' ' ')"
+    DEV=/dev/video42
+  fi
+}
+sim_ready() { grep -q 'simulated borescope listening' "$LOGS/simulator.log"; }
+wait_sim_ready() {  # seconds: the simulator encodes its loop first (slow under TCG)
+  wait_for "$1" sim_ready || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
+}

@@ -86,16 +86,8 @@ cp "$CONF" /tmp/config.edited
 bg simulator /usr/bin/borescope-bridge simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT --resolution $SIZE
 SIM=$BG
 
-systemctl restart systemd-modules-load.service
-udevadm settle --timeout=30
-if DEV=$(find_borescope_dev); then
-  ok "package: its modules-load.d + modprobe.d files load v4l2loopback" "$DEV labelled Borescope"
-else
-  bad "package: its modules-load.d + modprobe.d files load v4l2loopback" "no Borescope device"
-  DEV=/dev/video42
-fi
-wait_for 180 grep -q 'simulated borescope listening' "$LOGS/simulator.log" \
-  || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
+load_installed_module "package: its modules-load.d + modprobe.d files load v4l2loopback"
+wait_sim_ready 180
 
 # ---- the NIC appears -> the service (test copy of the rule: only the match line widened)
 sed 's/^ENV{ID_NET_DRIVER}=="r8152".*GOTO="borescope_bridge_match"$/ENV{ID_NET_DRIVER}=="cdc_ether|cdc_subset", GOTO="borescope_bridge_match"/' \

@@ -24,7 +24,6 @@ start_sim() {
   bg simulator "${BB[@]}" simulate --bind 127.0.0.1 --stream-port $SPORT --event-port $EPORT --resolution $SIZE
   SIM=$BG
 }
-sim_ready() { grep -q 'simulated borescope listening' "$LOGS/simulator.log"; }
 
 # The simulator encodes its loop first (~40 s under TCG): meanwhile, make install.
 start_sim
@@ -84,16 +83,9 @@ else
 fi
 
 # the module, through the installed modules-load.d and modprobe.d files
-systemctl restart systemd-modules-load.service
-udevadm settle --timeout=30
-if DEV=$(find_borescope_dev); then
-  ok "installed modules-load.d + modprobe.d files load v4l2loopback" "$DEV labelled Borescope"
-else
-  bad "installed modules-load.d + modprobe.d files load v4l2loopback" "no Borescope device: $(journalctl -b -u systemd-modules-load --no-pager -o cat | tail -n2 | tr '\n' ' ')"
-  DEV=/dev/video42
-fi
+load_installed_module "installed modules-load.d + modprobe.d files load v4l2loopback"
 
-wait_for 120 sim_ready || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
+wait_sim_ready 120
 
 # ---- the test copy of our rule: only the device-match line changes
 cp "$RULE" /tmp/real.rules
