@@ -11,6 +11,7 @@ missing.
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from .optional import cv2, simplejpeg
 _TJPF_BGR = 1
 
 
+@functools.cache  # once per library: the signatures never change, and encoding may be per frame
 def _bind(lib: ctypes.CDLL) -> None:
     lib.tjInitCompress.restype = ctypes.c_void_p
     lib.tjInitCompress.argtypes = []
