@@ -13,10 +13,12 @@ hostile group member), so nothing a client does can hold the daemon's resources 
 - One thread (``control``) owns every connection: a selector, non-blocking reads and writes.
   A connection costs one fd and at most ``MAX_REQUEST_BYTES`` of buffer, never a thread.
 - At most ``MAX_CONNECTIONS`` connections are open at once. When a new one arrives and the
-  table is full, the oldest connection that has not finished sending its request (or is not
-  reading its reply) is dropped: a flood of slow clients that keep reconnecting only ever
-  evicts itself, while a well-behaved client, whose request is complete the moment it is
-  accepted, goes straight on to a handler.
+  table is full, one connection that has not finished sending its request (or is not reading
+  its reply) is dropped: the oldest of the peer holding the most connections (counted by uid,
+  then by pid, from ``SO_PEERCRED``), read once more first in case its request has just
+  arrived. A flood of slow clients that keep reconnecting so only ever evicts itself, however
+  fast it reconnects, while a well-behaved client, with one connection whose request is
+  complete the moment it is sent, goes on to a handler.
 - Each request has one deadline for the whole request (``REQUEST_DEADLINE_S`` from accept
   to its newline, however the bytes trickle in) and one for the whole reply
   (``REPLY_DEADLINE_S``). A client that never reads its reply is closed at that deadline.
@@ -45,8 +47,10 @@ import queue
 import selectors
 import socket
 import stat
+import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,10 +203,31 @@ def prepare_socket_dir(directory: str) -> None:
 READING, HANDLING, WRITING, CLOSED = "reading", "handling", "writing", "closed"
 
 
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a connection, as the kernel says (SO_PEERCRED)."""
+
+    pid: int
+    uid: int
+
+    @classmethod
+    def of(cls, sock: socket.socket) -> Peer:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        except OSError:
+            return cls(0, -1)
+        pid, uid, _ = _UCRED.unpack(raw)
+        return cls(pid, uid)
+
+
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
 @dataclass(eq=False)
 class _Conn:
     sock: socket.socket
     deadline: float
+    peer: Peer = Peer(0, -1)
     phase: str = READING
     buf: bytearray = field(default_factory=bytearray)
     out: memoryview | None = None
@@ -232,6 +257,8 @@ class ControlServer:
         self._jobs: queue.SimpleQueue[tuple[_Conn, dict[str, Any]] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Conn, bytes]] = queue.SimpleQueue()
         self._conns: dict[int, _Conn] = {}  # in accept order: the first is the oldest
+        self._by_uid: Counter[int] = Counter()  # open connections per peer uid ...
+        self._by_pid: Counter[int] = Counter()  # ... and per peer pid
         self._sel: selectors.BaseSelector | None = None
         self._wake_r, self._wake_w = -1, -1
         self._wake_lock = threading.Lock()  # no wake-up byte into a closed (reused) fd
@@ -393,7 +420,7 @@ class ControlServer:
                 continue  # ECONNABORTED and the like: that client is gone
             self._backoff_s = 0.0
             sock.setblocking(False)
-            if len(self._conns) >= self.max_connections and not self._evict_oldest():
+            if len(self._conns) >= self.max_connections and not self._make_room():
                 self._send_error(
                     sock,
                     {
@@ -404,8 +431,10 @@ class ControlServer:
                 )
                 sock.close()
                 continue
-            conn = _Conn(sock, self.clock() + REQUEST_DEADLINE_S)
+            conn = _Conn(sock, self.clock() + REQUEST_DEADLINE_S, Peer.of(sock))
             self._conns[sock.fileno()] = conn
+            self._by_uid[conn.peer.uid] += 1
+            self._by_pid[conn.peer.pid] += 1
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self._read(conn)  # a well-behaved client's request is usually already there
 
@@ -425,30 +454,54 @@ class ControlServer:
                 f" ({suppressed} more since the last message)" if suppressed else "",
             )
 
-    def _evict_oldest(self) -> bool:
-        """Drop the oldest connection that is not being handled; False if there is none."""
-        for conn in self._conns.values():
+    def _make_room(self) -> bool:
+        """Free one place in a full table (module docstring); False if every one is handling."""
+        while len(self._conns) >= self.max_connections:
+            victim = self._eviction_candidate()
+            if victim is None:
+                return False
+            if victim.phase == READING:
+                self._read(victim)  # its request may be complete by now: then it is spared
+                if victim.phase != READING:
+                    continue
+            self._evict(victim)
+        return True
+
+    def _eviction_candidate(self) -> _Conn | None:
+        """The oldest unfinished connection of the peer that holds the most connections."""
+        best: _Conn | None = None
+        best_share = (0, 0)
+        for conn in self._conns.values():  # oldest first: ties go to the oldest
             if conn.phase == HANDLING:
                 continue
-            self.evicted += 1
-            ok, _ = self._warn.allow("evict")
-            if ok:
-                log.warning(
-                    "control socket full (%d connections): dropping the oldest unfinished one",
-                    len(self._conns),
-                )
-            if conn.phase == READING:
-                self._send_error(
-                    conn.sock,
-                    {
-                        "ok": False,
-                        "error": "dropped: the control socket is full and this request "
-                        "was the oldest unfinished one",
-                    },
-                )
-            self._close(conn)
-            return True
-        return False
+            share = (self._by_uid[conn.peer.uid], self._by_pid[conn.peer.pid])
+            if best is None or share > best_share:
+                best, best_share = conn, share
+        return best
+
+    def _evict(self, conn: _Conn) -> None:
+        self.evicted += 1
+        ok, suppressed = self._warn.allow("evict")
+        if ok:
+            log.warning(
+                "control socket full (%d connections): dropping the oldest unfinished one of "
+                "pid %d (uid %d), which holds %d of them%s",
+                len(self._conns),
+                conn.peer.pid,
+                conn.peer.uid,
+                self._by_pid[conn.peer.pid],
+                f" ({suppressed} more since the last message)" if suppressed else "",
+            )
+        if conn.phase == READING:
+            self._send_error(
+                conn.sock,
+                {
+                    "ok": False,
+                    "error": "dropped: the control socket is full and this request "
+                    "was the oldest unfinished one of the client holding the most connections",
+                },
+            )
+        self._close(conn)
 
     def _read(self, conn: _Conn) -> None:
         if conn.phase != READING:
@@ -544,7 +597,13 @@ class ControlServer:
         if self._sel is not None and conn.phase != HANDLING:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(conn.sock)
-        self._conns.pop(conn.sock.fileno(), None)
+        if self._conns.pop(conn.sock.fileno(), None) is conn:
+            self._by_uid[conn.peer.uid] -= 1
+            self._by_pid[conn.peer.pid] -= 1
+            if not self._by_pid[conn.peer.pid]:
+                del self._by_pid[conn.peer.pid]
+            if not self._by_uid[conn.peer.uid]:
+                del self._by_uid[conn.peer.uid]
         conn.phase = CLOSED
         conn.sock.close()
 

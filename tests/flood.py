@@ -6,11 +6,11 @@ hostile group member would open them, and the /proc readings that show what the 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import resource
 import selectors
 import socket
-import threading
 import time
 
 
@@ -29,9 +29,15 @@ class SlowFlood:
 
     With `reconnect`, every connection the server closes is opened again: at most
     `reconnect_per_s` a second on average (a token bucket on the monotonic clock, so the rate
-    holds however often the loop turns), or as fast as this process can with None.
+    holds however often the loop turns), or as fast as it can with None.
     Connections refused with EAGAIN (the server's accept queue is full) are retried.
+
+    The flood runs in a process of its own, as a runaway script or a hostile user would: the
+    server sees another peer, and the test's own clients do not queue for this process's GIL
+    behind the flood. Its counters are shared memory, read live.
     """
+
+    _COUNTERS = ("connects", "eagain", "closed_by_server", "open")  # the properties below
 
     def __init__(
         self,
@@ -46,31 +52,60 @@ class SlowFlood:
         self.trickle_s = trickle_s
         self.reconnect = reconnect
         self.reconnect_per_s = reconnect_per_s
-        self.connects = 0
-        self.eagain = 0
-        self.closed_by_server = 0
-        self.open = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flood", daemon=True)
-        self._saved_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+        ctx = multiprocessing.get_context("fork")
+        self._shared = ctx.RawArray("q", len(self._COUNTERS))
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=self._child, name="flood", daemon=True)
+
+    @property
+    def connects(self) -> int:
+        return int(self._shared[0])
+
+    @property
+    def eagain(self) -> int:
+        return int(self._shared[1])
+
+    @property
+    def closed_by_server(self) -> int:
+        return int(self._shared[2])
+
+    @property
+    def open(self) -> int:
+        return int(self._shared[3])
+
+    def _add(self, name: str, n: int = 1) -> None:
+        self._shared[self._COUNTERS.index(name)] += n
+
+    def _set(self, name: str, value: int) -> None:
+        self._shared[self._COUNTERS.index(name)] = value
 
     def __enter__(self) -> SlowFlood:
-        self._saved_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
-        raise_fd_limit(self.count + 1000)
-        self._thread.start()
+        self._proc.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(10)
-        resource.setrlimit(resource.RLIMIT_NOFILE, self._saved_limit)
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(10)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
 
     def wait_open(self, n: int, timeout: float = 30.0) -> None:
         end = time.monotonic() + timeout
         while self.connects < n:
+            if not self._proc.is_alive():
+                raise AssertionError(f"the flood process ended (exit code {self._proc.exitcode})")
             if time.monotonic() > end:
                 raise AssertionError(f"flood opened only {self.connects} of {n} connections")
             time.sleep(0.05)
+
+    def _child(self) -> None:
+        raise_fd_limit(self.count + 1000)
+        self._run()
 
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
@@ -96,14 +131,14 @@ class SlowFlood:
                         s.connect(self.path)
                     except BlockingIOError:
                         s.close()
-                        self.eagain += 1
+                        self._add("eagain")
                         break
                     except OSError:
                         s.close()
                         break
                     tokens -= 1
                     opened_once += 1
-                    self.connects += 1
+                    self._add("connects")
                     next_send[s] = now
                     sel.register(s, selectors.EVENT_READ)
                 for s, due in list(next_send.items()):
@@ -119,9 +154,9 @@ class SlowFlood:
                     assert isinstance(s, socket.socket)
                     with contextlib.suppress(OSError):
                         s.recv(65536)
-                    self.closed_by_server += 1
+                    self._add("closed_by_server")
                     self._drop(sel, next_send, s)
-                self.open = len(next_send)
+                self._set("open", len(next_send))
         finally:
             for s in list(next_send):
                 self._drop(sel, next_send, s)

@@ -300,6 +300,30 @@ def test_flood_of_slow_reconnecting_clients_does_not_starve_a_good_one(tmp_path:
         wait_for(lambda: server.connections == 0, what="the flood's connections to be closed")
 
 
+def test_a_full_table_evicts_the_peer_holding_the_most_connections(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The oldest unfinished connection is spared when another process holds the rest: the
+    flood evicts only itself. Deadlines are frozen so nothing but eviction closes anything."""
+    with serving(tmp_path, max_connections=8, clock=lambda: 0.0) as server:
+        mine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            mine.connect(server.path)
+            mine.sendall(b" ")  # unfinished, and the oldest in the table
+            wait_for(lambda: server.connections == 1, what="our slow connection")
+            with SlowFlood(server.path, count=20, trickle_s=1.0, reconnect_per_s=None) as flood:
+                wait_for(lambda: server.evicted >= 200, what="the flood to be evicted")
+                assert flood.closed_by_server >= 100
+                mine.setblocking(False)
+                with pytest.raises(BlockingIOError):  # no "dropped" error, no EOF: still open
+                    mine.recv(4096)
+                assert server.connections <= 8
+                flood_pid = flood.pid
+        finally:
+            mine.close()
+    assert f"of pid {flood_pid} " in caplog.text  # the log names who filled the table
+
+
 def test_client_waits_for_a_full_accept_queue_instead_of_failing(tmp_path: Path) -> None:
     """EAGAIN at connect (the listen backlog is full) is retried within the client's timeout."""
     path = str(tmp_path / "busy.sock")
