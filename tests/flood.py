@@ -37,8 +37,6 @@ class SlowFlood:
     behind the flood. Its counters are shared memory, read live.
     """
 
-    _COUNTERS = ("connects", "eagain", "closed_by_server", "open")  # the properties below
-
     def __init__(
         self,
         path: str,
@@ -53,31 +51,22 @@ class SlowFlood:
         self.reconnect = reconnect
         self.reconnect_per_s = reconnect_per_s
         ctx = multiprocessing.get_context("fork")
-        self._shared = ctx.RawArray("q", len(self._COUNTERS))
+        # What the flood has done, live across the fork (the properties below read them).
+        self._connects, self._eagain, self._closed = (ctx.RawValue("q") for _ in range(3))
         self._stop = ctx.Event()
         self._proc = ctx.Process(target=self._child, name="flood", daemon=True)
 
     @property
     def connects(self) -> int:
-        return int(self._shared[0])
+        return int(self._connects.value)
 
     @property
     def eagain(self) -> int:
-        return int(self._shared[1])
+        return int(self._eagain.value)
 
     @property
     def closed_by_server(self) -> int:
-        return int(self._shared[2])
-
-    @property
-    def open(self) -> int:
-        return int(self._shared[3])
-
-    def _add(self, name: str, n: int = 1) -> None:
-        self._shared[self._COUNTERS.index(name)] += n
-
-    def _set(self, name: str, value: int) -> None:
-        self._shared[self._COUNTERS.index(name)] = value
+        return int(self._closed.value)
 
     def __enter__(self) -> SlowFlood:
         self._proc.start()
@@ -131,14 +120,14 @@ class SlowFlood:
                         s.connect(self.path)
                     except BlockingIOError:
                         s.close()
-                        self._add("eagain")
+                        self._eagain.value += 1
                         break
                     except OSError:
                         s.close()
                         break
                     tokens -= 1
                     opened_once += 1
-                    self._add("connects")
+                    self._connects.value += 1
                     next_send[s] = now
                     sel.register(s, selectors.EVENT_READ)
                 for s, due in list(next_send.items()):
@@ -154,9 +143,8 @@ class SlowFlood:
                     assert isinstance(s, socket.socket)
                     with contextlib.suppress(OSError):
                         s.recv(65536)
-                    self._add("closed_by_server")
+                    self._closed.value += 1
                     self._drop(sel, next_send, s)
-                self._set("open", len(next_send))
         finally:
             for s in list(next_send):
                 self._drop(sel, next_send, s)
