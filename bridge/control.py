@@ -663,28 +663,39 @@ def check_client_socket(path: str) -> None:
 
 
 def _connect(path: str, deadline: float, timeout: float) -> socket.socket:
-    """Connect, waiting (within the deadline) while the daemon's accept queue is full."""
-    pause = 0.01
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        try:
-            sock.connect(path)
-            return sock
-        except BlockingIOError:
-            sock.close()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ControlError(
-                    f"the daemon at {path} is too busy to take a connection within {timeout:g} s "
-                    "(its queue of new connections stayed full); try again, and see "
-                    "`borescope-bridge status` or the daemon's log"
-                ) from None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.2)
-        except OSError as exc:
-            sock.close()
-            raise _connect_error(path, exc, timeout) from None
+    """Connect, waiting (within the deadline) while the daemon's accept queue is full.
+
+    The wait is the kernel's: a blocking connect() on a Unix socket sleeps in the listener's
+    queue of waiting connectors until an accept() frees a place, bounded by SO_SNDTIMEO. A
+    client that polled instead would lose every freed place to a flood that retries faster.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        _set_send_timeout(sock, max(deadline - time.monotonic(), 0.001))
+        sock.connect(path)
+    except BlockingIOError:
+        sock.close()
+        raise ControlError(
+            f"the daemon at {path} is too busy to take a connection within {timeout:g} s "
+            "(its queue of new connections stayed full); try again, and see "
+            "`borescope-bridge status` or the daemon's log"
+        ) from None
+    except OSError as exc:
+        sock.close()
+        raise _connect_error(path, exc, timeout) from None
+    return sock
+
+
+def _set_send_timeout(sock: socket.socket, seconds: float) -> None:
+    """SO_SNDTIMEO in the struct timeval of this platform (two 32- or 64-bit fields; the
+    kernel's own answer says which). Never 0: that would mean no limit."""
+    size = len(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))
+    whole, micros = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        socket.SO_SNDTIMEO,
+        struct.pack("qq" if size == 16 else "ii", whole, micros),
+    )
 
 
 def _connect_error(path: str, exc: OSError, timeout: float) -> ControlError:

@@ -325,7 +325,7 @@ def test_a_full_table_evicts_the_peer_holding_the_most_connections(
 
 
 def test_client_waits_for_a_full_accept_queue_instead_of_failing(tmp_path: Path) -> None:
-    """EAGAIN at connect (the listen backlog is full) is retried within the client's timeout."""
+    """A full listen backlog is waited for (in the kernel) within the client's timeout."""
     path = str(tmp_path / "busy.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
