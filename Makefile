@@ -4,7 +4,8 @@
 #   make demo        simulator + bridge on loopback, no hardware needed
 #   make test        the whole suite: host tests as a fresh machine sees them (make unit-fresh),
 #                    then the guest tests (make e2e)
-#   make unit        host unit and integration tests only, on this machine as it is
+#   make check       the fast lane: unit tests (tests/unit) plus lint, a few minutes
+#   make unit        host tests (unit, integration, system), on this machine as it is
 #   make unit-fresh  make unit in a private mount namespace: empty /run, /var/tmp, /tmp, a new venv
 #   make lint        ruff, mypy, plus systemd-analyze verify of the unit
 #   make bench       the benchmark (never part of make test)
@@ -17,11 +18,11 @@ PY := $(VENV)/bin/python
 
 # ---- system packages (Debian/Ubuntu names) that the venv and the tests need ----
 # python3-venv: the venv; gcc python3-dev pkg-config libsystemd-dev: building systemd-python;
-# libturbojpeg0: the fast decode path (bridge/decode.py; simplejpeg is the fallback);
+# libturbojpeg0: the fast decode path (bridge/pixels/decode.py; simplejpeg is the fallback);
 # systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo);
-# chromium + chromium-driver: the web page's browser test (tests/test_web_browser.py).
+# chromium + chromium-driver: the web page's browser test (tests/integration/test_web_browser.py).
 APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver
-# gcc-multilib (amd64 only): tests/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
+# gcc-multilib (amd64 only): tests/unit/camera/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
 # to check the i386 struct layout against the kernel's own header.
 ifeq ($(origin APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
 APT_PACKAGES += gcc-multilib
@@ -70,7 +71,7 @@ UNIT_DEST := $(UNITDIR)/borescope-bridge.service
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
-.PHONY: all deps deb-deps deb venv demo test unit unit-fresh e2e lint bench install uninstall install-check-module clean
+.PHONY: all deps deb-deps deb venv demo check test unit unit-fresh e2e lint bench install uninstall install-check-module clean
 all: venv
 
 # ---- development ----
@@ -105,6 +106,10 @@ demo: venv
 	$(VENV)/bin/borescope-bridge demo
 
 test: unit-fresh e2e
+
+# The fast lane while working: no processes, namespaces, packages or guests.
+check: lint
+	$(PY) -m pytest -q tests/unit
 
 unit: venv
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS) $(DEB_TEST_PACKAGES)"
@@ -161,7 +166,7 @@ DEB_CHANGELOG_VERSION = $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/chan
 DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 DEB_DIR ?= build/deb
 DIST_DIR ?= dist
-# What the package tests need besides the build (tests/test_deb.py skips without them).
+# What the package tests need besides the build (tests/system/test_deb.py skips without them).
 DEB_TEST_PACKAGES ?= lintian python3-numpy python3-systemd python3-aiohttp python3-segno libturbojpeg0 util-linux
 deb-deps:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_BUILD_DEPS)"

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bridge.protocol import fragment_jpeg
+from bridge.core.protocol import fragment_jpeg
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024
 

@@ -2,7 +2,8 @@
 """One benchmark variant in its own process (fair RSS and page-fault behaviour); JSON on stdout.
 
 Variants:
-  raw      the daemon's path: bridge.session.Session (recv_into a preallocated buffer, the real
+  raw      the daemon's path: bridge.device.session.Session (recv_into a preallocated buffer, the
+  real
            Reassembler) -> Pipeline(fmt="raw") worker thread -> sink
   mjpeg    the same with Pipeline(fmt="mjpeg"): no decode
   naive    the reference: recvfrom + bytearray +=, cv2.imdecode to BGR, BGR->I420 as
@@ -12,7 +13,7 @@ Variants:
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   idle     raw mode while nobody watches (v4l2loopback 0.14+ reports zero readers): the
            pipeline writes one frame, then only asks the count (one poll() per frame, as
-           bridge.v4l2_usage does) and drops the frame undecoded
+           bridge.camera.usage does) and drops the frame undecoded
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
@@ -41,16 +42,16 @@ from typing import Any
 import numpy as np
 
 import bridge
-from bridge import yuv
-from bridge.buttons import ButtonTracker
-from bridge.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
+from bridge.camera.loopback import find_camera
+from bridge.camera.pipeline import Pipeline
+from bridge.camera.v4l2 import V4L2Writer
+from bridge.core.buttons import ButtonTracker
+from bridge.core.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
+from bridge.core.reassembly import Frame, Reassembler
+from bridge.device.session import Session
 from bridge.errors import BridgeError, CameraError
-from bridge.loopback import find_camera
-from bridge.pipeline import Pipeline
-from bridge.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
-from bridge.reassembly import Frame, Reassembler
-from bridge.session import Session
-from bridge.v4l2 import V4L2Writer
+from bridge.pixels import yuv
+from bridge.pixels.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
 
 RCVBUF_BYTES = 8 * 1024 * 1024
 DRAIN_S = 0.3  # after the sender's last burst, time for the last frame to come out

@@ -3,6 +3,6 @@
 
 import sys
 
-from bridge.cli import main
+from bridge.cli.main import main
 
 sys.exit(main())

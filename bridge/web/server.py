@@ -58,7 +58,7 @@ LATENCY_SAMPLES = 2000
 BOUNDARY = "borescope-frame"
 NO_SIGNAL_SIZE = (640, 480)
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
-# Exactly the names bridge/snapshots.py produces: borescope-YYYYMMDD-HHMMSS-mmm(-N).jpg
+# Exactly the names bridge/capture/snapshots.py produces: borescope-YYYYMMDD-HHMMSS-mmm(-N).jpg
 # (fullmatch, ASCII digits: "$" would allow a trailing newline, "\d" other scripts' digits)
 SNAPSHOT_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}-[0-9]{3}(?:-[0-9]{1,4})?\.jpg")
 PAGE_FILES = {"/app.js": "text/javascript", "/style.css": "text/css"}
@@ -398,7 +398,7 @@ class WebServer:
         size = self.feed.resolution or NO_SIGNAL_SIZE
         jpeg = self._no_signal.get(size)
         if jpeg is None:
-            from bridge.nosignal import no_signal_jpeg
+            from bridge.pixels.nosignal import no_signal_jpeg
 
             jpeg = no_signal_jpeg(*size)
             self._no_signal[size] = jpeg

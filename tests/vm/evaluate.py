@@ -92,7 +92,7 @@ class Tally:
 @cache
 def simulator_loop(width: int, height: int) -> tuple[bytes, ...]:
     """The simulator's pre-encoded loop of JPEGs at that size, made here exactly as in the guest."""
-    from bridge.simulator import Simulator, SimulatorConfig
+    from bridge.sim.server import Simulator, SimulatorConfig
 
     cfg = SimulatorConfig(
         bind="127.0.0.1", stream_port=0, event_port=0, resolution=(width, height), fps=30.0
@@ -124,7 +124,7 @@ def reference_rgb(width: int, height: int) -> np.ndarray:
 
 @cache
 def no_signal_rgb(width: int, height: int) -> np.ndarray:
-    from bridge.nosignal import no_signal_bgr
+    from bridge.pixels.nosignal import no_signal_bgr
 
     return cv2.cvtColor(no_signal_bgr(width, height), cv2.COLOR_BGR2RGB).astype(np.int16)
 

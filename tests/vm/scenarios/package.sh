@@ -33,7 +33,7 @@ APT=(apt-get -y -q -o Dpkg::Use-Pty=0)  # (--no-download breaks installing a loc
 replug() { echo 0 > $usbdev/authorized; udevadm settle --timeout=30; echo 1 > $usbdev/authorized; }
 ours=(/usr/bin/borescope-bridge /lib/systemd/system/$UNIT $PKGRULE /lib/modprobe.d/borescope-bridge.conf
       /usr/lib/modules-load.d/borescope-bridge.conf /usr/lib/sysctl.d/60-borescope-bridge.conf
-      /usr/lib/sysusers.d/borescope-bridge.conf /usr/lib/python3/dist-packages/bridge/daemon.py)
+      /usr/lib/sysusers.d/borescope-bridge.conf /usr/lib/python3/dist-packages/bridge/app/daemon.py)
 present() { local f out=(); for f in "${ours[@]}"; do [ -e "$f" ] && out+=("$f"); done; echo "${out[*]}"; }
 
 # The guest boots the host's root: a container host may carry Docker's policy-rc.d, which makes

@@ -292,16 +292,16 @@ fi
 stop_pid "${DAEMON[0]}" 5
 directive REFERENCE "the host's simulator loop holds every frame the daemon received (--record)" "${RECORDS[@]}"
 
-# ---- 7. the V4L2 writer's own traps (tests/test_v4l2_guest.py, pytest) ---------
+# ---- 7. the V4L2 writer's own traps (tests/system/test_v4l2_guest.py, pytest) ---------
 # Read-back bit-exactness, S_PARM, re-attach after our own and after a real
 # pyvirtualcam producer, a reader that stays across a restart, a locked format,
 # and a reader attached throughout size changes (fitted pictures, never a freeze).
 # A skipped test counts as a failure here: the guest has the device and the readers.
 stop_pid "${SIM[0]}" 5
-if (cd "$REPO" && "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_v4l2_guest.py) \
+if (cd "$REPO" && "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/system/test_v4l2_guest.py) \
      > "$LOGS/pytest-v4l2.log" 2>&1 && ! tail -n1 "$LOGS/pytest-v4l2.log" | grep -q skipped; then
-  ok "V4L2 writer traps (tests/test_v4l2_guest.py)" "$(tail -n1 "$LOGS/pytest-v4l2.log")"
+  ok "V4L2 writer traps (tests/system/test_v4l2_guest.py)" "$(tail -n1 "$LOGS/pytest-v4l2.log")"
 else
-  bad "V4L2 writer traps (tests/test_v4l2_guest.py)" "$(grep -E '^(FAILED|ERROR)' "$LOGS/pytest-v4l2.log" | head -n3 | tr '\n' ' ')$(tail -n1 "$LOGS/pytest-v4l2.log")"
+  bad "V4L2 writer traps (tests/system/test_v4l2_guest.py)" "$(grep -E '^(FAILED|ERROR)' "$LOGS/pytest-v4l2.log" | head -n3 | tr '\n' ' ')$(tail -n1 "$LOGS/pytest-v4l2.log")"
 fi
 exit 0

@@ -1,0 +1,683 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Composition root of `borescope-bridge run`: wires session, cores, outputs and systemd.
+
+Data flow (one loop thread, every hand-off non-blocking):
+
+    Session --fragments--> Reassembler --frames--> Daemon.on_frame
+        -> Pipeline.submit (newest frame wins; decode and camera on the pipeline's thread)
+        -> Recorder.append (its own thread)
+        -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
+    Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
+        -> the newest frame, state changes, saved snapshots -> bridge.web Feed -> web page
+
+The control socket, the web page and the signal handlers only queue requests; the loop
+serves them. `bridge.capture.snapshots.Snapshots` owns every snapshot request from press to file
+(its
+docstring tells the one rule for time and the one for space).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bridge import __version__
+from bridge.app.config import Config, default_state_dir, is_system_service, parse_http
+from bridge.app.systemd import Notifier
+from bridge.capture.recorder import Recorder
+from bridge.capture.snapshots import (
+    FRAME_WAIT_S,
+    SnapshotRequest,
+    Snapshots,
+    SnapshotWriter,
+)
+from bridge.control.server import (
+    DEFAULT_SNAPSHOT_TIMEOUT_S,
+    MAX_SNAPSHOT_TIMEOUT_S,
+    ControlServer,
+    prepare_socket_dir,
+)
+from bridge.core.ratelimit import RateLimiter
+from bridge.device.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
+from bridge.errors import BridgeError, ConfigError
+from bridge.web.feed import Feed
+
+log = logging.getLogger(__name__)
+
+FPS_WINDOW_S = 2.0
+RECORDER_DRAIN_S = 2.0  # at shutdown, queued frames get this long to reach the disk
+# Settings a reload applies live; the rest need a restart (sockets, camera device).
+LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
+
+
+class Output(Protocol):
+    """The video side as the daemon drives it: bridge.camera.pipeline.Pipeline, or NullOutput."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None:
+        """Hand over a complete frame; must return at once (the loop thread calls it)."""
+
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on; ConfigError when this output cannot."""
+
+    def stuck(self, now: float) -> str | None:
+        """Why the output's threads are not making progress; None while they are."""
+
+    @property
+    def stats(self) -> dict[str, Any]: ...
+
+
+class NullOutput:
+    """`--camera none`: nothing is decoded; snapshots, recording and status still work."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None: ...
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
+    def stuck(self, now: float) -> str | None:
+        return None
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            "shown": 0,
+            "skipped": 0,
+            "camera": None,
+            "camera_error": None,
+            "resolution": None,
+            "fps": None,
+            "latency_p50_ms": None,
+            "latency_p99_ms": None,
+        }
+
+
+def _size_text(size: tuple[int, int] | None) -> str | None:
+    return f"{size[0]}x{size[1]}" if size else None
+
+
+def _readers_text(out: dict[str, Any]) -> str:
+    """ "1 reader", "no reader, decoding idle", "readers unknown" (the module cannot tell)."""
+    n = out.get("readers", "unknown")
+    if not isinstance(n, int):
+        return "readers unknown"
+    text = "no reader" if n == 0 else f"{n} reader{'s' if n != 1 else ''}"
+    return text + (", decoding idle" if out.get("idle") else "")
+
+
+def make_output(config: Config) -> Output:
+    """The Pipeline (video side), or NullOutput for --camera none."""
+    if config.camera == "none":
+        return NullOutput()
+    from bridge.camera.pipeline import Pipeline
+
+    return Pipeline(
+        camera=config.camera,
+        fmt=config.format,
+        rotate=config.rotate,
+        flip=config.flip,
+        fps_hint=config.fps_hint,
+    )
+
+
+class Daemon:
+    """One borescope, one process. `run()` returns the exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        reload_config: Callable[[], Config] | None = None,
+        log_fields: dict[str, Any] | None = None,
+        output_factory: Callable[[Config], Output] = make_output,
+        state_dir: str | None = None,
+        http_fallback: str | None = None,
+    ) -> None:
+        from bridge.core.buttons import ButtonTracker
+        from bridge.core.jpeg import jpeg_dimensions
+        from bridge.core.reassembly import Reassembler
+
+        self.config = config
+        self._reload_config = reload_config
+        self.log_fields = log_fields if log_fields is not None else {}
+        self._dimensions = jpeg_dimensions
+        self.notifier = Notifier()
+        self.reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
+        self.tracker = ButtonTracker()
+        self.output: Output = output_factory(config)
+        self.snapshots = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
+        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshots.directory)
+        self.web: Any = None  # bridge.web.server.WebServer while the page is served
+        self.web_error: str | None = None
+        self._state_dir = state_dir
+        self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
+        self.recorder: Recorder | None = Recorder(config.record) if config.record else None
+        self.control = ControlServer(config.control_socket, self._handle_control)
+        # Control snapshots wait on a handler thread; two threads stay free for quick commands.
+        self._control_waits = threading.BoundedSemaphore(max(1, self.control.workers - 2))
+        self.session = Session(
+            device_ip=config.device_ip,
+            stream_port=config.stream_port,
+            event_port=config.event_port,
+            interface=config.interface,
+            reassembler=self.reassembler,
+            tracker=self.tracker,
+            listener=self,
+            wait_s=config.wait,
+            linger_s=config.linger,
+            rcvbuf_bytes=config.receive_buffer_bytes,
+        )
+        self.snapshot_requests = Snapshots(self.snapshots, state=lambda: self.session.state)
+        self.started_at = time.monotonic()
+        self.frames_received = 0
+        self.presses = 0
+        self.resolution: tuple[int, int] | None = None
+        self._last_size = -1
+        self._frame_times: collections.deque[float] = collections.deque()
+        self._lost_signalled = False
+        self._warn = RateLimiter(30.0)
+        self._set_field("BORESCOPE_DEVICE", config.device_ip)
+        self._set_field("BORESCOPE_STATE", self.session.state)
+        if config.interface:
+            self._set_field("BORESCOPE_INTERFACE", config.interface)
+
+    def _set_field(self, key: str, value: Any) -> None:
+        self.log_fields[key] = value
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        log.info(
+            "borescope-bridge %s: device %s (stream %d, events %d)%s, camera %s, snapshots in %s",
+            __version__,
+            self.config.device_ip,
+            self.config.stream_port,
+            self.config.event_port,
+            f" on {self.config.interface}" if self.config.interface else "",
+            self.config.camera,
+            self.config.snapshot_dir,
+        )
+        lock_fd = self._lock_instance()
+        try:
+            return self._run_locked()
+        finally:
+            os.close(lock_fd)
+
+    def _lock_instance(self) -> int:
+        """Be the only daemon for this control socket, before anything touches the device.
+
+        An exclusive flock(2) on ``<control socket>.lock``, held for the life of the process
+        (the kernel drops it when the process dies, so a crash leaves nothing stale). A second
+        daemon fails here, before it binds a socket or sends a packet: it cannot send STOP to
+        the stream the first one is showing, nor take over the first one's control socket.
+        """
+        path = self.config.control_socket + ".lock"
+        # The socket's directory, made and checked exactly as the control server does (private
+        # and owner-checked in a shared place such as /tmp), before the lock file goes into it.
+        prepare_socket_dir(os.path.dirname(path) or ".")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise BridgeError(
+                f"cannot create the lock file {path}: {exc.strerror} "
+                "(choose another place with --control-socket)"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise BridgeError(
+                    f"another borescope-bridge is already running{holder} with control socket "
+                    f"{self.config.control_socket}; stop it first "
+                    "(`borescope-bridge status` shows it) or give this one another "
+                    "--control-socket"
+                ) from None
+            raise BridgeError(f"cannot lock {path}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _run_locked(self) -> int:
+        self.snapshots.start()
+        self._check_snapshot_dir(self.config.snapshot_dir)
+        # Stopped in reverse order; the disk writers finish last so queued frames land.
+        started: list[Callable[[], None]] = [self.snapshots.stop, self._stop_recorder]
+        session_open = False
+        try:
+            if self.recorder is not None:
+                self.recorder.start()
+            self.session.open()
+            session_open = True
+            self.control.start()
+            started.append(self.control.stop)
+            if self._start_web():
+                started.append(self.web.stop)
+            self.output.start()
+            started.append(self.output.stop)
+            self._install_signals()
+            self.notifier.ready(self.status_line())
+            reason = self.session.run()
+        finally:
+            self.notifier.stopping()
+            self._fail_pending("the daemon is stopping")
+            if session_open:
+                # First of all, so the device stops streaming even if something below hangs.
+                self.session.close(send_stop=True)
+            for stop in reversed(started):
+                try:
+                    stop()
+                except Exception:
+                    log.exception("error while stopping")
+        log.info("stopped (%s)", reason)
+        return 0
+
+    def _start_web(self) -> bool:
+        """Serve the web page; a failure is logged and reported, the camera goes on."""
+        where = parse_http(self.config.http)
+        if where is None:
+            return False
+        try:
+            from bridge.web import auth
+            from bridge.web.server import WebServer
+        except ImportError as exc:
+            self.web_error = f"the web page needs aiohttp ({exc})"
+            log.error("%s", self.web_error)
+            return False
+        state_dir = self._state_dir or default_state_dir()
+        try:
+            token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
+        except OSError as exc:
+            import secrets
+
+            token = secrets.token_urlsafe(auth.TOKEN_BYTES)
+            log.warning(
+                "cannot keep the web page's access token in %s (%s): using one for this run "
+                "only; its address changes at the next start",
+                state_dir,
+                exc.strerror or exc,
+            )
+        web = WebServer(self.feed, where[0], where[1], token)
+        try:
+            web.start()
+        except BridgeError as exc:
+            fallback = parse_http(self._http_fallback) if self._http_fallback else None
+            if fallback is None:
+                self.web_error = str(exc)
+                log.error("%s; the camera and snapshots work without it", exc)
+                return False
+            log.info(
+                "the web page cannot use %s (%s): trying %s",
+                self.config.http,
+                exc,
+                self._http_fallback,
+            )
+            web = WebServer(self.feed, fallback[0], fallback[1], token)
+            try:
+                web.start()
+            except BridgeError as again:
+                self.web_error = str(again)
+                log.error("%s; the camera and snapshots work without it", again)
+                return False
+        self.web = web
+        return True
+
+    def _snapshot_saved(self, path: str) -> None:
+        self.feed.snapshot_saved(path)
+
+    def _stop_recorder(self) -> None:
+        if self.recorder is not None:  # the current one: a reload may have replaced it
+            self.recorder.stop(timeout=RECORDER_DRAIN_S)
+
+    def _replace_recorder(self, path: str | None) -> None:
+        """A new recording (or none). The old one is told to stop without waiting for it: it
+        writes its queued frames and closes its file on its own thread."""
+        if self.recorder is not None:
+            self.recorder.stop()
+        self.recorder = Recorder(path) if path else None
+        if self.recorder is not None:
+            self.recorder.start()
+
+    def _install_signals(self) -> None:
+        self.session.install_wakeup_fd()
+        signal.signal(signal.SIGTERM, lambda *_: self.session.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.session.request_stop())
+        signal.signal(signal.SIGUSR1, lambda *_: self.session.call_soon(self._sigusr1))
+        signal.signal(signal.SIGHUP, lambda *_: self.session.call_soon(self.reload))
+
+    def _sigusr1(self) -> None:
+        log.info("SIGUSR1: snapshot of the next frame")
+        self.request_snapshot("SIGUSR1")
+
+    def _check_snapshot_dir(self, directory: str) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            log.warning(
+                "snapshot directory %s cannot be created (%s): snapshots will fail "
+                "until this is fixed (--snapshot-dir)",
+                directory,
+                exc.strerror,
+            )
+            return
+        if not os.access(directory, os.W_OK | os.X_OK):
+            log.warning(
+                "snapshot directory %s is not writable by this user: snapshots will "
+                "fail (--snapshot-dir)",
+                directory,
+            )
+
+    # ---- Session listener (loop thread; all quick) --------------------------------------
+
+    def on_frame(self, frame: Any, now: float) -> None:
+        self.frames_received += 1
+        data = frame.data
+        times = self._frame_times
+        times.append(now)
+        while times and now - times[0] > FPS_WINDOW_S:
+            times.popleft()
+        if len(data) != self._last_size:
+            self._last_size = len(data)
+            self.resolution = self._dimensions(data) or self.resolution
+        self.feed.frame(data, frame.completed_at, self.resolution)
+        try:
+            self.output.submit(frame)
+        except Exception:  # a camera-side bug must not stop snapshots, recording, status
+            ok, _ = self._warn.allow("submit", time.monotonic())
+            if ok:
+                log.exception("handing a frame to the camera pipeline failed")
+        if self.recorder is not None:
+            self.recorder.append(data)
+        self.snapshot_requests.offer(data)
+
+    def on_presses(self, count: int, now: float) -> None:
+        self.presses += count
+        log.info("snapshot button pressed%s", f" {count} times" if count > 1 else "")
+        for _ in range(count):
+            self.request_snapshot("button")
+
+    def on_state(self, old: str, new: str, now: float) -> None:
+        self._set_field("BORESCOPE_STATE", new)
+        self.feed.set_state(new, new == STREAMING)
+        if new == STREAMING:
+            if self._lost_signalled:
+                self._lost_signalled = False
+                self.output.signal_back()
+        elif not self._lost_signalled:
+            self._lost_signalled = True
+            self.output.signal_lost()
+        self.notifier.status(self.status_line(), force=True)
+
+    def on_tick(self, now: float) -> None:
+        # The loop thread is alive (it runs this); the camera thread must be progressing too,
+        # or the watchdog goes unfed and systemd restarts a service that shows a frozen camera.
+        stuck = self.output.stuck(now)
+        if stuck is None:
+            self.notifier.watchdog(now)
+        else:
+            ok, _ = self._warn.allow("stuck", time.monotonic())
+            if ok:
+                log.error("%s: no longer telling systemd's watchdog that all is well", stuck)
+        self.notifier.status(self.status_line())
+        self.snapshot_requests.expire()
+
+    # ---- requests ------------------------------------------------------------------------
+
+    def request_snapshot(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
+        """A request for the next complete frame (any thread); `.wait(timeout)` answers it."""
+        return self.snapshot_requests.request(origin, wait_s)
+
+    def _fail_pending(self, why: str) -> None:
+        self.snapshot_requests.fail_waiting(why)
+
+    def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any]:
+        cmd = msg.get("cmd")
+        if cmd == "status":
+            return {"ok": True, "status": self.status()}
+        if cmd == "snapshot":
+            return self._control_snapshot(msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S))
+        if cmd == "url":
+            return self.url_reply()
+        return {"ok": False, "error": f"unknown command {cmd!r} (known: status, snapshot, url)"}
+
+    def url_reply(self) -> dict[str, Any]:
+        """What `borescope-bridge url` prints from: the page's address with its token."""
+        if self.web is None:
+            if self.web_error:
+                return {"ok": False, "error": f"the web page is not available: {self.web_error}"}
+            return {
+                "ok": False,
+                "error": 'the web page is off (http = "off"); turn it on with '
+                '--http 127.0.0.1:8031 or http = "127.0.0.1:8031" in the config file',
+            }
+        return {
+            "ok": True,
+            "url": self.web.url,
+            "host": self.web.host,
+            "port": self.web.port,
+            "token": self.web.token,
+        }
+
+    def _control_snapshot(self, timeout: Any) -> dict[str, Any]:
+        """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds."""
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= MAX_SNAPSHOT_TIMEOUT_S
+        ):
+            return {
+                "ok": False,
+                "error": f"timeout must be a number of seconds above 0 and at most "
+                f"{MAX_SNAPSHOT_TIMEOUT_S:g}, not {timeout!r}",
+            }
+        if not self._control_waits.acquire(blocking=False):
+            return {
+                "ok": False,
+                "error": "too many `borescope-bridge snapshot` requests are waiting already; "
+                "try again when they are answered",
+            }
+        try:
+            reply = self.take_snapshot(timeout, "control")
+        finally:
+            self._control_waits.release()
+        reply.pop("busy", None)
+        return reply
+
+    def take_snapshot(self, timeout: float, origin: str) -> dict[str, Any]:
+        """Save the next complete frame, answering within `timeout` (control and web threads).
+
+        The reply is what the control socket sends. ``busy`` marks a failure that a retry may
+        cure (no frame yet, too many waiting, the disk still writing this one) as opposed to a
+        frame that was taken and could not be written.
+        """
+        req = self.request_snapshot(origin, wait_s=timeout)
+        self.session.wake()
+        result = req.wait(timeout) or self.snapshot_requests.give_up(req)
+        if result.path is not None:
+            return {"ok": True, "path": result.path}
+        reply: dict[str, Any] = {
+            "ok": False,
+            "busy": result.pending or req.directory is None,
+            "error": result.error or "snapshot failed",
+        }
+        if result.pending:
+            reply.update(pending=True, name=result.name)
+        return reply
+
+    # ---- reload ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file; apply what can change live, name the rest."""
+        self.notifier.reloading()
+        try:
+            if self._reload_config is None:
+                log.info("reload: nothing to re-read")
+                return
+            try:
+                new = self._reload_config()
+            except ConfigError as exc:
+                log.error("reload failed, keeping the current settings: %s", exc)
+                return
+            old = self.config
+            changed = [
+                f.name
+                for f in dataclasses.fields(Config)
+                if getattr(old, f.name) != getattr(new, f.name)
+            ]
+            applied: dict[str, Any] = {}
+            for key in changed:
+                if self._apply_live(key, getattr(new, key)):
+                    applied[key] = getattr(new, key)
+                elif key != "config_path":
+                    log.warning(
+                        "reload: %s changed (%r -> %r) but needs a restart to apply",
+                        key,
+                        getattr(old, key),
+                        getattr(new, key),
+                    )
+            stopped = self.recorder
+            if "record" not in changed and stopped is not None and stopped.error is not None:
+                # What "free some space, then reload" promises: start the same recording again.
+                log.info(
+                    "reload: recording to %s had stopped (%s); starting it again",
+                    stopped.path,
+                    stopped.error,
+                )
+                self._replace_recorder(stopped.path)
+            self.config = dataclasses.replace(old, **applied)
+            if applied:
+                log.info(
+                    "reload: applied %s", ", ".join(f"{k} = {v!r}" for k, v in applied.items())
+                )
+            elif not changed and self.recorder is stopped:
+                log.info("reload: no changes")
+        finally:
+            self.notifier.send("READY=1")
+            self.notifier.status(self.status_line(), force=True)
+
+    def _apply_live(self, key: str, value: Any) -> bool:
+        if key == "snapshot_dir":
+            self.snapshots.set_directory(value)
+            self._check_snapshot_dir(value)
+        elif key == "record":
+            self._replace_recorder(value)
+        elif key == "wait":
+            self.session.wait_s = value
+        elif key == "linger":
+            self.session.linger_s = value
+        elif key in ("rotate", "flip"):
+            rotate = value if key == "rotate" else self.config.rotate
+            flip = value if key == "flip" else self.config.flip
+            try:
+                self.output.set_transform(rotate, flip)
+            except (BridgeError, ValueError) as exc:
+                log.error("reload: cannot apply %s = %r: %s", key, value, exc)
+                return False
+            self.config = dataclasses.replace(self.config, rotate=rotate, flip=flip)
+        else:
+            return False
+        return True
+
+    # ---- status ----------------------------------------------------------------------------
+
+    def fps(self) -> float:
+        times = self._frame_times
+        if len(times) < 2:
+            return 0.0
+        span = times[-1] - times[0]
+        if span <= 0 or time.monotonic() - times[-1] > FPS_WINDOW_S:
+            return 0.0
+        return (len(times) - 1) / span
+
+    def status(self) -> dict[str, Any]:
+        """Everything `borescope-bridge status` shows (called from the control thread)."""
+        s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
+        s.update(self.session.stats())
+        rs = self.reassembler.stats.as_dict()
+        out = dict(self.output.stats)
+        res = out.get("resolution") or self.resolution
+        s.update(
+            {
+                "resolution": f"{res[0]}x{res[1]}" if res else None,
+                "fps": round(self.fps(), 1),
+                "frames_received": self.frames_received,
+                "frames_shown": out.get("shown", 0),
+                "frames_skipped": out.get("skipped", 0),
+                "frames_incomplete": rs.get("incomplete", 0),
+                "frames_corrupt": rs.get("corrupt", 0),
+                "duplicate_fragments": rs.get("duplicates", 0),
+                "packets": rs.get("packets", 0),
+                "rejected": rs.get("rejected", {}),
+                "latency_p50_ms": out.get("latency_p50_ms"),
+                "latency_p99_ms": out.get("latency_p99_ms"),
+                "camera": out.get("camera"),
+                "camera_size": _size_text(out.get("camera_size")),
+                "frames_fitted": out.get("fitted", 0),
+                "camera_error": out.get("camera_error"),
+                "camera_readers": out.get("readers", "unknown"),
+                "decoding_idle": bool(out.get("idle", False)),
+                "format": self.config.format,
+                "rotate": self.config.rotate,
+                "flip": self.config.flip,
+                "button_presses": self.presses,
+                "buttons": self.tracker.stats.as_dict(),
+                "snapshots_taken": self.snapshots.taken,
+                "snapshots_failed": self.snapshots.failed,
+                "snapshots_pending": self.snapshot_requests.waiting,
+                "snapshots_writing": self.snapshots.pending,
+                "snapshots_refused": self.snapshot_requests.refused,
+                "last_snapshot": self.snapshots.last_path,
+                "snapshot_error": self.snapshots.last_error,
+                "snapshot_dir": self.snapshots.directory,
+                "recording": self.recorder.stats() if self.recorder is not None else None,
+                "control_socket": self.config.control_socket,
+                "http": f"{self.web.host}:{self.web.port}" if self.web else self.config.http,
+                "http_error": self.web_error,
+                "stream_clients": self.web.stream_clients if self.web is not None else 0,
+                "event_clients": self.web.event_clients if self.web is not None else 0,
+                "uptime_s": round(time.monotonic() - self.started_at, 1),
+            }
+        )
+        return s
+
+    def status_line(self) -> str:
+        """One line for STATUS= and the demo: what a person wants to know first."""
+        state = self.session.state
+        ip = self.config.device_ip
+        snaps = self.snapshots.taken
+        tail = f", {snaps} snapshot{'s' if snaps != 1 else ''}" if snaps else ""
+        if self.snapshots.last_error:
+            tail += f" (snapshot error: {self.snapshots.last_error})"
+        if state == STREAMING:
+            out = dict(self.output.stats)
+            res = out.get("resolution") or self.resolution
+            size = f"{res[0]}x{res[1]}" if res else "?"
+            camera = out.get("camera")
+            target = f"to {camera}" if camera else "(no camera)"
+            if camera:
+                target += f" ({_readers_text(out)})"
+            return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
+        if state == STALLED:
+            return f"stalled: no frames from {ip}{tail}"
+        if state == WAITING_NETWORK:
+            return f"waiting for network: no route to {ip} yet{tail}"
+        if state == WAITING_DEVICE:
+            return f"waiting for device at {ip}{tail}"
+        return f"{state}{tail}"

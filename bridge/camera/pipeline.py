@@ -1,0 +1,561 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The output side of the daemon: complete frames in, pictures on the virtual camera out.
+
+Theory of operation. The receive loop calls :meth:`Pipeline.submit` for every complete frame and
+must never wait for decoding or for the camera, so frames go through a single slot: the newest
+frame replaces an unprocessed one (counted as ``skipped``). A worker thread takes the slot,
+decodes (``fmt="raw"``: JPEG -> limited-range I420, then rotate/flip) or passes the JPEG through
+untouched (``fmt="mjpeg"``), and writes one picture to the sink. Decoders and write() release the
+GIL, so the receive thread keeps running meanwhile.
+
+The camera is opened lazily at the first frame's size (so it is never locked to a wrong size).
+When the stream's size changes (another resolution, `rotate 90` by reload, or one corrupt frame
+whose SOF claims another size) the camera follows only after ``SWITCH_AFTER_FRAMES`` consecutive
+frames at the new size, and never by closing the working writer first: the sink's ``resize``
+tries the new format and, while an app holds the device at its size (v4l2loopback keeps it), the
+writer stays at the old size. Until the camera has the stream's size, every picture is fitted
+into it (scaled, black bars: :mod:`bridge.pixels.fit`), so apps keep receiving pictures. When it
+cannot
+be opened (module not loaded, no
+permission, format locked by a reader) the error text, which says what to run, is kept in
+``stats["camera_error"]`` and the open is retried every few seconds; frames keep being accepted
+and are not decoded meanwhile. While the daemon reports the signal lost, a "no signal" picture is
+written at about 2 fps, so apps stay connected and never freeze on a stale picture.
+
+Nobody watching (bridge.camera.usage): where the module counts every reader (v4l2loopback 0.14
+and later), frames are neither decoded nor written while the count is zero; the device keeps
+its format and stays listed (after one written frame, which makes it a capture device). The
+count is read before each frame, so a reader that starts gets the next frame that arrives.
+While idle the worker is parked and the receive thread asks the count itself (one poll()):
+a frame nobody will see costs no thread hand-over (see bench: "nobody watching").
+
+Latency is measured from ``frame.completed_at`` (``time.monotonic()`` when the last fragment
+arrived) to the end of the sink's write().
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from bridge.camera.loopback import find_camera
+from bridge.camera.usage import Usage, usage_for
+from bridge.camera.v4l2 import V4L2Writer
+from bridge.core.jpeg import jpeg_dimensions
+from bridge.errors import CameraError, ConfigError
+from bridge.pixels.decode import DecodeError, Decoder
+from bridge.pixels.encode import encode_jpeg_yuv_planes
+from bridge.pixels.fit import Fitter, full_range_planes
+from bridge.pixels.nosignal import no_signal_i420, no_signal_jpeg
+from bridge.pixels.transform import Transform
+
+log = logging.getLogger(__name__)
+
+CAMERA_RETRY_S = 3.0
+NO_SIGNAL_PERIOD_S = 0.5  # "no signal" picture at 2 fps: enough for apps to stay connected
+LATENCY_WINDOW = 300  # frames (10 s at 30 fps)
+FPS_WINDOW_S = 2.0
+FORMATS = ("raw", "mjpeg")
+SWITCH_AFTER_FRAMES = 5  # consecutive frames at a new size before the camera follows
+RESIZE_RETRY_S = 5.0  # while an app keeps the camera at its size, ask again this often
+REENCODE_QUALITY = 85  # MJPEG pictures fitted into a camera of another size
+STOP_JOIN_S = 2.0
+# One frame (decode, transform, write) takes milliseconds; a worker on one frame this long is
+# wedged, and the daemon stops feeding systemd's watchdog so the service gets restarted.
+STUCK_S = 10.0
+
+
+class FrameLike(Protocol):
+    """What the pipeline needs of bridge.core.reassembly.Frame."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def completed_at(self) -> float: ...
+
+
+class Sink(Protocol):
+    """Where pictures go: the V4L2 writer, or a stand-in in tests and the benchmark.
+
+    A sink may open at another size than asked (the device keeps the size an app holds it at):
+    ``size`` is what it takes. ``resize`` returns whether the device now has the new size; when
+    it does not, the sink stays usable at ``size``. CameraError from any method: device gone.
+    """
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+    def write(self, data: Any) -> None: ...
+    def resize(self, width: int, height: int) -> bool: ...
+    def close(self) -> None: ...
+
+
+SinkFactory = Callable[[str, int, int, str, float], Sink]  # (path, width, height, fmt, fps)
+
+
+def _default_sink(path: str, width: int, height: int, fmt: str, fps: float) -> Sink:
+    return V4L2Writer(path, width, height, fmt, fps, adopt_locked=True)
+
+
+def _passthrough_finder(spec: str) -> str | None:
+    """With a substituted sink there is no device to discover: hand the spec to the sink."""
+    return spec
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+class Pipeline:
+    """Frames in (any thread, never blocking), camera pictures out (own worker thread)."""
+
+    def __init__(
+        self,
+        camera: str = "auto",
+        fmt: str = "raw",
+        rotate: int = 0,
+        flip: str = "none",
+        fps_hint: float = 30.0,
+        sink_factory: SinkFactory | None = None,
+        camera_finder: Callable[[str], str | None] | None = None,
+        retry_s: float = CAMERA_RETRY_S,
+        decoder_backend: str = "auto",
+        usage_factory: Callable[[Sink], Usage | None] = usage_for,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
+        if camera == "none":
+            raise ValueError("--camera none has no pipeline: the daemon uses NullOutput")
+        self.fmt = fmt
+        self.transform = self._checked_transform(rotate, flip)
+        self.camera_spec = camera
+        self.fps_hint = fps_hint
+        self.retry_s = retry_s
+        self._sink_factory: SinkFactory = sink_factory or _default_sink
+        if camera_finder is None:
+            camera_finder = find_camera if sink_factory is None else _passthrough_finder
+        self._finder = camera_finder
+        self._decoder = Decoder(decoder_backend) if fmt == "raw" else None
+        self._usage_factory = usage_factory
+        self._usage: Usage | None = None
+        self._primed = False  # a frame was written since the sink opened
+        # Set by the worker while idle: (usage, the stream's size); read by submit().
+        self._parked: tuple[Usage, tuple[int, int] | None] | None = None
+        self._cond = threading.Condition()
+        self._slot: FrameLike | None = None
+        self._lost = False
+        self._running = False
+        self._thread: threading.Thread | None = None
+        # Worker-owned state.
+        self._sink: Sink | None = None
+        self._sink_path: str | None = None
+        self._next_open_at = 0.0
+        self._pending_size: tuple[int, int] | None = None  # a size the camera may switch to
+        self._pending_frames = 0
+        self._next_resize_at = 0.0
+        self._fitter = Fitter()
+        self._fit_decoder: Decoder | None = None  # MJPEG pictures fitted into another size
+        self._fitting_logged: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self._busy_since: float | None = None  # when the worker took its current job
+        self._last_no_signal = 0.0
+        self._no_signal_cache: tuple[tuple[int, int], Any] | None = None
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._shown_times: deque[float] = deque()
+        # Counters (read by stats from other threads: plain ints/objects, replaced atomically).
+        self.submitted = 0
+        self.shown = 0
+        self.skipped = 0
+        self.not_shown = 0  # taken by the worker but no camera to show them on
+        self.decode_errors = 0
+        self.no_signal_shown = 0
+        self.idle_frames = 0  # not decoded: nobody was watching
+        self.readers: int | None = None
+        self.idle = False
+        self.camera_error: str | None = None
+        self.resolution: tuple[int, int] | None = None
+        self.fitted = 0  # pictures shown fitted into a camera of another size
+
+    # -- control -----------------------------------------------------------------------------
+    def _checked_transform(self, rotate: int, flip: str) -> Transform:
+        transform = Transform(rotate, flip)
+        if self.fmt == "mjpeg" and not transform.identity:
+            raise ConfigError(
+                f"rotate={rotate} flip={flip} needs decoding, but format=mjpeg passes the "
+                "device's JPEGs through untouched: use --format raw to rotate or flip"
+            )
+        return transform
+
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on (a reload): the worker reads it once per frame,
+        and replacing the object is atomic under the GIL."""
+        self.transform = self._checked_transform(rotate, flip)
+
+    def start(self) -> None:
+        with self._cond:
+            if self._running:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the worker. The decoder and the camera are freed by whoever is last to use them:
+        here when the worker has ended (or never ran), else by the worker itself when it
+        returns from a decode or write that outlived the join (ctypes drops the GIL there)."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=STOP_JOIN_S)
+            if thread.is_alive():
+                log.warning(
+                    "the camera thread is still busy after %g s; it frees the camera and the "
+                    "decoder when it returns",
+                    STOP_JOIN_S,
+                )
+                return
+        self._release()
+
+    def submit(self, frame: FrameLike) -> None:
+        """Hand over a complete frame; returns at once. An unprocessed older frame is dropped."""
+        parked = self._parked
+        if parked is not None and self._still_idle(parked, frame):
+            return
+        with self._cond:
+            self.submitted += 1
+            if self._slot is not None:
+                self.skipped += 1
+            self._slot = frame
+            self._lost = False
+            self._cond.notify()
+
+    def stuck(self, now: float) -> str | None:
+        """Why the camera side is not making progress, or None while it is (or is idle)."""
+        thread = self._thread
+        if thread is None or not self._running:
+            return None
+        if not thread.is_alive():
+            return "the camera thread has ended"
+        since = self._busy_since
+        if since is not None and now - since > STUCK_S:
+            return f"the camera thread has been stuck on one frame for {now - since:.0f} s"
+        return None
+
+    def signal_lost(self) -> None:
+        """The stream stalled: show the "no signal" picture until frames return."""
+        with self._cond:
+            self._lost = True
+            self._cond.notify()
+
+    def signal_back(self) -> None:
+        with self._cond:
+            self._lost = False
+
+    def reset_latency(self) -> None:
+        """Start a new latency window (the benchmark measures each run on its own)."""
+        self._latencies.clear()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        lat = sorted(self._latencies)
+        now = time.monotonic()
+        times = list(self._shown_times)
+        fps = 0.0
+        if len(times) >= 2 and now - times[-1] < FPS_WINDOW_S:
+            fps = (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+        return {
+            "shown": self.shown,
+            "skipped": self.skipped,
+            "camera": self._sink_path if self._sink is not None else None,
+            "camera_size": self._sink.size if self._sink is not None else None,
+            "fitted": self.fitted,
+            "camera_error": self.camera_error,
+            "resolution": self.resolution,
+            "fps": round(fps, 2),
+            "latency_p50_ms": round(_percentile(lat, 0.50) * 1000, 3) if lat else None,
+            "latency_p99_ms": round(_percentile(lat, 0.99) * 1000, 3) if lat else None,
+            "format": self.fmt,
+            "decoder": self._decoder.backend if self._decoder is not None else None,
+            "decode_errors": self.decode_errors,
+            "not_shown": self.not_shown,
+            "no_signal": self._lost,
+            "no_signal_shown": self.no_signal_shown,
+            "readers": self.readers if self.readers is not None else "unknown",
+            "idle": self.idle,
+            "idle_frames": self.idle_frames,
+        }
+
+    # -- worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close the camera and free the decoders: only once no thread can still use them."""
+        self._close_sink()
+        for decoder in (self._decoder, self._fit_decoder):
+            if decoder is not None:
+                decoder.close()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._slot is None:
+                    if self._lost:
+                        wait = self._last_no_signal + NO_SIGNAL_PERIOD_S - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if not self._running:
+                    return
+                frame, self._slot = self._slot, None
+                lost = self._lost
+            self._busy_since = time.monotonic()
+            try:
+                if frame is not None:
+                    self._show(frame)
+                elif lost:
+                    self._show_no_signal()
+            except Exception:  # never let the worker die: the daemon must keep streaming
+                log.exception("pipeline: unexpected error; frame dropped")
+            finally:
+                self._busy_since = None
+
+    def _show(self, frame: FrameLike) -> None:
+        transform = self.transform  # once per frame: a reload may replace it meanwhile
+        data = frame.data
+        dims = jpeg_dimensions(data)
+        if dims is None:
+            self.decode_errors += 1
+            return
+        w, h = dims
+        if self.fmt == "raw":
+            w, h = w & ~1, h & ~1
+        self.resolution = (w, h)
+        out_size = transform.output_size(w, h)
+        sink = self._ensure_sink(out_size)
+        if sink is None:
+            self.not_shown += 1
+            return
+        # While a size switch is pending every frame counts towards it (SWITCH_AFTER_FRAMES),
+        # so the device follows the stream even while nobody watches.
+        if self._pending_size is None and self._nobody_watches(dims):
+            self.idle_frames += 1
+            return
+        camera = sink.size
+        try:
+            picture = self._render(data, (w, h), transform, out_size, camera)
+        except DecodeError as exc:
+            self.decode_errors += 1
+            log.debug("frame not decodable: %s", exc)
+            return
+        if self._write(picture):
+            done = time.monotonic()
+            self._latencies.append(done - frame.completed_at)
+            self.shown += 1
+            if out_size != camera:
+                self.fitted += 1
+            self._note_shown(done)
+
+    def _render(
+        self,
+        data: bytes,
+        size: tuple[int, int],
+        transform: Transform,
+        out_size: tuple[int, int],
+        camera: tuple[int, int],
+    ) -> Any:
+        """The picture to write: decoded and transformed (raw) or the JPEG itself (mjpeg),
+        fitted into the camera's size when that differs. DecodeError: skip the frame."""
+        if out_size != camera and self._fitting_logged != (out_size, camera):
+            self._fitting_logged = (out_size, camera)
+            log.info("showing the %dx%d stream fitted into the camera's %dx%d", *out_size, *camera)
+        if self._decoder is None:  # mjpeg: untouched, unless the camera has another size
+            if out_size == camera:
+                return data
+            if self._fit_decoder is None:
+                self._fit_decoder = Decoder()
+            i420 = self._fit_decoder.decode(data)
+            fitted = self._fitter.fit(i420, self._fit_decoder.size, camera)
+            return encode_jpeg_yuv_planes(
+                *full_range_planes(fitted, *camera), quality=REENCODE_QUALITY
+            )
+        i420 = self._decoder.decode(data)
+        if self._decoder.size != size:  # header disagrees with the SOF we parsed
+            raise DecodeError(f"decoded {self._decoder.size}, SOF said {size}")
+        return self._fitter.fit(transform.apply(i420, *size), out_size, camera)
+
+    def _note_shown(self, now: float) -> None:
+        times = self._shown_times
+        times.append(now)
+        while times and now - times[0] > FPS_WINDOW_S:
+            times.popleft()
+
+    def _show_no_signal(self) -> None:
+        self._last_no_signal = time.monotonic()
+        sink = self._sink
+        if sink is None:
+            if self.resolution is None:
+                return  # no frame seen yet: do not lock the device to a guessed size
+            sink = self._open(self.transform.output_size(*self.resolution))
+            if sink is None:
+                return
+        if self._nobody_watches():
+            return
+        size = sink.size
+        if self._no_signal_cache is None or self._no_signal_cache[0] != size:
+            picture: Any = no_signal_i420(*size) if self.fmt == "raw" else no_signal_jpeg(*size)
+            if isinstance(picture, np.ndarray):
+                picture = np.ascontiguousarray(picture)
+            self._no_signal_cache = (size, picture)
+        if self._write(self._no_signal_cache[1]):
+            self.no_signal_shown += 1
+
+    def _ensure_sink(self, size: tuple[int, int]) -> Sink | None:
+        """The open sink (maybe at another size than ``size``); None when there is no camera.
+
+        A sink at another size follows ``size`` only after SWITCH_AFTER_FRAMES consecutive
+        frames at it, and it is asked again every RESIZE_RETRY_S while an app keeps it.
+        """
+        sink = self._sink
+        if sink is None:
+            return self._open(size)
+        if sink.size == size:
+            self._pending_size, self._pending_frames = None, 0
+            return sink
+        if self._pending_size != size:
+            self._pending_size, self._pending_frames = size, 0
+            self._next_resize_at = 0.0
+        self._pending_frames += 1
+        now = time.monotonic()
+        if self._pending_frames < SWITCH_AFTER_FRAMES or now < self._next_resize_at:
+            return sink
+        log.log(
+            logging.DEBUG if self._next_resize_at else logging.INFO,
+            "stream size changed to %dx%d: switching the camera from %dx%d",
+            *size,
+            *sink.size,
+        )
+        try:
+            switched = sink.resize(*size)
+        except CameraError as exc:
+            log.warning("virtual camera lost while switching its size: %s", exc)
+            self.camera_error = str(exc)
+            self._close_sink()
+            self._next_open_at = 0.0  # reopen at once, at whatever size the device allows
+            return None
+        # resize() may have closed and reopened the device: subscribe on the descriptor it has now.
+        self._watch_readers(sink)
+        if switched:
+            self._pending_size, self._pending_frames = None, 0
+        else:
+            self._next_resize_at = now + RESIZE_RETRY_S
+        return sink
+
+    def _open(self, size: tuple[int, int]) -> Sink | None:
+        """Open the camera at ``size`` (or the size the device keeps); None: retry later."""
+        now = time.monotonic()
+        if now < self._next_open_at:
+            return None
+        try:
+            path = self._finder(self.camera_spec)
+            if path is None:
+                return None
+            sink = self._sink_factory(path, size[0], size[1], self.fmt, self.fps_hint)
+        except CameraError as exc:
+            self._next_open_at = now + self.retry_s
+            if str(exc) != self.camera_error:
+                log.warning(
+                    "virtual camera unavailable (retrying every %.0f s): %s", self.retry_s, exc
+                )
+            self.camera_error = str(exc)
+            return None
+        self._sink = sink
+        self._sink_path = path
+        self._pending_size, self._pending_frames = None, 0
+        self._watch_readers(sink)
+        if self._usage is not None and self._usage.may_idle:
+            log.info("%s reports its readers: decoding only while someone watches", path)
+        if self.camera_error is not None:
+            log.info("virtual camera %s is available again", path)
+        self.camera_error = None
+        return sink
+
+    def _write(self, picture: Any) -> bool:
+        sink = self._sink
+        if sink is None:
+            return False
+        try:
+            sink.write(picture)
+            self._primed = True
+        except CameraError as exc:
+            log.warning("virtual camera lost: %s", exc)
+            self.camera_error = str(exc)
+            self._close_sink()
+            self._next_open_at = time.monotonic() + self.retry_s
+            return False
+        return True
+
+    def _watch_readers(self, sink: Sink) -> None:
+        """Ask the device who is watching, on the descriptor the sink has now (None: unknown)."""
+        self._parked = None
+        self._primed = False
+        try:
+            self._usage = self._usage_factory(sink)
+        except OSError as exc:
+            log.warning("cannot ask %s who is watching: %s", self._sink_path, exc)
+            self._usage = None
+
+    def _still_idle(self, parked: tuple[Usage, tuple[int, int] | None], frame: FrameLike) -> bool:
+        """Receive thread, while the worker is parked: drop the frame if still nobody watches.
+
+        A reader starting, or the stream changing size (the device must show the new one),
+        ends it: the frame then goes to the worker as usual.
+        """
+        usage, dims = parked
+        if usage.readers() != 0 or jpeg_dimensions(frame.data) != dims:
+            self._parked = None
+            return False
+        self.submitted += 1
+        self.idle_frames += 1
+        return True
+
+    def _nobody_watches(self, dims: tuple[int, int] | None = None) -> bool:
+        """True while the module says no reader streams (never before the first write)."""
+        usage = self._usage
+        self.readers = usage.readers() if usage is not None else None
+        idle = usage is not None and usage.may_idle and self._primed and self.readers == 0
+        if idle and usage is not None and dims is not None:
+            self._parked = (usage, dims)
+        if idle != self.idle:
+            log.info(
+                "%s",
+                "nobody watches the camera: decoding paused"
+                if idle
+                else "a reader started: decoding",
+            )
+            self.idle = idle
+        return idle
+
+    def _close_sink(self) -> None:
+        self._parked = None
+        sink, self._sink = self._sink, None
+        self._usage = None
+        self.readers = None
+        self.idle = False
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing the camera failed")

@@ -1,0 +1,473 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Snapshots: the original JPEG bytes of one frame, written so that nothing is ever half there.
+
+Each file is written to a hidden temporary file in the target directory, flushed and
+fsynced, then linked to its final name (link fails instead of overwriting, so two
+presses in the same millisecond get `-1`, `-2` suffixes), and the directory is fsynced.
+A crash or a full disk therefore never leaves a partial ``.jpg``: at worst a hidden
+``.borescope-*.tmp``, which the failure path removes and, after a crash, the next start sweeps.
+
+Every request, from the press (or SIGUSR1, or `borescope-bridge snapshot`) to its file, is
+owned by one object, `Snapshots`, with one rule for time and one for space:
+
+- Time: a request has one deadline for its frame (the client's ``--timeout``; `FRAME_WAIT_S`
+  for a press or SIGUSR1). If no complete frame arrives by then it fails and no file is ever
+  written for it. Once a frame is taken the request is *accepted*: its file will be written,
+  however long the disk takes (a USB stick's fsync, a hung NFS server), and is named after the
+  moment the frame was taken. A client whose deadline passes while its accepted snapshot is
+  still being written is told exactly that, with the file's name, never "failed".
+- Space: at most `MAX_IN_FLIGHT` requests exist at once, waiting for a frame and being written
+  together (each being written holds one frame). Beyond that a request is refused at once with
+  the true cause: a slow disk ("N snapshots still being written to DIR") or no frames.
+
+Writing happens on a worker thread so the receive path never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import queue
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bridge.core.ratelimit import RateLimiter
+from bridge.errors import read_only_advice
+
+log = logging.getLogger(__name__)
+
+# Requests waiting for a frame plus snapshots being written; more are refused, not queued.
+MAX_IN_FLIGHT = 32
+# A press or SIGUSR1 whose next frame never comes (device gone) fails after this.
+FRAME_WAIT_S = 10.0
+# Our own temporary files; only these are ever swept, and only when nobody writes them.
+TEMP_PREFIX, TEMP_SUFFIX = ".borescope-", ".tmp"
+# A temporary file younger than this may still be about to be locked by its writer.
+STALE_TEMP_MIN_AGE_S = 60.0
+# How long stopping waits for accepted snapshots to reach the disk.
+STOP_WAIT_S = 5.0
+
+WriteFn = Callable[[str, bytes, float, int], str]
+
+
+@dataclass
+class SnapshotResult:
+    """Outcome of one request: a path, or an error sentence.
+
+    `pending` means accepted but not on disk yet when the answer was due: the file will
+    appear in the snapshot directory as `name`.
+    """
+
+    path: str | None = None
+    error: str | None = None
+    pending: bool = False
+    name: str | None = None
+
+
+@dataclass(eq=False)
+class SnapshotRequest:
+    """One press / SIGUSR1 / control request, from waiting for its frame to its file."""
+
+    origin: str
+    requested_at: float = field(default_factory=time.monotonic)
+    wait_s: float = FRAME_WAIT_S
+    done: threading.Event = field(default_factory=threading.Event)
+    result: SnapshotResult | None = None
+    # Set when a frame is taken (the request is accepted): when, and where it goes.
+    captured_wall: float | None = None
+    directory: str | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.requested_at + self.wait_s
+
+    @property
+    def accepted(self) -> bool:
+        return self.captured_wall is not None
+
+    @property
+    def name(self) -> str | None:
+        """The file name it gets (a -N suffix is added if another file has it)."""
+        return snapshot_name(self.captured_wall) if self.captured_wall is not None else None
+
+    def finish(self, result: SnapshotResult) -> None:
+        self.result = result
+        self.done.set()
+
+    def wait(self, timeout: float) -> SnapshotResult | None:
+        return self.result if self.done.wait(timeout) else None
+
+
+def current_umask() -> int:
+    """Read the umask without a race-free API: set and restore once at start-up."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def snapshot_name(wall_time: float) -> str:
+    """borescope-YYYYMMDD-HHMMSS-mmm.jpg in local time."""
+    millis = round(wall_time * 1000)
+    lt = time.localtime(millis // 1000)
+    ms = millis % 1000
+    return time.strftime("borescope-%Y%m%d-%H%M%S", lt) + f"-{ms:03d}.jpg"
+
+
+def describe_os_error(exc: OSError, directory: str) -> str:
+    """A sentence that says what went wrong and what to do about it."""
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return f"disk full: cannot save snapshot in {directory} (free some space)"
+    if exc.errno == errno.EACCES or exc.errno == errno.EPERM:
+        return (
+            f"permission denied: cannot write snapshots to {directory} "
+            "(choose another --snapshot-dir or fix its owner/permissions)"
+        )
+    if exc.errno == errno.EROFS:
+        return (
+            f"read-only file system: cannot save snapshots in {directory}: "
+            f"{read_only_advice(directory)} (--snapshot-dir)"
+        )
+    return f"cannot save snapshot in {directory}: {exc.strerror or exc}"
+
+
+def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -> str:
+    """Write `data` as a new snapshot file in `directory`; return its path. Raises OSError."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    try:
+        try:
+            # Held until the file has its name: the start-up sweep skips locked files.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            final = _link_unique(tmp, directory, snapshot_name(wall_time))
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def _link_unique(tmp: str, directory: str, name: str) -> str:
+    stem = name[: -len(".jpg")]
+    for n in range(10000):
+        final = os.path.join(directory, name if n == 0 else f"{stem}-{n}.jpg")
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            # File systems without hard links (vfat on a USB stick): check, then rename.
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if os.path.lexists(final):
+                continue
+            os.rename(tmp, final)
+            return final
+        os.unlink(tmp)
+        return final
+    raise FileExistsError(errno.EEXIST, "too many snapshots with the same name", name)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def sweep_stale_temp(directory: str, min_age_s: float = STALE_TEMP_MIN_AGE_S) -> int:
+    """Remove our own leftover temporary files (a crash mid-write); return how many.
+
+    Only regular files named ``.borescope-*.tmp``, never through a symlink, older than
+    `min_age_s`, and only when no writer holds their lock (another daemon sharing the
+    directory may be writing one right now).
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for name in names:
+        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # a symlink (ELOOP), a FIFO that blocks, gone meanwhile
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < min_age_s:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # being written
+            # Still the same file under that name? Then it is ours to remove.
+            if os.lstat(path).st_ino == st.st_ino:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("removed %d stale temporary snapshot file(s) from %s", removed, directory)
+    return removed
+
+
+class SnapshotWriter:
+    """Worker thread that saves (frame bytes, request) pairs and keeps the counters for status.
+
+    `write` is the one edge a test may replace (a slow or failing disk); it defaults to
+    `write_atomically`.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        on_saved: Callable[[str], None] | None = None,
+        umask: int | None = None,
+        write: WriteFn = write_atomically,
+    ) -> None:
+        self.directory = directory
+        self.mode = 0o666 & ~(current_umask() if umask is None else umask)
+        self.on_saved = on_saved
+        self.taken = 0
+        self.failed = 0
+        self.last_path: str | None = None
+        self.last_error: str | None = None
+        self._write = write
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pending(self) -> int:
+        """Snapshots handed over and not on disk yet (queued or being written)."""
+        return self._pending
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
+        self._thread.start()
+        directory = self.directory
+        self._queue.put(lambda: self._sweep(directory))
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive() and self._pending:
+            log.error(
+                "%d accepted snapshot(s) not written: %s did not take them within %g s",
+                self._pending,
+                self.directory,
+                timeout,
+            )
+        self._thread = None
+
+    def set_directory(self, directory: str) -> None:
+        """Live change on reload; the next snapshot goes to the new place."""
+        self.directory = directory
+        self._queue.put(lambda: self._sweep(directory))
+
+    def save(self, data: bytes, request: SnapshotRequest) -> None:
+        """Queue one frame for one request; returns at once."""
+        with self._lock:
+            self._pending += 1
+        wall = request.captured_wall if request.captured_wall is not None else time.time()
+        directory = request.directory or self.directory
+        self._queue.put(lambda: self._save(data, wall, directory, request))
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            job()
+
+    def _sweep(self, directory: str) -> None:
+        try:
+            sweep_stale_temp(directory)
+        except Exception:  # housekeeping must never stop the writer
+            log.exception("sweeping %s failed", directory)
+
+    def _save(self, data: bytes, wall: float, directory: str, request: SnapshotRequest) -> None:
+        try:
+            path = self._write(directory, data, wall, self.mode)
+        except OSError as exc:
+            error = describe_os_error(exc, directory)
+            self._finish(request, error=error)
+            log.error("snapshot (%s) failed: %s", request.origin, error)
+            return
+        except Exception as exc:  # a bug: answer the waiting client, keep the thread
+            self._finish(request, error=f"internal error while saving: {exc}")
+            log.exception("snapshot (%s) failed", request.origin)
+            return
+        self._finish(request, path=path)
+        log.info("snapshot (%s) saved: %s (%d bytes)", request.origin, path, len(data))
+        if self.on_saved is not None:
+            try:
+                self.on_saved(path)
+            except Exception:  # a listener's bug must not stop the writer
+                log.exception("on_saved(%s) failed", path)
+
+    def _finish(
+        self, request: SnapshotRequest, path: str | None = None, error: str | None = None
+    ) -> None:
+        with self._lock:
+            self._pending -= 1
+            if path is not None:
+                self.taken += 1
+                self.last_path = path
+                self.last_error = None
+            else:
+                self.failed += 1
+                self.last_error = error
+        request.finish(SnapshotResult(path=path, error=error))
+
+
+class Snapshots:
+    """Every snapshot request from press to file: admission, its frame, its file, its answer.
+
+    `request` may be called from any thread; `offer` and `expire` from the receive loop;
+    `give_up` from whoever waits for an answer and has run out of time.
+    """
+
+    def __init__(
+        self,
+        writer: SnapshotWriter,
+        state: Callable[[], str] = lambda: "unknown",
+        max_in_flight: int = MAX_IN_FLIGHT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.writer = writer
+        self.state = state
+        self.max_in_flight = max_in_flight
+        self.clock = clock
+        self.refused = 0
+        self._waiting: collections.deque[SnapshotRequest] = collections.deque()
+        self._lock = threading.Lock()
+        self._warn = RateLimiter(30.0)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def request(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
+        """A request for the next complete frame, or one already refused with the reason."""
+        req = SnapshotRequest(origin, requested_at=self.clock(), wait_s=wait_s)
+        with self._lock:
+            waiting, writing = len(self._waiting), self.writer.pending
+            if waiting + writing < self.max_in_flight:
+                self._waiting.append(req)
+                return req
+            self.refused += 1
+            if writing >= waiting:
+                why = (
+                    f"the disk is slow: {writing} snapshots still being written to "
+                    f"{self.writer.directory}; no more are taken until they are "
+                    f"(at most {self.max_in_flight} at a time)"
+                )
+            else:
+                why = (
+                    f"too many snapshots ({waiting}) are already waiting for a frame "
+                    f"(daemon state: {self.state()}); no more are taken until they are answered"
+                )
+        ok, suppressed = self._warn.allow("refused", time.monotonic())
+        if ok:
+            more = f" ({suppressed} more refused since the last message)" if suppressed else ""
+            log.warning("snapshot (%s) refused: %s%s", origin, why, more)
+        req.finish(SnapshotResult(error=why))
+        return req
+
+    def offer(self, data: bytes) -> None:
+        """A complete frame arrived: it becomes the file of the oldest waiting request."""
+        if not self._waiting:
+            return
+        with self._lock:
+            while self._waiting:
+                req = self._waiting.popleft()
+                if req.done.is_set():
+                    continue
+                req.captured_wall = time.time()
+                req.directory = self.writer.directory
+                self.writer.save(data, req)  # under the lock: `pending` is counted at once
+                return
+
+    def expire(self) -> None:
+        """Fail the requests whose frame did not come by their deadline."""
+        if not self._waiting:
+            return
+        now = self.clock()
+        with self._lock:
+            late = [r for r in self._waiting if now >= r.deadline]
+            for req in late:
+                self._waiting.remove(req)
+                self._no_frame(req)
+
+    def give_up(self, req: SnapshotRequest) -> SnapshotResult:
+        """The answer for a waiter whose time is up: no frame, the file, or still being written."""
+        with self._lock:
+            if req.result is not None:
+                return req.result
+            if req in self._waiting:
+                self._waiting.remove(req)
+                self._no_frame(req)
+                assert req.result is not None
+                return req.result
+            writing = self.writer.pending
+            where = req.directory or self.writer.directory
+        if req.done.wait(0.05):  # written just now: the path is the better answer
+            assert req.result is not None
+            return req.result
+        return SnapshotResult(
+            error=(
+                f"the disk is slow: {writing} snapshot{'s' if writing != 1 else ''} still being "
+                f"written to {where}, this one among them; it will appear there as {req.name}"
+            ),
+            pending=True,
+            name=req.name,
+        )
+
+    def fail_waiting(self, why: str) -> None:
+        """Stopping: requests still waiting for a frame get `why`; accepted ones are written."""
+        with self._lock:
+            while self._waiting:
+                req = self._waiting.popleft()
+                if not req.done.is_set():
+                    req.finish(SnapshotResult(error=why))
+
+    def _no_frame(self, req: SnapshotRequest) -> None:
+        why = (
+            f"no complete frame arrived within {req.wait_s:g} s (daemon state: {self.state()}); "
+            "is the borescope streaming? see `borescope-bridge status`"
+        )
+        if req.origin != "control":
+            log.warning("snapshot (%s) dropped: %s", req.origin, why)
+        req.finish(SnapshotResult(error=why))

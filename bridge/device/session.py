@@ -1,0 +1,632 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The session with one borescope: two UDP sockets, timers, source filter, state machine.
+
+Theory of operation
+-------------------
+The device streams only while it hears a heartbeat: every 0.5 s we send one to
+(device_ip, stream_port) and it answers to our source port with MJPEG fragments.
+A second socket polls (device_ip, event_port) with SETCMD every 100 ms; RETCMD answers
+carry the snapshot-button counter. One thread runs a `selectors` loop over both
+sockets and a wake-up socket (signals and other threads use it), with every timer
+due within 100 ms; fragments go straight from a preallocated buffer into the
+Reassembler, and complete frames are handed to a listener that must not block.
+
+A datagram is accepted only if it comes from exactly (device_ip, stream_port) resp.
+(device_ip, event_port) *and* arrived on the interface that leads to the device
+(IP_PKTINFO's arrival index against bridge.device.link.DeviceLink). A wrong source is counted
+as foreign; the right source on the wrong interface is a forgery (source addresses are
+not authenticated, and Linux accepts a packet for any local address on any interface),
+counted as wrong_interface and logged, rate-limited. Neither can inject a picture or
+trigger a snapshot.
+
+States (logged once per change, never per packet):
+  starting → waiting for network (sends fail: DHCP has not finished, no route yet)
+           → waiting for device (sends work, nobody answers)
+           → streaming (a frame within the last STALL_S)
+           → stalled (the device answered before but no frame for STALL_S)
+The loop ends by itself, with a reason, when no first contact came within `wait_s`
+("no borescope answers at ...") or the device has been silent for `linger_s`
+after contact; 0 means forever for either. These are clean exits, never errors,
+so a service manager does not restart-loop on an ordinary USB Ethernet dongle.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from bridge.core.protocol import HEARTBEAT, STOP
+from bridge.core.ratelimit import RateLimiter
+from bridge.device.link import (
+    IP_PKTINFO,
+    PKTINFO_CMSG_SPACE,
+    DeviceLink,
+    arrival_ifindex,
+    interface_name,
+)
+from bridge.errors import BridgeError
+
+if TYPE_CHECKING:
+    from bridge.core.buttons import ButtonTracker
+    from bridge.core.reassembly import Frame, Reassembler
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 0.5  # what the reference client and the phone app send
+POLL_INTERVAL_S = 0.1  # SETCMD poll period of the reference client
+TICK_S = 0.1  # housekeeping: expiry, state, watchdog, status
+STALL_S = 1.0  # no frame for this long while streaming = stalled
+CONTACT_LOST_S = 2.0  # no packet at all for this long = device gone ("waiting for device")
+RECV_BUFFER_BYTES = 65536  # one UDP datagram at most
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
+MAX_DRAIN = 512  # datagrams per wake-up before timers get a turn
+REBIND_EVERY_S = 2.0  # with --interface: how often to re-bind while sends fail
+
+STARTING = "starting"
+WAITING_NETWORK = "waiting for network"
+WAITING_DEVICE = "waiting for device"
+STREAMING = "streaming"
+STALLED = "stalled"
+
+# sendto() fails like this while the interface has no address or route yet (DHCP racing us).
+NETWORK_WAIT_ERRNOS = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.EADDRNOTAVAIL,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+        errno.ENODEV,
+        errno.ENXIO,
+    }
+)
+
+
+class Listener(Protocol):
+    """What the session tells the rest of the daemon; every call must return quickly."""
+
+    def on_frame(self, frame: Frame, now: float) -> None: ...
+    def on_presses(self, count: int, now: float) -> None: ...
+    def on_state(self, old: str, new: str, now: float) -> None: ...
+    def on_tick(self, now: float) -> None: ...
+
+
+@dataclass
+class ReceiveBuffer:
+    """What SO_RCVBUF the kernel granted; `capped` when net.core.rmem_max cut the request."""
+
+    requested: int = 0
+    effective: int = 0
+    capped: bool = False
+    rmem_max: int | None = None
+
+
+def _read_rmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class Session:
+    """Owns the sockets and the loop; feeds the Reassembler and the ButtonTracker."""
+
+    def __init__(
+        self,
+        *,
+        device_ip: str,
+        stream_port: int,
+        event_port: int,
+        reassembler: Reassembler,
+        tracker: ButtonTracker,
+        listener: Listener,
+        interface: str | None = None,
+        link: DeviceLink | None = None,
+        wait_s: float = 30.0,
+        linger_s: float = 600.0,
+        rcvbuf_bytes: int = 8 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.device_ip = device_ip
+        self.stream_addr = (device_ip, stream_port)
+        self.event_addr = (device_ip, event_port)
+        self.interface = interface
+        # Which interface leads to the device; one per session, so a second daemon on a second
+        # adapter is just another Session with its own --interface.
+        self.link = link if link is not None else DeviceLink(device_ip, interface)
+        self.reassembler = reassembler
+        self.tracker = tracker
+        self.listener = listener
+        self.wait_s = wait_s
+        self.linger_s = linger_s
+        self.rcvbuf_bytes = rcvbuf_bytes
+        self.clock = clock
+
+        self.state = STARTING
+        self.started_at = clock()
+        self.first_contact_at: float | None = None
+        self.last_contact_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.network_down = False
+        self.rebinds = 0
+        self._last_rebind = 0.0
+        self.foreign_stream = 0
+        self.foreign_event = 0
+        self.wrong_interface = 0  # the device's source address, another arrival interface
+        self.wrong_interface_replies = 0  # of those, on the event socket (forged button replies)
+        self._bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
+        self._bindtodevice_refused_logged = False
+        self.heartbeats_sent = 0
+        self.polls_sent = 0
+        self.send_errors = 0
+        self.receive_buffer = ReceiveBuffer()
+        self.exit_reason: str | None = None
+
+        self._buf = bytearray(RECV_BUFFER_BYTES)
+        self._view = memoryview(self._buf)
+        self._stream: socket.socket | None = None
+        self._event: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._sel: selectors.BaseSelector | None = None
+        self._pending: collections.deque[Callable[[], None]] = collections.deque()
+        self._stop = False
+        self._warn = RateLimiter(60.0)
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create and bind both sockets; raises BridgeError with advice when that cannot work."""
+        try:
+            self._stream = self._udp_socket()
+            self._event = self._udp_socket()
+        except BaseException:
+            self.close(send_stop=False)
+            raise
+        self._set_rcvbuf(self._stream)
+        self.link.resolve(self.clock())
+        if self.link.unavailable:
+            self.close(send_stop=False)
+            raise BridgeError(self.link.unavailable)
+        self._wake_r, self._wake_w = socket.socketpair()
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._stream, selectors.EVENT_READ, "stream")
+        self._sel.register(self._event, selectors.EVENT_READ, "event")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    def install_wakeup_fd(self) -> None:
+        """Make signals wake the loop at once (main thread only)."""
+        assert self._wake_w is not None
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+
+    def _udp_socket(self) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            # Every datagram then carries the index of the interface it arrived on.
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if self.interface:
+                self._bound_to_device = self._bind_to_device(s, self.interface)
+            s.bind(("0.0.0.0", 0))
+        except BaseException:
+            s.close()
+            raise
+        s.setblocking(False)
+        return s
+
+    def _bind_to_device(self, s: socket.socket, interface: str) -> bool:
+        """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
+
+        Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
+        the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
+        forged datagrams out (the arrival check is), so without it the session carries on with
+        the arrival check alone; only the choice of the outgoing interface is then the routing
+        table's. False in that case.
+        """
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise BridgeError(
+                    f"no network interface named {interface!r} (see `ip link`; --interface)"
+                ) from None
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                if not self._bindtodevice_refused_logged:
+                    self._bindtodevice_refused_logged = True
+                    log.info(
+                        "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
+                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
+                        "wherever the routing table sends %s",
+                        interface,
+                        interface,
+                        self.device_ip,
+                    )
+                return False
+            raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
+        return True
+
+    def _set_rcvbuf(self, s: socket.socket, quiet: bool = False) -> None:
+        want = self.rcvbuf_bytes
+        rb = self.receive_buffer
+        rb.requested = want
+        rb.rmem_max = _read_rmem_max()
+        try:
+            # Privileged processes may exceed net.core.rmem_max; everyone else is capped by it.
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
+        except OSError:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            except OSError as exc:
+                log.warning("cannot set the receive buffer to %d bytes: %s", want, exc.strerror)
+        rb.effective = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        # The kernel doubles the value it grants (bookkeeping overhead).
+        rb.capped = rb.effective < 2 * want
+        if rb.capped and not quiet:
+            log.warning(
+                "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
+                "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
+                "(make install ships a sysctl.d file for this)",
+                rb.effective // 2,
+                want,
+                want,
+            )
+
+    # ---- thread-safe entry points ---------------------------------------------------------
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the loop thread (safe from signal handlers and other threads)."""
+        self._pending.append(fn)
+        self.wake()
+
+    def request_stop(self) -> None:
+        self._stop = True
+        self.wake()
+
+    def wake(self) -> None:
+        w = self._wake_w
+        if w is not None:
+            with contextlib.suppress(OSError):
+                w.send(b"\0")
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Loop until stopped or an exit condition; returns "stopped", "no-device" or "gone"."""
+        assert self._sel is not None
+        now = self.clock()
+        self.started_at = now
+        next_hb = now
+        next_poll = now
+        next_tick = now
+        while not self._stop:
+            timeout = max(0.0, min(next_hb, next_poll, next_tick) - self.clock())
+            for key, _ in self._sel.select(min(timeout, TICK_S)):
+                if key.data == "stream":
+                    self._drain_stream()
+                elif key.data == "event":
+                    self._drain_event()
+                else:
+                    self._drain_wake()
+            while self._pending:
+                self._pending.popleft()()
+            now = self.clock()
+            if now >= next_hb:
+                self._send(self._stream, HEARTBEAT, self.stream_addr, "heartbeat")
+                self.heartbeats_sent += 1
+                next_hb = max(next_hb + HEARTBEAT_INTERVAL_S, now)
+            if now >= next_poll:
+                self._send(self._event, self.tracker.next_poll(), self.event_addr, "poll")
+                self.polls_sent += 1
+                next_poll = max(next_poll + POLL_INTERVAL_S, now)
+            if now >= next_tick:
+                next_tick = now + TICK_S
+                if self.network_down and self._bound_to_device:
+                    self._rebind(now)
+                self.link.maybe_resolve(now)
+                # Expiring a stuck frame can release complete ones queued behind it.
+                self._deliver(self.reassembler.expire(now) or (), now)
+                self._update_state(now)
+                reason = self._exit_due(now)
+                if reason is not None:
+                    self.exit_reason = reason
+                    return reason
+                self.listener.on_tick(now)
+        self.exit_reason = "stopped"
+        return "stopped"
+
+    def _rebind(self, now: float) -> None:
+        """Bind fresh sockets to --interface after it went away.
+
+        SO_BINDTODEVICE binds to the interface's index, and a replugged USB adapter comes
+        back with the same name but a new index: the old sockets would never work again.
+        """
+        if now - self._last_rebind < REBIND_EVERY_S:
+            return
+        self._last_rebind = now
+        try:
+            stream = self._udp_socket()
+        except BridgeError as exc:
+            log.debug("re-binding to %s: %s", self.interface, exc)
+            return
+        try:
+            event = self._udp_socket()
+        except BridgeError as exc:
+            stream.close()
+            log.debug("re-binding to %s: %s", self.interface, exc)
+            return
+        assert self._sel is not None
+        for old, new, tag in ((self._stream, stream, "stream"), (self._event, event, "event")):
+            if old is not None:
+                self._sel.unregister(old)
+                old.close()
+            self._sel.register(new, selectors.EVENT_READ, tag)
+        self._stream, self._event = stream, event
+        self._set_rcvbuf(stream, quiet=True)
+        self.link.resolve(now)  # the same name, most likely a new index
+        self.rebinds += 1
+        log.debug("re-bound the sockets to %s", self.interface)
+
+    def _drain_stream(self) -> None:
+        s = self._stream
+        assert s is not None
+        buf = self._buf
+        bufs = [buf]
+        addr_ok = self.stream_addr
+        link = self.link
+        for _ in range(MAX_DRAIN):
+            try:
+                n, anc, _flags, addr = s.recvmsg_into(bufs, PKTINFO_CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._rate_warn(
+                    "recv-stream", "receiving on the stream socket failed: %s", exc.strerror
+                )
+                return
+            if addr != addr_ok:
+                self.foreign_stream += 1
+                continue
+            now = self.clock()
+            # Inline for the hot path: IP_PKTINFO is the only control message these sockets
+            # ask for, and its first four bytes are the arrival ifindex.
+            if not (anc and anc[0][2][:4] == link.pktinfo_prefix) and not link.arrived_here(
+                anc, now
+            ):
+                self._wrong_interface(arrival_ifindex(anc), now)
+                continue
+            self._contact(now)
+            frames = self.reassembler.feed(buf, now, n)
+            if frames:
+                self._deliver(frames, now)
+
+    def _deliver(self, frames: Sequence[Frame], now: float) -> None:
+        for frame in frames:
+            self.last_frame_at = now
+            if self.state != STREAMING:
+                self._set_state(STREAMING, now)
+            self.listener.on_frame(frame, now)
+
+    def _drain_event(self) -> None:
+        s = self._event
+        assert s is not None
+        for _ in range(64):
+            try:
+                data, anc, _flags, addr = s.recvmsg(2048, PKTINFO_CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._rate_warn(
+                    "recv-event", "receiving on the event socket failed: %s", exc.strerror
+                )
+                return
+            if addr != self.event_addr:
+                self.foreign_event += 1
+                continue
+            now = self.clock()
+            if not self.link.arrived_here(anc, now):
+                self.wrong_interface_replies += 1
+                self._wrong_interface(arrival_ifindex(anc), now)
+                continue
+            self._contact(now)
+            presses = self.tracker.on_reply(data)
+            if presses > 0:
+                self.listener.on_presses(presses, now)
+
+    def _wrong_interface(self, ifindex: int | None, now: float) -> None:
+        """Count a datagram with the device's source that came in elsewhere; log it, rarely."""
+        self.wrong_interface += 1
+        ok, suppressed = self._warn.allow("wrong-interface", now)
+        if not ok:
+            return
+        link = self.link
+        if link.ifindex is not None:
+            expected = f"not {link.name}"
+        else:
+            expected = f"while no interface leads to it ({link.reason})"
+        log.warning(
+            "dropped %d datagram(s) claiming to be from %s that arrived on %s, %s: forged?",
+            suppressed + 1,
+            self.device_ip,
+            interface_name(ifindex),
+            expected,
+        )
+
+    def _drain_wake(self) -> None:
+        r = self._wake_r
+        assert r is not None
+        try:
+            while r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _contact(self, now: float) -> None:
+        if self.first_contact_at is None:
+            self.first_contact_at = now
+            log.info("the borescope at %s answers", self.device_ip)
+        self.last_contact_at = now
+
+    def _send(self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str) -> None:
+        assert s is not None
+        try:
+            s.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.send_errors += 1
+            if exc.errno in NETWORK_WAIT_ERRNOS:
+                if not self.network_down:
+                    self.network_down = True
+                    log.debug(
+                        "sending %s to %s:%d: %s (no route/address yet)",
+                        what,
+                        addr[0],
+                        addr[1],
+                        exc.strerror,
+                    )
+                return
+            hint = ""
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                hint = (
+                    " (blocked by a firewall, or by the unit's IPAddressAllow= when "
+                    "device_ip is outside 192.168.10.0/24)"
+                )
+            self._rate_warn(
+                "send-" + what,
+                "sending %s to %s:%d failed: %s%s",
+                what,
+                addr[0],
+                addr[1],
+                exc.strerror,
+                hint,
+            )
+            return
+        if self.network_down:
+            self.network_down = False
+            self.link.resolve(self.clock())  # sends work again: a route just appeared
+
+    def _rate_warn(self, key: str, fmt: str, *args: object) -> None:
+        ok, suppressed = self._warn.allow(key, self.clock())
+        if ok:
+            if suppressed:
+                log.warning(fmt + " (%d more like this suppressed)", *args, suppressed)
+            else:
+                log.warning(fmt, *args)
+
+    # ---- state -----------------------------------------------------------------------------
+
+    def _update_state(self, now: float) -> None:
+        if self.last_frame_at is not None and now - self.last_frame_at < STALL_S:
+            new = STREAMING
+        elif self.last_contact_at is not None and now - self.last_contact_at < CONTACT_LOST_S:
+            new = STALLED if self.first_frame_seen else WAITING_DEVICE
+        elif self.network_down:
+            new = WAITING_NETWORK
+        else:
+            new = WAITING_DEVICE
+        if new != self.state:
+            self._set_state(new, now)
+
+    @property
+    def first_frame_seen(self) -> bool:
+        return self.last_frame_at is not None
+
+    def _set_state(self, new: str, now: float) -> None:
+        old, self.state = self.state, new
+        # The listener first: it updates the journal fields this very log line carries.
+        self.listener.on_state(old, new, now)
+        if new == STREAMING:
+            log.info("streaming from %s", self.device_ip)
+        elif new == WAITING_NETWORK:
+            log.info(
+                "waiting for network: no route to %s yet (interface up? DHCP done?)", self.device_ip
+            )
+        elif new == WAITING_DEVICE:
+            if self.first_contact_at is not None and self.linger_s > 0:
+                log.info(
+                    "waiting for device at %s (gone; exiting after %g s without it, --linger)",
+                    self.device_ip,
+                    self.linger_s,
+                )
+            else:
+                log.info("waiting for device at %s", self.device_ip)
+        elif new == STALLED:
+            log.warning("stream from %s stalled: no frame for %.0f s", self.device_ip, STALL_S)
+
+    def _exit_due(self, now: float) -> str | None:
+        if self.first_contact_at is None:
+            if self.wait_s > 0 and now - self.started_at >= self.wait_s:
+                log.warning(
+                    "no borescope answers at %s (waited %g s); exiting", self.device_ip, self.wait_s
+                )
+                return "no-device"
+            return None
+        last = self.last_contact_at or now
+        if self.linger_s > 0 and now - last >= self.linger_s:
+            log.info(
+                "the borescope at %s has been gone for %g s; exiting", self.device_ip, self.linger_s
+            )
+            return "gone"
+        return None
+
+    # ---- tear-down -----------------------------------------------------------------------
+
+    def close(self, send_stop: bool = True) -> None:
+        """Tell the device to stop streaming (only a stream this session asked for, so a
+        process that never ran its loop cannot stop another one's), then close everything."""
+        if send_stop and self._stream is not None and self.heartbeats_sent > 0:
+            try:
+                self._stream.sendto(STOP, self.stream_addr)
+            except OSError as exc:
+                log.debug("sending the stop packet failed: %s", exc.strerror)
+        if self._wake_w is not None:
+            # ValueError: not the main thread, so nothing was installed from here.
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(-1)
+        if self._sel is not None:
+            self._sel.close()
+            self._sel = None
+        for s in (self._stream, self._event, self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self._stream = self._event = self._wake_r = self._wake_w = None
+
+    def stats(self) -> dict[str, object]:
+        now = self.clock()
+        rb = self.receive_buffer
+        return {
+            "state": self.state,
+            "device_ip": self.device_ip,
+            "stream_port": self.stream_addr[1],
+            "event_port": self.event_addr[1],
+            "interface": self.interface,
+            "device_interface": self.link.name,
+            "foreign_packets": self.foreign_stream + self.foreign_event + self.wrong_interface,
+            "wrong_interface": self.wrong_interface,
+            "wrong_interface_replies": self.wrong_interface_replies,
+            "heartbeats_sent": self.heartbeats_sent,
+            "polls_sent": self.polls_sent,
+            "send_errors": self.send_errors,
+            "rebinds": self.rebinds,
+            "last_frame_age_s": None
+            if self.last_frame_at is None
+            else round(now - self.last_frame_at, 3),
+            "last_contact_age_s": None
+            if self.last_contact_at is None
+            else round(now - self.last_contact_at, 3),
+            "receive_buffer_bytes": rb.effective,
+            "receive_buffer_requested": rb.requested,
+            "receive_buffer_capped": rb.capped,
+            "rmem_max": rb.rmem_max,
+        }

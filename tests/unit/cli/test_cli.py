@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The command line: teaching help, exit codes, --print-config, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bridge import __version__
+from bridge.cli.main import format_status, main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=e,
+        check=False,
+    )
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "demo"])
+def test_every_command_has_help_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "borescope-bridge " + command in out
+
+
+def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--interface",
+        "--device-ip",
+        "--stream-port",
+        "--event-port",
+        "--camera",
+        "--snapshot-dir",
+        "--record",
+        "--control-socket",
+        "--rotate",
+        "--flip",
+        "--wait",
+        "--linger",
+        "--config",
+        "--format",
+        "--print-config",
+        "--http",
+    ):
+        assert flag in out
+
+
+def test_print_config_shows_effective_settings(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('rotate = 90\nflip = "vertical"\nlinger = 0\n')
+    r = run_cli(
+        "run", "--config", str(conf), "--rotate", "180", "--device-ip", "10.1.2.3", "--print-config"
+    )
+    assert r.returncode == 0, r.stderr
+    parsed = tomllib.loads(r.stdout)
+    assert parsed["rotate"] == 180  # flag wins over the file
+    assert parsed["flip"] == "vertical"  # file wins over the default
+    assert parsed["linger"] == 0
+    assert parsed["device_ip"] == "10.1.2.3"
+    assert parsed["stream_port"] == 8030
+
+
+def test_config_error_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('flip = "sideways"\n')
+    r = run_cli("run", "--config", str(conf), "--print-config")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(conf) in lines[0] and "flip" in lines[0] and "sideways" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_explicit_config_is_exit_2(tmp_path: Path) -> None:
+    r = run_cli("run", "--config", str(tmp_path / "absent.toml"), "--print-config")
+    assert r.returncode == 2
+    assert "absent.toml" in r.stderr
+
+
+def test_bad_flag_value_is_exit_2() -> None:
+    r = run_cli("run", "--device-ip", "192.168.10.999", "--print-config")
+    assert r.returncode == 2
+    assert "--device-ip" in r.stderr
+
+
+def test_status_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("status", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "is borescope-bridge running?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_snapshot_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("snapshot", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "is borescope-bridge running?" in r.stderr
+
+
+def test_human_status_is_readable() -> None:
+    text = format_status(
+        {
+            "state": "streaming",
+            "device_ip": "192.168.10.123",
+            "stream_port": 8030,
+            "event_port": 50000,
+            "interface": "enx1",
+            "resolution": "1280x720",
+            "fps": 29.9,
+            "frames_received": 100,
+            "frames_shown": 98,
+            "frames_skipped": 2,
+            "frames_incomplete": 1,
+            "frames_corrupt": 0,
+            "foreign_packets": 3,
+            "last_frame_age_s": 0.01,
+            "latency_p50_ms": 3.2,
+            "latency_p99_ms": 7.5,
+            "snapshots_taken": 2,
+            "snapshots_failed": 0,
+            "snapshots_writing": 3,
+            "last_snapshot": "/x/a.jpg",
+            "snapshot_dir": "/x",
+            "camera": "/dev/video2",
+            "recording": None,
+            "receive_buffer_bytes": 8388608,
+            "receive_buffer_capped": True,
+            "uptime_s": 12.5,
+            "http": "127.0.0.1:8031",
+            "stream_clients": 2,
+        }
+    )
+    assert "state:" in text and "streaming" in text
+    assert "web page:" in text and "http://127.0.0.1:8031/ (2 viewers" in text
+    assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
+    assert "capped" in text
+    assert "p99 7.5 ms" in text
+    assert "3 being written" in text and "refused" not in text
+    routed = format_status({"interface": None, "device_interface": "enx2", "wrong_interface": 4,
+                            "foreign_packets": 6})  # fmt: skip
+    assert "enx2 (the route to the device)" in routed
+    assert "6 (4 with its address on another interface: forged?)" in routed
+    assert "none leads to the device yet" in format_status({"device_interface": None})
+
+
+def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> None:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "demo",
+            "--camera",
+            "none",
+            "--resolution",
+            "640x480",
+            "--snapshot-dir",
+            str(tmp_path),
+            "--duration",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=e,
+    )
+    try:
+        assert proc.stdout is not None
+        socket_path = None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "borescope-bridge snapshot --socket" in line:
+                socket_path = line.split("--socket", 1)[1].strip()
+            if line.startswith("[demo] streaming"):
+                break
+        assert socket_path, lines
+        text = "".join(lines)
+        assert "Ctrl-C" in text and "status --socket" in text
+        r = run_cli("snapshot", "--socket", socket_path)
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()).parent == tmp_path
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""DeviceLink: the rtnetlink route question and answer, and which interface the session trusts.
+
+The wire format against a real kernel answer (captured from `ip route get`'s request on Linux
+6.x) and against the running kernel; the decisions (gateway, replug, no route yet) with the
+lookups injected, because a test cannot make this machine's routing table say each of them.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.device.link import (
+    RESOLVE_EVERY_S,
+    RESOLVE_GAP_S,
+    DeviceLink,
+    NetlinkUnavailable,
+    Route,
+    arrival_ifindex,
+    decode_route_reply,
+    encode_route_request,
+    route_to,
+)
+
+# The kernel's RTM_NEWROUTE for 192.168.10.123, routed via the gateway 192.0.2.1 on ifindex 4,
+# answering sequence 7 (captured on Linux 6.18 from encode_route_request's request).
+ROUTED_VIA_GATEWAY = bytes.fromhex(
+    "70000000180000000700000052780000"  # nlmsghdr: 112 bytes, RTM_NEWROUTE, seq 7, port id
+    "02200000fe0000010002000"  # rtmsg: AF_INET, /32, table 254 (main), unicast, RTM_F_CLONED
+    "0"
+    "08000f00fe000000"  # RTA_TABLE 254
+    "08000100c0a80a7b"  # RTA_DST 192.168.10.123
+    "0800040004000000"  # RTA_OIF 4
+    "08000700c0000202"  # RTA_PREFSRC 192.0.2.2
+    "08000500c0000201"  # RTA_GATEWAY 192.0.2.1
+    "0800190000000000"  # RTA_UID 0
+    "24000c0002000000d06601000000000000000000000000000000000000000000"  # RTA_CACHEINFO
+    "00000000"
+)
+
+
+def test_request_is_an_rtm_getroute_for_one_host() -> None:
+    req = encode_route_request("192.168.10.123", 7)
+    length, kind, flags, seq, pid = struct.unpack_from("=IHHII", req)
+    assert (length, kind, flags, seq, pid) == (len(req), 26, 1, 7, 0)
+    assert req[16:20] == bytes([socket.AF_INET, 32, 0, 0])
+    assert req[28:] == bytes.fromhex("08000100") + socket.inet_aton("192.168.10.123")
+
+
+def test_captured_kernel_answer_decodes() -> None:
+    assert len(ROUTED_VIA_GATEWAY) == 112
+    assert decode_route_reply(ROUTED_VIA_GATEWAY, 7) == Route(4, "192.0.2.1")
+    assert decode_route_reply(ROUTED_VIA_GATEWAY, 8) is None  # someone else's answer
+
+
+def test_kernel_error_is_an_errno() -> None:
+    err = struct.pack("=IHHII", 36, 2, 0, 9, 0) + struct.pack("=i", -errno.ENETUNREACH)
+    assert decode_route_reply(err + bytes(16), 9) == errno.ENETUNREACH
+
+
+@given(st.binary(max_size=300), st.integers(0, 2**32 - 1))
+def test_any_bytes_decode_or_are_ignored(data: bytes, seq: int) -> None:
+    assert decode_route_reply(data, seq) is None or isinstance(
+        decode_route_reply(data, seq), Route | int
+    )
+
+
+@given(st.binary(max_size=120))
+def test_truncated_captures_never_raise(tail: bytes) -> None:
+    for cut in range(0, len(ROUTED_VIA_GATEWAY), 7):
+        decode_route_reply(ROUTED_VIA_GATEWAY[:cut] + tail, 7)
+
+
+def test_the_running_kernel_routes_loopback_via_lo() -> None:
+    """The local table (which /proc/net/route does not show) sends 127.0.0.1 over lo."""
+    assert route_to("127.0.0.1") == Route(socket.if_nametoindex("lo"), None)
+
+
+def loopback_ancillary() -> list[tuple[int, int, bytes]]:
+    """The control messages of one real datagram over lo, received with IP_PKTINFO on."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx, tx:
+        rx.setsockopt(socket.IPPROTO_IP, 8, 1)  # IP_PKTINFO
+        rx.bind(("127.0.0.1", 0))
+        tx.sendto(b"x", rx.getsockname())
+        _, anc, _, _ = rx.recvmsg(16, socket.CMSG_SPACE(12))
+    return anc
+
+
+def test_pktinfo_gives_the_arrival_interface() -> None:
+    anc = loopback_ancillary()
+    assert arrival_ifindex(anc) == socket.if_nametoindex("lo")
+    assert arrival_ifindex([]) is None
+
+
+class Routes:
+    """A routing table a test can change: device_ip -> Route, or an errno."""
+
+    def __init__(self, answer: Route | int) -> None:
+        self.answer = answer
+        self.asked = 0
+
+    def __call__(self, ip: str) -> Route:
+        self.asked += 1
+        if isinstance(self.answer, int):
+            raise OSError(self.answer, "no route")
+        return self.answer
+
+
+def names(index: int) -> str:
+    return f"if{index}"
+
+
+def test_the_routed_interface_is_trusted_and_a_replug_is_followed() -> None:
+    table = Routes(Route(5, None))
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
+    assert link.resolve(0.0)
+    assert (link.ifindex, link.name) == (5, "if5")
+    assert link.accepts(5, RESOLVE_GAP_S / 4) and not link.accepts(3, RESOLVE_GAP_S / 4)
+    table.answer = Route(9, None)  # unplugged and back: a new index
+    assert not link.accepts(9, RESOLVE_GAP_S / 2)  # within RESOLVE_GAP_S of the lookup: refused
+    assert link.accepts(9, RESOLVE_GAP_S)  # the mismatch re-resolves, the new index is trusted
+    assert not link.accepts(5, 2 * RESOLVE_GAP_S)
+    assert link.changes == 2
+
+
+def test_a_mismatch_re_resolves_at_most_every_gap() -> None:
+    table = Routes(Route(5, None))
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
+    link.resolve(0.0)
+    for i in range(100):  # a flood on another interface
+        assert not link.accepts(3, 1.0 + i * RESOLVE_GAP_S / 10)
+    assert table.asked <= 1 + 100 // 10 + 1
+    link.maybe_resolve(1.0 + 11 * RESOLVE_GAP_S)
+    before = table.asked
+    link.maybe_resolve(1.0 + 11 * RESOLVE_GAP_S + RESOLVE_EVERY_S / 2)
+    assert table.asked == before  # the routine check waits its interval
+
+
+def test_a_route_via_a_gateway_is_no_link_to_the_device() -> None:
+    """Before the adapter appears the device's address goes to the default gateway: the LAN."""
+    link = DeviceLink("192.168.10.123", route=Routes(Route(4, "192.0.2.1")), index_to_name=names)
+    link.resolve(0.0)
+    assert link.ifindex is None
+    assert "gateway 192.0.2.1 on if4" in link.reason
+    assert not link.accepts(4, 1.0)
+
+
+def test_no_route_yet_accepts_nothing_until_there_is_one() -> None:
+    table = Routes(errno.ENETUNREACH)
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
+    link.resolve(0.0)
+    assert link.ifindex is None and "no route" in link.reason
+    assert not link.accepts(None, 1.0) and not link.accepts(7, 2.0)
+    table.answer = Route(7, None)  # DHCP done
+    link.maybe_resolve(2.0 + RESOLVE_EVERY_S)
+    assert link.accepts(7, 3.5)
+
+
+def test_a_named_interface_is_looked_up_by_name_every_time() -> None:
+    index = {"enx1": 4}
+
+    def lookup(name: str) -> int:
+        if name not in index:
+            raise OSError(errno.ENODEV, "No such device")
+        return index[name]
+
+    link = DeviceLink("192.168.10.123", "enx1", route=Routes(errno.EPERM), name_to_index=lookup)
+    link.resolve(0.0)
+    assert (link.ifindex, link.name) == (4, "enx1")
+    del index["enx1"]
+    link.resolve(1.0)
+    assert link.ifindex is None and "no interface named enx1" in link.reason
+    index["enx1"] = 11
+    assert link.accepts(11, 2.0)
+
+
+def test_no_netlink_is_reported_not_guessed() -> None:
+    def sandboxed(ip: str) -> Route:
+        raise NetlinkUnavailable(
+            "cannot ask the kernel ... RestrictAddressFamilies= needs AF_NETLINK"
+        )
+
+    link = DeviceLink("192.168.10.123", route=sandboxed)
+    link.resolve(0.0)
+    assert link.ifindex is None
+    assert link.unavailable is not None and "AF_NETLINK" in link.unavailable
+
+
+def test_link_without_injection_uses_the_kernel() -> None:
+    link = DeviceLink("127.0.0.1")
+    link.resolve(0.0)
+    assert link.name == "lo"
+
+
+def test_arrived_here_reads_the_control_message() -> None:
+    anc = loopback_ancillary()
+    lo = socket.if_nametoindex("lo")
+    here = DeviceLink("127.0.0.1", route=Routes(Route(lo, None)))
+    here.resolve(0.0)
+    assert here.arrived_here(anc, 0.0)
+    elsewhere = DeviceLink("127.0.0.1", route=Routes(Route(lo + 1000, None)))
+    elsewhere.resolve(0.0)
+    assert not elsewhere.arrived_here(anc, 1.0)
+    assert not here.arrived_here([], 1.0)  # no control message: no proof, refused
