@@ -121,7 +121,7 @@ class SnapshotRequest:
         with contextlib.suppress(InvalidStateError):
             self.answer.set_result(result)
 
-    def add_done_callback(self, fn: Callable[[SnapshotResult], None]) -> None:
+    def add_done_callback(self, fn: Callable[[SnapshotResult], object]) -> None:
         """`fn(answer)` once it is known, on the thread that completes it (or this one, if it
         is known already); it must not block."""
         self.answer.add_done_callback(lambda future: fn(future.result()))
