@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,13 @@ def start_web(clients: int) -> tuple[Any, Any, subprocess.Popen[str] | None]:
     from bridge.web.server import WebServer
 
     snapdir = tempfile.mkdtemp(prefix="bench-web-")
-    feed = Feed(lambda: {}, lambda _t, _o: {"ok": False}, lambda: snapdir)
+
+    def no_snapshot(_timeout: float, _origin: str) -> Future[dict[str, Any]]:
+        refused: Future[dict[str, Any]] = Future()
+        refused.set_result({"ok": False})
+        return refused
+
+    feed = Feed(lambda: {}, no_snapshot, lambda: snapdir)
     feed.set_state("streaming", True)
     token = secrets.token_urlsafe(24)
     web = WebServer(feed, "127.0.0.1", 0, token)

@@ -192,7 +192,7 @@ def default_control_socket() -> str:
 def fallback_control_socket() -> str:
     """Without XDG_RUNTIME_DIR: $TMPDIR (or /tmp)/borescope-bridge-UID/, which must be ours, 0700.
 
-    The directory sits where any user may create files, so bridge.control.server refuses it unless
+    The directory sits where any user may create files, so bridge.control.sockdir refuses it unless
     it is a real directory owned by this user with mode 0700 (as ssh-agent and tmux do).
     """
     base = os.environ.get("TMPDIR") or "/tmp"

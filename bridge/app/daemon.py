@@ -26,9 +26,9 @@ import fcntl
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from bridge import __version__
@@ -38,15 +38,13 @@ from bridge.capture.recorder import Recorder
 from bridge.capture.snapshots import (
     FRAME_WAIT_S,
     SnapshotRequest,
+    SnapshotResult,
     Snapshots,
     SnapshotWriter,
 )
-from bridge.control.server import (
-    DEFAULT_SNAPSHOT_TIMEOUT_S,
-    MAX_SNAPSHOT_TIMEOUT_S,
-    ControlServer,
-    prepare_socket_dir,
-)
+from bridge.control.server import ControlServer
+from bridge.control.sockdir import prepare_socket_dir
+from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
 from bridge.core.ratelimit import RateLimiter
 from bridge.device.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
 from bridge.errors import BridgeError, ConfigError
@@ -166,8 +164,6 @@ class Daemon:
         self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
-        # Control snapshots wait on a handler thread; two threads stay free for quick commands.
-        self._control_waits = threading.BoundedSemaphore(max(1, self.control.workers - 2))
         self.session = Session(
             device_ip=config.device_ip,
             stream_port=config.stream_port,
@@ -441,13 +437,14 @@ class Daemon:
     # ---- requests ------------------------------------------------------------------------
 
     def request_snapshot(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
-        """A request for the next complete frame (any thread); `.wait(timeout)` answers it."""
+        """A request for the next complete frame (any thread); its `answer` comes by `wait_s`."""
         return self.snapshot_requests.request(origin, wait_s)
 
     def _fail_pending(self, why: str) -> None:
         self.snapshot_requests.fail_waiting(why)
 
-    def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
+        """On the control thread: answers at once, or (a snapshot) with a future reply."""
         cmd = msg.get("cmd")
         if cmd == "status":
             return {"ok": True, "status": self.status()}
@@ -475,8 +472,12 @@ class Daemon:
             "token": self.web.token,
         }
 
-    def _control_snapshot(self, timeout: Any) -> dict[str, Any]:
-        """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds."""
+    def _control_snapshot(self, timeout: Any) -> dict[str, Any] | Future[dict[str, Any]]:
+        """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds.
+
+        How many may wait at once is the snapshots' limit: beyond it the request is refused at
+        once with the reason ("too many snapshots ... waiting"), holding nothing.
+        """
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
@@ -487,38 +488,44 @@ class Daemon:
                 "error": f"timeout must be a number of seconds above 0 and at most "
                 f"{MAX_SNAPSHOT_TIMEOUT_S:g}, not {timeout!r}",
             }
-        if not self._control_waits.acquire(blocking=False):
-            return {
-                "ok": False,
-                "error": "too many `borescope-bridge snapshot` requests are waiting already; "
-                "try again when they are answered",
-            }
-        try:
-            reply = self.take_snapshot(timeout, "control")
-        finally:
-            self._control_waits.release()
-        reply.pop("busy", None)
+        reply: Future[dict[str, Any]] = Future()
+        reply.set_running_or_notify_cancel()
+
+        def without_busy(answer: Future[dict[str, Any]]) -> None:
+            control = dict(answer.result())
+            control.pop("busy", None)
+            reply.set_result(control)
+
+        self.take_snapshot(timeout, "control").add_done_callback(without_busy)
         return reply
 
-    def take_snapshot(self, timeout: float, origin: str) -> dict[str, Any]:
-        """Save the next complete frame, answering within `timeout` (control and web threads).
+    def take_snapshot(self, timeout: float, origin: str) -> Future[dict[str, Any]]:
+        """Save the next complete frame; the future reply comes within `timeout` (any thread).
 
         The reply is what the control socket sends. ``busy`` marks a failure that a retry may
         cure (no frame yet, too many waiting, the disk still writing this one) as opposed to a
-        frame that was taken and could not be written.
+        frame that was taken and could not be written. The loop thread's tick answers by the
+        deadline (`Snapshots.expire`); the future is running, so it cannot be cancelled.
         """
+        reply: Future[dict[str, Any]] = Future()
+        reply.set_running_or_notify_cancel()
         req = self.request_snapshot(origin, wait_s=timeout)
+
+        def answered(result: SnapshotResult) -> None:
+            if result.path is not None:
+                reply.set_result({"ok": True, "path": result.path})
+                return
+            failed: dict[str, Any] = {
+                "ok": False,
+                "busy": result.pending or req.directory is None,
+                "error": result.error or "snapshot failed",
+            }
+            if result.pending:
+                failed.update(pending=True, name=result.name)
+            reply.set_result(failed)
+
+        req.add_done_callback(answered)
         self.session.wake()
-        result = req.wait(timeout) or self.snapshot_requests.give_up(req)
-        if result.path is not None:
-            return {"ok": True, "path": result.path}
-        reply: dict[str, Any] = {
-            "ok": False,
-            "busy": result.pending or req.directory is None,
-            "error": result.error or "snapshot failed",
-        }
-        if result.pending:
-            reply.update(pending=True, name=result.name)
         return reply
 
     # ---- reload ---------------------------------------------------------------------------

@@ -37,8 +37,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
+from bridge.capture.names import snapshot_name, with_suffix
 from bridge.core.ratelimit import RateLimiter
 from bridge.errors import read_only_advice
 
@@ -74,7 +76,13 @@ class SnapshotResult:
 
 @dataclass(eq=False)
 class SnapshotRequest:
-    """One press / SIGUSR1 / control request, from waiting for its frame to its file."""
+    """One press / SIGUSR1 / control request, from waiting for its frame to its file.
+
+    Two outcomes: `result`, final (the file, or why there is none), and `answer`, a future
+    that completes with that result or, when the deadline passes while the file is still being
+    written, with "pending" and the file's name, whichever comes first. Whoever wants the
+    answer adds a callback to it; nobody has to hold a thread to wait.
+    """
 
     origin: str
     requested_at: float = field(default_factory=time.monotonic)
@@ -84,6 +92,11 @@ class SnapshotRequest:
     # Set when a frame is taken (the request is accepted): when, and where it goes.
     captured_wall: float | None = None
     directory: str | None = None
+    answer: Future[SnapshotResult] = field(default_factory=Future)
+
+    def __post_init__(self) -> None:
+        # Running, so it cannot be cancelled: its answer is due at its deadline anyway.
+        self.answer.set_running_or_notify_cancel()
 
     @property
     def deadline(self) -> float:
@@ -101,8 +114,20 @@ class SnapshotRequest:
     def finish(self, result: SnapshotResult) -> None:
         self.result = result
         self.done.set()
+        self.reply(result)
+
+    def reply(self, result: SnapshotResult) -> None:
+        """Complete `answer` unless it is complete already (the file and the deadline race)."""
+        with contextlib.suppress(InvalidStateError):
+            self.answer.set_result(result)
+
+    def add_done_callback(self, fn: Callable[[SnapshotResult], object]) -> None:
+        """`fn(answer)` once it is known, on the thread that completes it (or this one, if it
+        is known already); it must not block."""
+        self.answer.add_done_callback(lambda future: fn(future.result()))
 
     def wait(self, timeout: float) -> SnapshotResult | None:
+        """The final result, blocking up to `timeout`; None if there is none by then."""
         return self.result if self.done.wait(timeout) else None
 
 
@@ -111,14 +136,6 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def snapshot_name(wall_time: float) -> str:
-    """borescope-YYYYMMDD-HHMMSS-mmm.jpg in local time."""
-    millis = round(wall_time * 1000)
-    lt = time.localtime(millis // 1000)
-    ms = millis % 1000
-    return time.strftime("borescope-%Y%m%d-%H%M%S", lt) + f"-{ms:03d}.jpg"
 
 
 def describe_os_error(exc: OSError, directory: str) -> str:
@@ -164,9 +181,8 @@ def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -
 
 
 def _link_unique(tmp: str, directory: str, name: str) -> str:
-    stem = name[: -len(".jpg")]
     for n in range(10000):
-        final = os.path.join(directory, name if n == 0 else f"{stem}-{n}.jpg")
+        final = os.path.join(directory, name if n == 0 else with_suffix(name, n))
         try:
             os.link(tmp, final)
         except FileExistsError:
@@ -355,8 +371,9 @@ class SnapshotWriter:
 class Snapshots:
     """Every snapshot request from press to file: admission, its frame, its file, its answer.
 
-    `request` may be called from any thread; `offer` and `expire` from the receive loop;
-    `give_up` from whoever waits for an answer and has run out of time.
+    `request` may be called from any thread; `offer` and `expire` from the receive loop, whose
+    tick therefore answers every request by its deadline (through `SnapshotRequest.answer`);
+    `give_up` from whoever blocks on `SnapshotRequest.wait` and has run out of time.
     """
 
     def __init__(
@@ -372,6 +389,8 @@ class Snapshots:
         self.clock = clock
         self.refused = 0
         self._waiting: collections.deque[SnapshotRequest] = collections.deque()
+        # Accepted (a frame taken) and not answered yet: answered "pending" at their deadline.
+        self._accepted: list[SnapshotRequest] = []
         self._lock = threading.Lock()
         self._warn = RateLimiter(30.0)
 
@@ -417,35 +436,63 @@ class Snapshots:
                     continue
                 req.captured_wall = time.time()
                 req.directory = self.writer.directory
+                self._accepted.append(req)
                 self.writer.save(data, req)  # under the lock: `pending` is counted at once
                 return
 
     def expire(self) -> None:
-        """Fail the requests whose frame did not come by their deadline."""
-        if not self._waiting:
+        """At their deadline: no frame means failed; a file still being written, "pending"."""
+        if not self._waiting and not self._accepted:
             return
         now = self.clock()
         with self._lock:
             late = [r for r in self._waiting if now >= r.deadline]
             for req in late:
                 self._waiting.remove(req)
-                self._no_frame(req)
+            self._accepted = [r for r in self._accepted if not r.answer.done()]
+            writing = [r for r in self._accepted if now >= r.deadline]
+            for req in writing:
+                self._accepted.remove(req)
+            still = [(req, self._still_writing(req)) for req in writing]
+        # Answered outside the lock: the answers' callbacks may ask for another snapshot.
+        for req in late:
+            self._no_frame(req)
+        for req, result in still:
+            req.reply(result)
 
     def give_up(self, req: SnapshotRequest) -> SnapshotResult:
         """The answer for a waiter whose time is up: no frame, the file, or still being written."""
+        pending: SnapshotResult | None = None
         with self._lock:
             if req.result is not None:
                 return req.result
             if req in self._waiting:
                 self._waiting.remove(req)
-                self._no_frame(req)
-                assert req.result is not None
-                return req.result
-            writing = self.writer.pending
-            where = req.directory or self.writer.directory
-        if req.done.wait(0.05):  # written just now: the path is the better answer
-            assert req.result is not None
-            return req.result
+            else:
+                pending = self._still_writing(req)
+        if pending is None:
+            self._no_frame(req)
+        elif req.done.wait(0.05):  # written just now: the path is the better answer
+            pass
+        else:
+            req.reply(pending)
+            return pending
+        assert req.result is not None
+        return req.result
+
+    def fail_waiting(self, why: str) -> None:
+        """Stopping: requests still waiting for a frame get `why`; accepted ones are written."""
+        with self._lock:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for req in waiting:
+            if not req.done.is_set():
+                req.finish(SnapshotResult(error=why))
+
+    def _still_writing(self, req: SnapshotRequest) -> SnapshotResult:
+        """Accepted, not on disk yet: where it will appear (call with the lock held)."""
+        writing = self.writer.pending
+        where = req.directory or self.writer.directory
         return SnapshotResult(
             error=(
                 f"the disk is slow: {writing} snapshot{'s' if writing != 1 else ''} still being "
@@ -454,14 +501,6 @@ class Snapshots:
             pending=True,
             name=req.name,
         )
-
-    def fail_waiting(self, why: str) -> None:
-        """Stopping: requests still waiting for a frame get `why`; accepted ones are written."""
-        with self._lock:
-            while self._waiting:
-                req = self._waiting.popleft()
-                if not req.done.is_set():
-                    req.finish(SnapshotResult(error=why))
 
     def _no_frame(self, req: SnapshotRequest) -> None:
         why = (

@@ -240,14 +240,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _socket_path(args: argparse.Namespace) -> str:
     from bridge.app.config import control_socket_candidates
-    from bridge.control.server import find_socket
+    from bridge.control.client import find_socket
 
     return find_socket(args.socket, control_socket_candidates())
 
 
 def _timeout_seconds(text: str) -> float:
     """`--timeout`: seconds, above 0 and at most the daemon's limit; anything else is an error."""
-    from bridge.control.server import MAX_SNAPSHOT_TIMEOUT_S
+    from bridge.control.wire import MAX_SNAPSHOT_TIMEOUT_S
 
     try:
         value = float(text)
@@ -265,7 +265,7 @@ SNAPSHOT_REPLY_MARGIN_S = 5.0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from bridge.control.server import request
+    from bridge.control.client import request
 
     path = _socket_path(args)
     reply = request(
@@ -282,7 +282,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    from bridge.control.server import request
+    from bridge.control.client import request
     from bridge.web.urls import lan_urls, loopback_only_advice, qr_text
 
     path = _socket_path(args)
@@ -401,7 +401,7 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bridge.control.server import request
+    from bridge.control.client import request
 
     path = _socket_path(args)
     reply = request(path, {"cmd": "status"}, timeout=args.timeout)

@@ -5,6 +5,7 @@ The daemon pushes (from its loop and writer threads, never waiting): the newest 
 frame, state changes, saved snapshots. The page pulls through the callables the daemon
 handed over: ``status()`` and ``take_snapshot()``, the very functions behind the control
 socket's ``status`` and ``snapshot``, so both ask the daemon the same things the same way.
+``take_snapshot()`` returns at once with a future of its reply: nobody waits on a thread.
 
 Frames are immutable ``bytes`` (the reassembler makes one per frame), so keeping a reference
 is enough: no copy. The server attaches one ``listener`` that moves each notification onto its
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 Listener = Callable[[str, Any], None]
@@ -26,7 +28,7 @@ class Feed:
     def __init__(
         self,
         status: Callable[[], dict[str, Any]],
-        take_snapshot: Callable[[float, str], dict[str, Any]],
+        take_snapshot: Callable[[float, str], Future[dict[str, Any]]],
         snapshot_dir: Callable[[], str],
     ) -> None:
         self.status = status

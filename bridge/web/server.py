@@ -29,7 +29,6 @@ import errno
 import json
 import logging
 import os
-import re
 import socket
 import stat
 import threading
@@ -41,6 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.capture.names import SNAPSHOT_NAME
 from bridge.errors import BridgeError
 from bridge.web import auth
 from bridge.web.feed import Feed
@@ -58,9 +58,6 @@ LATENCY_SAMPLES = 2000
 BOUNDARY = "borescope-frame"
 NO_SIGNAL_SIZE = (640, 480)
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
-# Exactly the names bridge/capture/snapshots.py produces: borescope-YYYYMMDD-HHMMSS-mmm(-N).jpg
-# (fullmatch, ASCII digits: "$" would allow a trailing newline, "\d" other scripts' digits)
-SNAPSHOT_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}-[0-9]{3}(?:-[0-9]{1,4})?\.jpg")
 PAGE_FILES = {"/app.js": "text/javascript", "/style.css": "text/css"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -484,7 +481,7 @@ class WebServer:
                 if completed is not None:
                     self.frames_sent += 1
                     self._latency.append(time.monotonic() - completed)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass  # the viewer went away (closing the page closes its stream)
         finally:
             self.stream_clients -= 1
@@ -514,14 +511,15 @@ class WebServer:
                 },
                 403,
             )
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(
-            None, self.feed.take_snapshot, SNAPSHOT_TIMEOUT_S, "web page"
-        )
+        # A future the daemon completes by the deadline: no thread waits for the frame.
+        reply = await asyncio.wrap_future(self.feed.take_snapshot(SNAPSHOT_TIMEOUT_S, "web page"))
         if reply.get("ok") and reply.get("path"):
             return _json({"ok": True, "name": os.path.basename(reply["path"])})
         status = 503 if reply.get("busy") else 500
         return _json({"ok": False, "error": reply.get("error") or "snapshot failed"}, status)
+
+    # Directory listings and file reads stay on the executor: a hung disk (a stale NFS mount)
+    # blocks that thread, never this loop and every viewer with it.
 
     async def _snapshots(self, request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
@@ -571,8 +569,8 @@ class WebServer:
                 if message is None or sub.overflow:
                     break
                 await asyncio.wait_for(response.write(message), STALL_S)
-        except (TimeoutError, ConnectionError, asyncio.CancelledError):
-            pass
+        except (TimeoutError, ConnectionError):
+            pass  # a stalled or departed listener; a cancelled task stays cancelled
         finally:
             self.event_clients -= 1
             self._subscribers.discard(sub)

@@ -24,7 +24,7 @@ from support.daemon import Daemon, frames_of, run_cli, split_recording
 from support.sim import simulator
 from support.waiting import DEADLINE_S, wait_for
 
-from bridge.control.server import request
+from bridge.control.client import request
 
 # ---- tests -----------------------------------------------------------------------------------
 
@@ -611,7 +611,7 @@ def test_control_flood_leaves_the_daemon_serving(
 
     from support.flood import SlowFlood, cpu_seconds, open_fds, proc_status
 
-    from bridge.control.server import MAX_CONNECTIONS
+    from bridge.control.wire import MAX_CONNECTIONS
 
     with simulator() as sim:
         d = run_daemon(sim)
@@ -869,9 +869,9 @@ def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
 
 
 def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Daemon]) -> None:
-    """With no frames, `snapshot` requests wait; beyond a bound they are refused at once, and
-    `status` is answered throughout."""
-    from bridge.control.server import DEFAULT_WORKERS
+    """With no frames, `snapshot` requests wait (as futures: no thread each); beyond the
+    snapshots' bound they are refused at once, and `status` is answered throughout."""
+    from bridge.capture.snapshots import MAX_IN_FLIGHT
 
     quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     quiet.bind(("127.0.0.1", 0))
@@ -879,7 +879,8 @@ def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Da
     with quiet:
         d = run_daemon(None, "--wait", "0", device_ports=(port, port))
         d.wait_ready()
-        waiters = DEFAULT_WORKERS - 2
+        # Far more than the old pool of handler threads: each one waits without holding one.
+        waiters = MAX_IN_FLIGHT
         replies: list[dict[str, Any]] = []
         threads = [
             threading.Thread(target=lambda: replies.append(d.snapshot(timeout=8)))

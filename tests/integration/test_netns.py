@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from support.waiting import wait_for
 
-from bridge.control.server import request
+from bridge.control.client import request
 from bridge.sim.server import make_loop
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

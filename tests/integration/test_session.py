@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from support.waiting import DEADLINE_S, wait_for
 
-from bridge.control.server import request
+from bridge.control.client import request
 from bridge.core.buttons import ButtonTracker
 from bridge.core.protocol import (
     HEARTBEAT,

@@ -28,7 +28,7 @@ from support.daemon import Daemon, clean_env, run_cli, split_recording
 from support.sim import simulator
 from support.waiting import wait_for
 
-from bridge.control.server import request
+from bridge.control.client import request
 from bridge.sim.server import Simulator
 
 BOUNDARY = b"borescope-frame"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.control.server import request
+from bridge.control.client import request
 from bridge.sim.server import Simulator
 from support.paths import REPO
 from support.waiting import DEADLINE_S

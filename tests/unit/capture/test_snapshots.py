@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from bridge.capture import snapshots
+from bridge.capture.names import SNAPSHOT_NAME, snapshot_name
 from bridge.capture.snapshots import (
     SnapshotRequest,
+    SnapshotResult,
     Snapshots,
     SnapshotWriter,
-    snapshot_name,
     write_atomically,
 )
 
@@ -207,6 +208,73 @@ def test_no_frame_by_the_deadline_fails_and_never_writes(tmp_path: Path) -> None
         snaps.offer(b"\xff\xd8late\xff\xd9")  # nobody waits any more: nothing is written
         snaps.writer.stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_answer_future_comes_at_the_deadline_from_the_tick_alone(tmp_path: Path) -> None:
+    """Nobody blocks: the tick (`expire`, on a stepped clock) answers no-frame and "pending"
+    with the file's name; a file written in time answers with its path."""
+    disk = GatedDisk()
+    now = [100.0]
+    writer = SnapshotWriter(str(tmp_path), write=disk.write)
+    writer.start()
+    try:
+        snaps = Snapshots(writer, state=lambda: "streaming", clock=lambda: now[0])
+        accepted = snaps.request("control", wait_s=5.0)
+        frameless = snaps.request("control", wait_s=5.0)
+        answers: dict[str, SnapshotResult] = {}
+        accepted.add_done_callback(lambda r: answers.setdefault("accepted", r))
+        frameless.add_done_callback(lambda r: answers.setdefault("frameless", r))
+        snaps.expire()
+        assert answers == {}
+        snaps.offer(b"\xff\xd8slow\xff\xd9")  # the oldest waiter takes it; its disk hangs
+        now[0] = 104.9
+        snaps.expire()
+        assert answers == {}
+        now[0] = 105.0
+        snaps.expire()
+        assert set(answers) == {"accepted", "frameless"}
+        late = answers["accepted"]
+        assert late.pending and late.name == accepted.name and late.name is not None
+        assert "the disk is slow" in (late.error or "") and late.name in (late.error or "")
+        assert "no complete frame arrived within 5 s" in (answers["frameless"].error or "")
+        assert not answers["frameless"].pending
+        disk.gate.set()
+        final = accepted.wait(10)  # the file is still written, and `result` says where
+        assert final is not None and final.path is not None
+        assert os.path.basename(final.path) == late.name
+        assert accepted.answer.result(0) is late  # the answer stays what was sent
+    finally:
+        disk.gate.set()
+        writer.stop()
+
+
+def test_the_answer_is_the_path_when_written_in_time(tmp_path: Path) -> None:
+    with coordinator(tmp_path, max_in_flight=4) as snaps:
+        req = snaps.request("control", wait_s=300.0)
+        snaps.offer(b"\xff\xd8ok\xff\xd9")
+        result = req.answer.result(10)
+        assert result.path is not None and Path(result.path).read_bytes() == b"\xff\xd8ok\xff\xd9"
+        assert req.answer.cancel() is False  # nobody may cancel an answer that is due
+        snaps.expire()
+        assert req.answer.result(0) is result
+
+
+def test_a_refused_request_is_answered_at_once(tmp_path: Path) -> None:
+    with coordinator(tmp_path, max_in_flight=1) as snaps:
+        snaps.request("button")
+        refused = snaps.request("control")
+        got: list[SnapshotResult] = []
+        refused.add_done_callback(got.append)  # already known: called right here
+        assert len(got) == 1 and "too many snapshots" in (got[0].error or "")
+
+
+def test_the_name_pattern_matches_exactly_the_names_made() -> None:
+    for wall in (0.0, 1_700_000_000.999, time.time()):
+        name = snapshot_name(wall)
+        assert SNAPSHOT_NAME.fullmatch(name)
+        assert SNAPSHOT_NAME.fullmatch(name[: -len(".jpg")] + "-9999.jpg")
+        assert not SNAPSHOT_NAME.fullmatch(name[: -len(".jpg")] + "-10000.jpg")
+        assert not SNAPSHOT_NAME.fullmatch(name + "\n")
 
 
 def test_too_many_waiting_for_a_frame_is_refused_with_that_reason(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridge.app.config import parse_http
+from bridge.capture.names import SNAPSHOT_NAME
 from bridge.web import auth
-from bridge.web.server import SNAPSHOT_NAME
 
 
 @pytest.mark.parametrize(

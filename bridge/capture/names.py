@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The snapshot file name: made here and recognised here, so the two never drift apart.
+
+borescope-YYYYMMDD-HHMMSS-mmm.jpg in local time, with ``-N`` added when another file already
+has the name (two snapshots in the same millisecond).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+# Exactly the names snapshot_name produces, with the -N suffix a clash adds (1 to 9999).
+# fullmatch, ASCII digits: "$" would allow a trailing newline, "\d" other scripts' digits.
+SNAPSHOT_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}-[0-9]{3}(?:-[0-9]{1,4})?\.jpg")
+
+
+def snapshot_name(wall_time: float) -> str:
+    """borescope-YYYYMMDD-HHMMSS-mmm.jpg in local time."""
+    millis = round(wall_time * 1000)
+    lt = time.localtime(millis // 1000)
+    ms = millis % 1000
+    return time.strftime("borescope-%Y%m%d-%H%M%S", lt) + f"-{ms:03d}.jpg"
+
+
+def with_suffix(name: str, n: int) -> str:
+    """The name a clash gives the n-th file after the first (n >= 1)."""
+    return f"{name[: -len('.jpg')]}-{n}.jpg"
