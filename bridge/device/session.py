@@ -46,13 +46,12 @@ from bridge.core.linkstate import NO_DEVICE, STALL_S, Change, LinkMachine, LinkS
 from bridge.core.protocol import HEARTBEAT, STOP
 from bridge.core.ratelimit import RateLimiter
 from bridge.device.link import (
-    IP_PKTINFO,
     PKTINFO_CMSG_SPACE,
     DeviceLink,
     arrival_ifindex,
     interface_name,
 )
-from bridge.device.rcvbuf import ReceiveBuffer, set_receive_buffer
+from bridge.device.sockets import ReceiveBuffer, SocketFactory, set_receive_buffer
 from bridge.errors import BridgeError
 
 if TYPE_CHECKING:
@@ -128,6 +127,7 @@ class Session:
         self.tracker = tracker
         self.listener = listener
         self.rcvbuf_bytes = rcvbuf_bytes
+        self.sockets = SocketFactory(device_ip, interface)
         self.clock = clock
         self.machine = LinkMachine(now=clock(), wait_s=wait_s, linger_s=linger_s)
         self.rebinds = 0
@@ -136,8 +136,6 @@ class Session:
         self.foreign_event = 0
         self.wrong_interface = 0  # the device's source address, another arrival interface
         self.wrong_interface_replies = 0  # of those, on the event socket (forged button replies)
-        self._bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
-        self._bindtodevice_refused_logged = False
         self.heartbeats_sent = 0
         self.polls_sent = 0
         self.send_errors = 0
@@ -160,8 +158,8 @@ class Session:
     def open(self) -> None:
         """Create and bind both sockets; raises BridgeError with advice when that cannot work."""
         try:
-            self._stream = self._udp_socket()
-            self._event = self._udp_socket()
+            self._stream = self.sockets.udp_socket()
+            self._event = self.sockets.udp_socket()
         except BaseException:
             self.close(send_stop=False)
             raise
@@ -182,51 +180,6 @@ class Session:
         """Make signals wake the loop at once (main thread only)."""
         assert self._wake_w is not None
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-
-    def _udp_socket(self) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        try:
-            # Every datagram then carries the index of the interface it arrived on.
-            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-            if self.interface:
-                self._bound_to_device = self._bind_to_device(s, self.interface)
-            s.bind(("0.0.0.0", 0))
-        except BaseException:
-            s.close()
-            raise
-        s.setblocking(False)
-        return s
-
-    def _bind_to_device(self, s: socket.socket, interface: str) -> bool:
-        """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
-
-        Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
-        the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
-        forged datagrams out (the arrival check is), so without it the session carries on with
-        the arrival check alone; only the choice of the outgoing interface is then the routing
-        table's. False in that case.
-        """
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        except OSError as exc:
-            if exc.errno == errno.ENODEV:
-                raise BridgeError(
-                    f"no network interface named {interface!r} (see `ip link`; --interface)"
-                ) from None
-            if exc.errno in (errno.EPERM, errno.EACCES):
-                if not self._bindtodevice_refused_logged:
-                    self._bindtodevice_refused_logged = True
-                    log.info(
-                        "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
-                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
-                        "wherever the routing table sends %s",
-                        interface,
-                        interface,
-                        self.device_ip,
-                    )
-                return False
-            raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
-        return True
 
     # ---- thread-safe entry points ---------------------------------------------------------
 
@@ -277,7 +230,7 @@ class Session:
                 next_poll = max(next_poll + POLL_INTERVAL_S, now)
             if now >= next_tick:
                 next_tick = now + TICK_S
-                if self.machine.network_down and self._bound_to_device:
+                if self.machine.network_down and self.sockets.bound_to_device:
                     self._rebind(now)
                 self.link.maybe_resolve(now)
                 # Expiring a stuck frame can release complete ones queued behind it.
@@ -300,12 +253,12 @@ class Session:
             return
         self._last_rebind = now
         try:
-            stream = self._udp_socket()
+            stream = self.sockets.udp_socket()
         except BridgeError as exc:
             log.debug("re-binding to %s: %s", self.interface, exc)
             return
         try:
-            event = self._udp_socket()
+            event = self.sockets.udp_socket()
         except BridgeError as exc:
             stream.close()
             log.debug("re-binding to %s: %s", self.interface, exc)

@@ -36,6 +36,7 @@ from bridge.core.protocol import (
 from bridge.core.reassembly import Reassembler
 from bridge.device.link import DeviceLink, NetlinkUnavailable, Route
 from bridge.device.session import Session
+from bridge.device.sockets import SocketFactory
 from bridge.errors import BridgeError
 
 
@@ -319,33 +320,22 @@ class RefusesBindToDevice:
             raise OSError(errno.EPERM, "Operation not permitted")
 
 
-def test_bindtodevice_refused_falls_back_to_the_arrival_check(caplog: Any) -> None:
-    s = unsent_session(interface="lo")
-    with caplog.at_level("INFO", logger="bridge.device.session"):
-        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
-        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1  # said once, not per socket
-    assert "accepting only datagrams that arrive on lo" in lines[0]
-    assert "AmbientCapabilities" not in lines[0]
-
-
 def test_bindtodevice_refused_still_streams_with_the_arrival_check(
     device: ScriptedDevice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Session._bind_to_device
+    real = SocketFactory.bind_to_device
 
-    def old_kernel(self: Session, s: socket.socket, interface: str) -> bool:
+    def old_kernel(self: SocketFactory, s: socket.socket, interface: str) -> bool:
         return real(self, RefusesBindToDevice(), interface)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Session, "_bind_to_device", old_kernel)
+    monkeypatch.setattr(SocketFactory, "bind_to_device", old_kernel)
     r = Running(device, wait_s=0, linger_s=0, interface="lo")
     try:
         wait_for(lambda: device.client, what="a heartbeat")
         device.send_frame(4, jpeg(4))
         wait_for(lambda: r.listener.frames == [jpeg(4)], what="the frame")
         assert r.session.link.ifindex == socket.if_nametoindex("lo")
-        assert r.session._bound_to_device is False
+        assert r.session.sockets.bound_to_device is False
     finally:
         r.stop()
 
