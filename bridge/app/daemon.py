@@ -45,8 +45,9 @@ from bridge.capture.snapshots import (
 from bridge.control.server import ControlServer
 from bridge.control.sockdir import prepare_socket_dir
 from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
+from bridge.core.linkstate import LinkState
 from bridge.core.ratelimit import RateLimiter
-from bridge.device.session import STALLED, STREAMING, WAITING_DEVICE, WAITING_NETWORK, Session
+from bridge.device.session import Session
 from bridge.errors import BridgeError, ConfigError
 from bridge.web.feed import Feed
 
@@ -411,8 +412,8 @@ class Daemon:
 
     def on_state(self, old: str, new: str, now: float) -> None:
         self._set_field("BORESCOPE_STATE", new)
-        self.feed.set_state(new, new == STREAMING)
-        if new == STREAMING:
+        self.feed.set_state(new, new == LinkState.STREAMING)
+        if new == LinkState.STREAMING:
             if self._lost_signalled:
                 self._lost_signalled = False
                 self.output.signal_back()
@@ -672,7 +673,7 @@ class Daemon:
         tail = f", {snaps} snapshot{'s' if snaps != 1 else ''}" if snaps else ""
         if self.snapshots.last_error:
             tail += f" (snapshot error: {self.snapshots.last_error})"
-        if state == STREAMING:
+        if state == LinkState.STREAMING:
             out = dict(self.output.stats)
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
@@ -681,10 +682,10 @@ class Daemon:
             if camera:
                 target += f" ({_readers_text(out)})"
             return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
-        if state == STALLED:
+        if state == LinkState.STALLED:
             return f"stalled: no frames from {ip}{tail}"
-        if state == WAITING_NETWORK:
+        if state == LinkState.WAITING_NETWORK:
             return f"waiting for network: no route to {ip} yet{tail}"
-        if state == WAITING_DEVICE:
+        if state == LinkState.WAITING_DEVICE:
             return f"waiting for device at {ip}{tail}"
         return f"{state}{tail}"

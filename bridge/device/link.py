@@ -16,11 +16,11 @@ datagram) that the sender does not write.
 * With ``--interface``: that interface, by name. Its index changes when a USB adapter is
   replugged, so the name is looked up again.
 * Without: the interface the kernel routes ``device_ip`` through, asked from the kernel itself
-  over rtnetlink (``RTM_GETROUTE``, what ``ip route get`` does). That answer is exact where the
-  alternatives guess: ``/proc/net/route`` lists only the main table (not the local table that
-  sends 127.0.0.1 via ``lo``, nor policy routing), and mapping a connected socket's source address
-  back to an interface is ambiguous when two adapters hold the same 192.168.10.100 and wrong when
-  the outgoing interface has no address of its own.
+  over rtnetlink (``RTM_GETROUTE``, what ``ip route get`` does; bridge.core.rtnetlink has the
+  bytes). That answer is exact where the alternatives guess: ``/proc/net/route`` lists only the
+  main table (not the local table that sends 127.0.0.1 via ``lo``, nor policy routing), and
+  mapping a connected socket's source address back to an interface is ambiguous when two adapters
+  hold the same 192.168.10.100 and wrong when the outgoing interface has no address of its own.
 * A route through a gateway does not count: the borescope sits on a link of ours. Before its
   adapter appears the kernel would route 192.168.10.123 via the default gateway, i.e. the LAN, and
   accepting the LAN then is exactly the attack.
@@ -38,8 +38,8 @@ import os
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bridge.core.rtnetlink import Route, decode_route_reply, encode_route_request
 from bridge.errors import BridgeError
 
 log = logging.getLogger(__name__)
@@ -50,80 +50,13 @@ RESOLVE_EVERY_S = 1.0  # routine re-check: a route or an adapter can change unde
 RESOLVE_GAP_S = 0.01
 NETLINK_TIMEOUT_S = 1.0  # the kernel answers at once; this only bounds a broken netlink
 
-# <linux/netlink.h>, <linux/rtnetlink.h>, <linux/in.h>: stable kernel ABI values.
-NLMSG_ERROR = 2
-RTM_NEWROUTE = 24
-RTM_GETROUTE = 26
-NLM_F_REQUEST = 1
-RTA_DST = 1
-RTA_OIF = 4
-RTA_GATEWAY = 5
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Python 3.11 does not export it
 PKTINFO_CMSG_SPACE = socket.CMSG_SPACE(12)  # struct in_pktinfo: ifindex, spec_dst, addr
-
-_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-# family, dst_len, src_len, tos, table, protocol, scope, type, flags
-_RTMSG = struct.Struct("=BBBBBBBBI")
-_RTATTR = struct.Struct("=HH")  # length, type
-_I32 = struct.Struct("=i")
-_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")  # struct in_pktinfo's ipi_ifindex
 
 
 class NetlinkUnavailable(BridgeError):
     """The kernel cannot be asked at all (a sandbox without AF_NETLINK): say so, do not guess."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """The kernel's answer for one destination: outgoing interface and gateway (None: on-link)."""
-
-    ifindex: int
-    gateway: str | None
-
-
-# ---- rtnetlink, pure: bytes in, values out ----------------------------------------------
-
-
-def encode_route_request(device_ip: str, seq: int) -> bytes:
-    """An RTM_GETROUTE request for one IPv4 destination (``ip route get DEVICE_IP``)."""
-    attr = _RTATTR.pack(_RTATTR.size + 4, RTA_DST) + socket.inet_aton(device_ip)
-    body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETROUTE, NLM_F_REQUEST, seq, 0) + body
-
-
-def decode_route_reply(data: bytes, seq: int) -> Route | int | None:
-    """The route in a reply, a positive errno the kernel answered, or None if not our answer."""
-    off = 0
-    while off + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, got_seq, _pid = _NLMSGHDR.unpack_from(data, off)
-        if length < _NLMSGHDR.size or off + length > len(data):
-            return None
-        end = off + length
-        body = off + _NLMSGHDR.size
-        if got_seq == seq:
-            if kind == NLMSG_ERROR and body + _I32.size <= end:
-                (err,) = _I32.unpack_from(data, body)
-                return -err if err < 0 else None
-            if kind == RTM_NEWROUTE and body + _RTMSG.size <= end:
-                return _route_attrs(data, body + _RTMSG.size, end)
-        off += (length + 3) & ~3
-    return None
-
-
-def _route_attrs(data: bytes, off: int, end: int) -> Route | None:
-    ifindex: int | None = None
-    gateway: str | None = None
-    while off + _RTATTR.size <= end:
-        alen, atype = _RTATTR.unpack_from(data, off)
-        if alen < _RTATTR.size or off + alen > end:
-            break
-        value = data[off + _RTATTR.size : off + alen]
-        if atype == RTA_OIF and len(value) == 4:
-            (ifindex,) = _U32.unpack(value)
-        elif atype == RTA_GATEWAY and len(value) == 4:
-            gateway = socket.inet_ntoa(value)
-        off += (alen + 3) & ~3
-    return None if ifindex is None else Route(ifindex, gateway)
 
 
 def route_to(device_ip: str) -> Route:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The session with one borescope: two UDP sockets, timers, source filter, state machine.
+"""The session with one borescope: two UDP sockets, timers, source filter; it moves bytes.
 
 Theory of operation
 -------------------
@@ -19,15 +19,13 @@ not authenticated, and Linux accepts a packet for any local address on any inter
 counted as wrong_interface and logged, rate-limited. Neither can inject a picture or
 trigger a snapshot.
 
-States (logged once per change, never per packet):
-  starting → waiting for network (sends fail: DHCP has not finished, no route yet)
-           → waiting for device (sends work, nobody answers)
-           → streaming (a frame within the last STALL_S)
-           → stalled (the device answered before but no frame for STALL_S)
-The loop ends by itself, with a reason, when no first contact came within `wait_s`
-("no borescope answers at ...") or the device has been silent for `linger_s`
-after contact; 0 means forever for either. These are clean exits, never errors,
-so a service manager does not restart-loop on an ordinary USB Ethernet dongle.
+The states (starting, waiting for network, waiting for device, streaming, stalled) and the
+exit rules live in bridge.core.linkstate.LinkMachine; the session feeds it what happened and
+logs what it answers, once per change, never per packet. The loop ends by itself, with a
+reason, when no first contact came within `wait_s` ("no borescope answers at ...") or the
+device has been silent for `linger_s` after contact; 0 means forever for either. These are
+clean exits, never errors, so a service manager does not restart-loop on an ordinary USB
+Ethernet dongle.
 """
 
 from __future__ import annotations
@@ -41,18 +39,19 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from bridge.core.linkstate import CONTACT_LOST_S as CONTACT_LOST_S
+from bridge.core.linkstate import NO_DEVICE, STALL_S, Change, LinkMachine, LinkState
 from bridge.core.protocol import HEARTBEAT, STOP
 from bridge.core.ratelimit import RateLimiter
 from bridge.device.link import (
-    IP_PKTINFO,
     PKTINFO_CMSG_SPACE,
     DeviceLink,
     arrival_ifindex,
     interface_name,
 )
+from bridge.device.sockets import ReceiveBuffer, SocketFactory, set_receive_buffer
 from bridge.errors import BridgeError
 
 if TYPE_CHECKING:
@@ -64,18 +63,16 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 0.5  # what the reference client and the phone app send
 POLL_INTERVAL_S = 0.1  # SETCMD poll period of the reference client
 TICK_S = 0.1  # housekeeping: expiry, state, watchdog, status
-STALL_S = 1.0  # no frame for this long while streaming = stalled
-CONTACT_LOST_S = 2.0  # no packet at all for this long = device gone ("waiting for device")
 RECV_BUFFER_BYTES = 65536  # one UDP datagram at most
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
 MAX_DRAIN = 512  # datagrams per wake-up before timers get a turn
 REBIND_EVERY_S = 2.0  # with --interface: how often to re-bind while sends fail
 
-STARTING = "starting"
-WAITING_NETWORK = "waiting for network"
-WAITING_DEVICE = "waiting for device"
-STREAMING = "streaming"
-STALLED = "stalled"
+# The old names of the states and timings, for importers that predate bridge.core.linkstate.
+STARTING = LinkState.STARTING
+WAITING_NETWORK = LinkState.WAITING_NETWORK
+WAITING_DEVICE = LinkState.WAITING_DEVICE
+STREAMING = LinkState.STREAMING
+STALLED = LinkState.STALLED
 
 # sendto() fails like this while the interface has no address or route yet (DHCP racing us).
 NETWORK_WAIT_ERRNOS = frozenset(
@@ -98,24 +95,6 @@ class Listener(Protocol):
     def on_presses(self, count: int, now: float) -> None: ...
     def on_state(self, old: str, new: str, now: float) -> None: ...
     def on_tick(self, now: float) -> None: ...
-
-
-@dataclass
-class ReceiveBuffer:
-    """What SO_RCVBUF the kernel granted; `capped` when net.core.rmem_max cut the request."""
-
-    requested: int = 0
-    effective: int = 0
-    capped: bool = False
-    rmem_max: int | None = None
-
-
-def _read_rmem_max() -> int | None:
-    try:
-        with open("/proc/sys/net/core/rmem_max") as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
 
 
 class Session:
@@ -147,25 +126,16 @@ class Session:
         self.reassembler = reassembler
         self.tracker = tracker
         self.listener = listener
-        self.wait_s = wait_s
-        self.linger_s = linger_s
         self.rcvbuf_bytes = rcvbuf_bytes
+        self.sockets = SocketFactory(device_ip, interface)
         self.clock = clock
-
-        self.state = STARTING
-        self.started_at = clock()
-        self.first_contact_at: float | None = None
-        self.last_contact_at: float | None = None
-        self.last_frame_at: float | None = None
-        self.network_down = False
+        self.machine = LinkMachine(now=clock(), wait_s=wait_s, linger_s=linger_s)
         self.rebinds = 0
         self._last_rebind = 0.0
         self.foreign_stream = 0
         self.foreign_event = 0
         self.wrong_interface = 0  # the device's source address, another arrival interface
         self.wrong_interface_replies = 0  # of those, on the event socket (forged button replies)
-        self._bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
-        self._bindtodevice_refused_logged = False
         self.heartbeats_sent = 0
         self.polls_sent = 0
         self.send_errors = 0
@@ -188,12 +158,12 @@ class Session:
     def open(self) -> None:
         """Create and bind both sockets; raises BridgeError with advice when that cannot work."""
         try:
-            self._stream = self._udp_socket()
-            self._event = self._udp_socket()
+            self._stream = self.sockets.udp_socket()
+            self._event = self.sockets.udp_socket()
         except BaseException:
             self.close(send_stop=False)
             raise
-        self._set_rcvbuf(self._stream)
+        set_receive_buffer(self._stream, self.rcvbuf_bytes, self.receive_buffer)
         self.link.resolve(self.clock())
         if self.link.unavailable:
             self.close(send_stop=False)
@@ -210,77 +180,6 @@ class Session:
         """Make signals wake the loop at once (main thread only)."""
         assert self._wake_w is not None
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-
-    def _udp_socket(self) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        try:
-            # Every datagram then carries the index of the interface it arrived on.
-            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-            if self.interface:
-                self._bound_to_device = self._bind_to_device(s, self.interface)
-            s.bind(("0.0.0.0", 0))
-        except BaseException:
-            s.close()
-            raise
-        s.setblocking(False)
-        return s
-
-    def _bind_to_device(self, s: socket.socket, interface: str) -> bool:
-        """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
-
-        Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
-        the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
-        forged datagrams out (the arrival check is), so without it the session carries on with
-        the arrival check alone; only the choice of the outgoing interface is then the routing
-        table's. False in that case.
-        """
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        except OSError as exc:
-            if exc.errno == errno.ENODEV:
-                raise BridgeError(
-                    f"no network interface named {interface!r} (see `ip link`; --interface)"
-                ) from None
-            if exc.errno in (errno.EPERM, errno.EACCES):
-                if not self._bindtodevice_refused_logged:
-                    self._bindtodevice_refused_logged = True
-                    log.info(
-                        "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
-                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
-                        "wherever the routing table sends %s",
-                        interface,
-                        interface,
-                        self.device_ip,
-                    )
-                return False
-            raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
-        return True
-
-    def _set_rcvbuf(self, s: socket.socket, quiet: bool = False) -> None:
-        want = self.rcvbuf_bytes
-        rb = self.receive_buffer
-        rb.requested = want
-        rb.rmem_max = _read_rmem_max()
-        try:
-            # Privileged processes may exceed net.core.rmem_max; everyone else is capped by it.
-            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
-        except OSError:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
-            except OSError as exc:
-                log.warning("cannot set the receive buffer to %d bytes: %s", want, exc.strerror)
-        rb.effective = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        # The kernel doubles the value it grants (bookkeeping overhead).
-        rb.capped = rb.effective < 2 * want
-        if rb.capped and not quiet:
-            log.warning(
-                "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
-                "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
-                "(make install ships a sysctl.d file for this)",
-                rb.effective // 2,
-                want,
-                want,
-            )
 
     # ---- thread-safe entry points ---------------------------------------------------------
 
@@ -305,7 +204,7 @@ class Session:
         """Loop until stopped or an exit condition; returns "stopped", "no-device" or "gone"."""
         assert self._sel is not None
         now = self.clock()
-        self.started_at = now
+        self.machine.start(now)
         next_hb = now
         next_poll = now
         next_tick = now
@@ -331,13 +230,12 @@ class Session:
                 next_poll = max(next_poll + POLL_INTERVAL_S, now)
             if now >= next_tick:
                 next_tick = now + TICK_S
-                if self.network_down and self._bound_to_device:
+                if self.machine.network_down and self.sockets.bound_to_device:
                     self._rebind(now)
                 self.link.maybe_resolve(now)
                 # Expiring a stuck frame can release complete ones queued behind it.
                 self._deliver(self.reassembler.expire(now) or (), now)
-                self._update_state(now)
-                reason = self._exit_due(now)
+                reason = self._step(now)
                 if reason is not None:
                     self.exit_reason = reason
                     return reason
@@ -355,12 +253,12 @@ class Session:
             return
         self._last_rebind = now
         try:
-            stream = self._udp_socket()
+            stream = self.sockets.udp_socket()
         except BridgeError as exc:
             log.debug("re-binding to %s: %s", self.interface, exc)
             return
         try:
-            event = self._udp_socket()
+            event = self.sockets.udp_socket()
         except BridgeError as exc:
             stream.close()
             log.debug("re-binding to %s: %s", self.interface, exc)
@@ -372,7 +270,7 @@ class Session:
                 old.close()
             self._sel.register(new, selectors.EVENT_READ, tag)
         self._stream, self._event = stream, event
-        self._set_rcvbuf(stream, quiet=True)
+        set_receive_buffer(stream, self.rcvbuf_bytes, self.receive_buffer, quiet=True)
         self.link.resolve(now)  # the same name, most likely a new index
         self.rebinds += 1
         log.debug("re-bound the sockets to %s", self.interface)
@@ -412,9 +310,9 @@ class Session:
 
     def _deliver(self, frames: Sequence[Frame], now: float) -> None:
         for frame in frames:
-            self.last_frame_at = now
-            if self.state != STREAMING:
-                self._set_state(STREAMING, now)
+            change = self.machine.frame(now)
+            if change is not None:
+                self._announce(change, now)
             self.listener.on_frame(frame, now)
 
     def _drain_event(self) -> None:
@@ -472,10 +370,8 @@ class Session:
             pass
 
     def _contact(self, now: float) -> None:
-        if self.first_contact_at is None:
-            self.first_contact_at = now
+        if self.machine.contact(now):
             log.info("the borescope at %s answers", self.device_ip)
-        self.last_contact_at = now
 
     def _send(self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str) -> None:
         assert s is not None
@@ -486,8 +382,7 @@ class Session:
         except OSError as exc:
             self.send_errors += 1
             if exc.errno in NETWORK_WAIT_ERRNOS:
-                if not self.network_down:
-                    self.network_down = True
+                if self.machine.network(down=True):
                     log.debug(
                         "sending %s to %s:%d: %s (no route/address yet)",
                         what,
@@ -512,8 +407,7 @@ class Session:
                 hint,
             )
             return
-        if self.network_down:
-            self.network_down = False
+        if self.machine.network(down=False):
             self.link.resolve(self.clock())  # sends work again: a route just appeared
 
     def _rate_warn(self, key: str, fmt: str, *args: object) -> None:
@@ -524,35 +418,52 @@ class Session:
             else:
                 log.warning(fmt, *args)
 
-    # ---- state -----------------------------------------------------------------------------
-
-    def _update_state(self, now: float) -> None:
-        if self.last_frame_at is not None and now - self.last_frame_at < STALL_S:
-            new = STREAMING
-        elif self.last_contact_at is not None and now - self.last_contact_at < CONTACT_LOST_S:
-            new = STALLED if self.first_frame_seen else WAITING_DEVICE
-        elif self.network_down:
-            new = WAITING_NETWORK
-        else:
-            new = WAITING_DEVICE
-        if new != self.state:
-            self._set_state(new, now)
+    # ---- state: the machine decides, the session tells the listener and the log ------------
 
     @property
-    def first_frame_seen(self) -> bool:
-        return self.last_frame_at is not None
+    def state(self) -> LinkState:
+        return self.machine.state
 
-    def _set_state(self, new: str, now: float) -> None:
-        old, self.state = self.state, new
+    @property
+    def wait_s(self) -> float:
+        return self.machine.wait_s
+
+    @wait_s.setter
+    def wait_s(self, value: float) -> None:
+        self.machine.wait_s = value
+
+    @property
+    def linger_s(self) -> float:
+        return self.machine.linger_s
+
+    @linger_s.setter
+    def linger_s(self, value: float) -> None:
+        self.machine.linger_s = value
+
+    @property
+    def first_contact_at(self) -> float | None:
+        return self.machine.first_contact_at
+
+    def _step(self, now: float) -> str | None:
+        """Let the machine see the time: announce a state change, log and return an exit."""
+        tick = self.machine.tick(now)
+        if tick.change is not None:
+            self._announce(tick.change, now)
+        if tick.exit is not None:
+            self._log_exit(tick.exit)
+        return tick.exit
+
+    def _announce(self, change: Change, now: float) -> None:
+        new = change.new
         # The listener first: it updates the journal fields this very log line carries.
-        self.listener.on_state(old, new, now)
-        if new == STREAMING:
+        self.listener.on_state(change.old, new, now)
+        if new == LinkState.STREAMING:
             log.info("streaming from %s", self.device_ip)
-        elif new == WAITING_NETWORK:
+        elif new == LinkState.WAITING_NETWORK:
             log.info(
                 "waiting for network: no route to %s yet (interface up? DHCP done?)", self.device_ip
             )
-        elif new == WAITING_DEVICE:
+        elif new == LinkState.WAITING_DEVICE:
             if self.first_contact_at is not None and self.linger_s > 0:
                 log.info(
                     "waiting for device at %s (gone; exiting after %g s without it, --linger)",
@@ -561,24 +472,18 @@ class Session:
                 )
             else:
                 log.info("waiting for device at %s", self.device_ip)
-        elif new == STALLED:
+        elif new == LinkState.STALLED:
             log.warning("stream from %s stalled: no frame for %.0f s", self.device_ip, STALL_S)
 
-    def _exit_due(self, now: float) -> str | None:
-        if self.first_contact_at is None:
-            if self.wait_s > 0 and now - self.started_at >= self.wait_s:
-                log.warning(
-                    "no borescope answers at %s (waited %g s); exiting", self.device_ip, self.wait_s
-                )
-                return "no-device"
-            return None
-        last = self.last_contact_at or now
-        if self.linger_s > 0 and now - last >= self.linger_s:
+    def _log_exit(self, reason: str) -> None:
+        if reason == NO_DEVICE:
+            log.warning(
+                "no borescope answers at %s (waited %g s); exiting", self.device_ip, self.wait_s
+            )
+        else:
             log.info(
                 "the borescope at %s has been gone for %g s; exiting", self.device_ip, self.linger_s
             )
-            return "gone"
-        return None
 
     # ---- tear-down -----------------------------------------------------------------------
 
@@ -605,8 +510,9 @@ class Session:
     def stats(self) -> dict[str, object]:
         now = self.clock()
         rb = self.receive_buffer
+        m = self.machine
         return {
-            "state": self.state,
+            "state": str(self.state),
             "device_ip": self.device_ip,
             "stream_port": self.stream_addr[1],
             "event_port": self.event_addr[1],
@@ -619,14 +525,14 @@ class Session:
             "polls_sent": self.polls_sent,
             "send_errors": self.send_errors,
             "rebinds": self.rebinds,
-            "last_frame_age_s": None
-            if self.last_frame_at is None
-            else round(now - self.last_frame_at, 3),
-            "last_contact_age_s": None
-            if self.last_contact_at is None
-            else round(now - self.last_contact_at, 3),
+            "last_frame_age_s": _age(now, m.last_frame_at),
+            "last_contact_age_s": _age(now, m.last_contact_at),
             "receive_buffer_bytes": rb.effective,
             "receive_buffer_requested": rb.requested,
             "receive_buffer_capped": rb.capped,
             "rmem_max": rb.rmem_max,
         }
+
+
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else round(now - then, 3)

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Session in-process against a scripted device on 127.0.0.1: filter, states, exits, stop packet.
+"""Session in-process against a scripted device on 127.0.0.1: sockets, filter, stop packet.
 
 The scripted device sends exactly what a test tells it to (unlike the simulator's steady
-stream), so stalls, foreign senders and silence are deterministic.
+stream), so foreign senders and forged arrivals are deterministic. The state and exit timing
+is tested with stepped time in tests/unit/core/test_linkstate.py and
+tests/unit/device/test_session_states.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.waiting import DEADLINE_S, wait_for
+from support.waiting import wait_for
 
 from bridge.control.client import request
 from bridge.core.buttons import ButtonTracker
@@ -32,9 +34,9 @@ from bridge.core.protocol import (
     fragment_jpeg,
 )
 from bridge.core.reassembly import Reassembler
-from bridge.device import session as session_mod
 from bridge.device.link import DeviceLink, NetlinkUnavailable, Route
 from bridge.device.session import Session
+from bridge.device.sockets import SocketFactory
 from bridge.errors import BridgeError
 
 
@@ -286,62 +288,11 @@ def test_button_press_is_reported_once(device: ScriptedDevice) -> None:
     try:
         wait_for(lambda: r.session.tracker.stats.replies > 2, what="baseline")
         assert r.listener.presses == 0
+        assert r.session.first_contact_at is not None  # a genuine reply is contact
         device.buttons = 43
         wait_for(lambda: r.listener.presses == 2, what="two presses")
     finally:
         r.stop()
-
-
-def test_stall_then_resume(device: ScriptedDevice) -> None:
-    r = Running(device, wait_s=0, linger_s=0)
-    try:
-        wait_for(lambda: device.client, what="a heartbeat")
-        device.send_frame(1, jpeg(1))
-        wait_for(lambda: r.session.state == "streaming", what="streaming")
-        wait_for(lambda: r.session.state == "stalled", what="stalled (polls still answered)")
-        device.send_frame(2, jpeg(2))
-        wait_for(lambda: r.session.state == "streaming", what="streaming again")
-        states = r.listener.states
-        assert states.index("stalled") > states.index("streaming")
-        assert states[-1] == "streaming"
-    finally:
-        r.stop()
-
-
-def test_no_first_contact_ends_the_run(device: ScriptedDevice) -> None:
-    device.answer_polls = False
-    r = Running(device, wait_s=0.5, linger_s=0)
-    r.thread.join(DEADLINE_S)
-    assert r.result == ["no-device"]
-    r.session.close()
-
-
-def test_device_gone_for_linger_ends_the_run(device: ScriptedDevice) -> None:
-    r = Running(device, wait_s=0, linger_s=0.5)
-    wait_for(lambda: r.session.first_contact_at is not None, what="contact")
-    device.answer_polls = False
-    r.thread.join(DEADLINE_S)
-    assert r.result == ["gone"]
-    r.session.close()
-
-
-class Unroutable:
-    """Stands in for a socket while DHCP has not given the interface an address."""
-
-    def sendto(self, data: bytes, addr: Any) -> int:
-        raise OSError(errno.ENETUNREACH, "Network is unreachable")
-
-
-def test_unreachable_network_is_a_waiting_state_not_an_error(caplog: Any) -> None:
-    listener = Recorder()
-    s = unsent_session(listener=listener)
-    with caplog.at_level("WARNING"):
-        for _ in range(5):
-            s._send(Unroutable(), HEARTBEAT, ("127.0.0.1", 9), "heartbeat")  # type: ignore[arg-type]
-        s._update_state(time.monotonic())
-    assert s.state == session_mod.WAITING_NETWORK
-    assert listener.states == ["waiting for network"]
-    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
 
 
 def test_receive_buffer_is_requested_and_reported(device: ScriptedDevice) -> None:
@@ -369,33 +320,22 @@ class RefusesBindToDevice:
             raise OSError(errno.EPERM, "Operation not permitted")
 
 
-def test_bindtodevice_refused_falls_back_to_the_arrival_check(caplog: Any) -> None:
-    s = unsent_session(interface="lo")
-    with caplog.at_level("INFO", logger="bridge.device.session"):
-        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
-        assert s._bind_to_device(RefusesBindToDevice(), "lo") is False  # type: ignore[arg-type]
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1  # said once, not per socket
-    assert "accepting only datagrams that arrive on lo" in lines[0]
-    assert "AmbientCapabilities" not in lines[0]
-
-
 def test_bindtodevice_refused_still_streams_with_the_arrival_check(
     device: ScriptedDevice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Session._bind_to_device
+    real = SocketFactory.bind_to_device
 
-    def old_kernel(self: Session, s: socket.socket, interface: str) -> bool:
+    def old_kernel(self: SocketFactory, s: socket.socket, interface: str) -> bool:
         return real(self, RefusesBindToDevice(), interface)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Session, "_bind_to_device", old_kernel)
+    monkeypatch.setattr(SocketFactory, "bind_to_device", old_kernel)
     r = Running(device, wait_s=0, linger_s=0, interface="lo")
     try:
         wait_for(lambda: device.client, what="a heartbeat")
         device.send_frame(4, jpeg(4))
         wait_for(lambda: r.listener.frames == [jpeg(4)], what="the frame")
         assert r.session.link.ifindex == socket.if_nametoindex("lo")
-        assert r.session._bound_to_device is False
+        assert r.session.sockets.bound_to_device is False
     finally:
         r.stop()
 

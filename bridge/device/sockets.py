@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""How the session's UDP sockets are made: arrival interface reported, bound where permitted,
+and a receive buffer large enough for a frame's burst.
+
+Every datagram carries the index of the interface it arrived on (IP_PKTINFO), which the
+session checks against bridge.device.link.DeviceLink. A frame arrives as a burst of datagrams
+faster than one thread can always drain them; what the buffer cannot hold is lost, and a lost
+fragment costs the whole frame. Unprivileged processes are capped by net.core.rmem_max, which is
+why the granted size is reported (status, doctor) and not assumed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from dataclasses import dataclass
+
+from bridge.device.link import IP_PKTINFO
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
+
+
+@dataclass
+class ReceiveBuffer:
+    """What SO_RCVBUF the kernel granted; `capped` when net.core.rmem_max cut the request."""
+
+    requested: int = 0
+    effective: int = 0
+    capped: bool = False
+    rmem_max: int | None = None
+
+
+def read_rmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def set_receive_buffer(s: socket.socket, want: int, rb: ReceiveBuffer, quiet: bool = False) -> None:
+    """Ask for `want` bytes on `s` and record the outcome in `rb`; warn when capped unless quiet."""
+    rb.requested = want
+    rb.rmem_max = read_rmem_max()
+    try:
+        # Privileged processes may exceed net.core.rmem_max; everyone else is capped by it.
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
+    except OSError:
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+        except OSError as exc:
+            log.warning("cannot set the receive buffer to %d bytes: %s", want, exc.strerror)
+    rb.effective = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    # The kernel doubles the value it grants (bookkeeping overhead).
+    rb.capped = rb.effective < 2 * want
+    if rb.capped and not quiet:
+        log.warning(
+            "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
+            "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
+            "(make install ships a sysctl.d file for this)",
+            rb.effective // 2,
+            want,
+            want,
+        )
+
+
+class SocketFactory:
+    """Makes the session's UDP sockets, bound to `interface` (--interface) when one is given."""
+
+    def __init__(self, device_ip: str, interface: str | None) -> None:
+        self.device_ip = device_ip
+        self.interface = interface
+        self.bound_to_device = False  # SO_BINDTODEVICE took effect (else: arrival check only)
+        self._refused_logged = False
+
+    def udp_socket(self) -> socket.socket:
+        """A non-blocking socket on an ephemeral port; BridgeError when --interface is wrong."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            # Every datagram then carries the index of the interface it arrived on.
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if self.interface:
+                self.bound_to_device = self.bind_to_device(s, self.interface)
+            s.bind(("0.0.0.0", 0))
+        except BaseException:
+            s.close()
+            raise
+        s.setblocking(False)
+        return s
+
+    def bind_to_device(self, s: socket.socket, interface: str) -> bool:
+        """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
+
+        Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
+        the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
+        forged datagrams out (the arrival check is), so without it the session carries on with
+        the arrival check alone; only the choice of the outgoing interface is then the routing
+        table's. False in that case.
+        """
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise BridgeError(
+                    f"no network interface named {interface!r} (see `ip link`; --interface)"
+                ) from None
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                if not self._refused_logged:
+                    self._refused_logged = True
+                    log.info(
+                        "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
+                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
+                        "wherever the routing table sends %s",
+                        interface,
+                        interface,
+                        self.device_ip,
+                    )
+                return False
+            raise BridgeError(f"cannot bind to interface {interface}: {exc.strerror}") from None
+        return True

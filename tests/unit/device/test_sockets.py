@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""SocketFactory's --interface binding and the receive buffer request, with fake sockets."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+import pytest
+
+from bridge.device.sockets import ReceiveBuffer, SocketFactory, set_receive_buffer
+from bridge.errors import BridgeError
+
+
+class Refuses:
+    """A socket whose SO_BINDTODEVICE fails with `err` (EPERM: Linux before 5.7, no CAP_NET_RAW)."""
+
+    def __init__(self, err: int = errno.EPERM) -> None:
+        self.err = err
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if option == socket.SO_BINDTODEVICE:
+            raise OSError(self.err, "refused")
+
+
+def test_bindtodevice_refused_falls_back_to_the_arrival_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    f = SocketFactory("127.0.0.1", "lo")
+    with caplog.at_level("INFO", logger="bridge.device.sockets"):
+        assert f.bind_to_device(Refuses(), "lo") is False  # type: ignore[arg-type]
+        assert f.bind_to_device(Refuses(), "lo") is False  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1  # said once, not per socket
+    assert "accepting only datagrams that arrive on lo" in lines[0]
+    assert "AmbientCapabilities" not in lines[0]
+
+
+def test_a_missing_interface_says_what_to_do() -> None:
+    f = SocketFactory("127.0.0.1", "nosuchif0")
+    with pytest.raises(BridgeError, match="ip link"):
+        f.bind_to_device(Refuses(errno.ENODEV), "nosuchif0")  # type: ignore[arg-type]
+    with pytest.raises(BridgeError, match="cannot bind to interface nosuchif0"):
+        f.bind_to_device(Refuses(errno.EINVAL), "nosuchif0")  # type: ignore[arg-type]
+
+
+class Buffer:
+    """A socket whose kernel grants at most `limit` bytes (doubled, as Linux reports it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.granted = 0
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.granted = 2 * min(value, self.limit)
+
+    def getsockopt(self, level: int, option: int) -> int:
+        return self.granted
+
+
+def test_receive_buffer_reports_a_cap(caplog: pytest.LogCaptureFixture) -> None:
+    rb = ReceiveBuffer()
+    with caplog.at_level("WARNING", logger="bridge.device.sockets"):
+        set_receive_buffer(Buffer(1 << 30), 4 << 20, rb)  # type: ignore[arg-type]
+        assert (rb.requested, rb.effective, rb.capped) == (4 << 20, 8 << 20, False)
+        set_receive_buffer(Buffer(212992), 4 << 20, rb, quiet=True)  # type: ignore[arg-type]
+        assert (rb.effective, rb.capped) == (2 * 212992, True)
+        assert caplog.records == []  # quiet: a re-bind does not repeat the warning
+        set_receive_buffer(Buffer(212992), 4 << 20, rb)  # type: ignore[arg-type]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "receive buffer capped at 212992 bytes by net.core.rmem_max (wanted 4194304)"
+    ]
