@@ -56,7 +56,7 @@ def machine() -> str:
 
 
 def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
-    from bridge.sim.server import make_loop
+    from bridge.sim.scene import make_loop
 
     out = {}
     for name, w, h in RESOLUTIONS:

@@ -4,71 +4,25 @@
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
 1 for everything else; clean stops (Ctrl-C, SIGTERM, no device) exit 0.
+
+The parser and the dispatch live here; the commands live by reason to change: bridge.cli.run
+(the daemon), bridge.cli.client (snapshot, status, url: talking to a running daemon),
+bridge.cli.demo, bridge.cli.doctor and bridge.sim.cli. Whatever is heavy (numpy, aiohttp, the
+daemon) is imported inside the command that needs it, so `--help` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from typing import Any
 
 from bridge import __version__
+from bridge.cli import client, run
 from bridge.errors import BridgeError, ConfigError
 
 PROG = "borescope-bridge"
-
-RUN_EXAMPLES = """\
-examples:
-  borescope-bridge run
-      the borescope at 192.168.10.123 becomes the first free v4l2loopback camera
-  borescope-bridge run --interface enx00e04c680001 --camera /dev/video2 --rotate 90
-      a second borescope on a second USB adapter, shown upright on /dev/video2
-  borescope-bridge run --camera none --record inspection.mjpeg
-      no virtual camera; record every frame (play it with: ffplay -f mjpeg inspection.mjpeg)
-  borescope-bridge run --http 0.0.0.0:8031
-      also serve the web page to phones on the network (see `borescope-bridge url --lan`)
-  borescope-bridge run --print-config
-      show the effective settings (defaults < /etc/borescope-bridge/config.toml < flags)
-
-signals: SIGUSR1 takes a snapshot, SIGHUP reloads the config file, SIGTERM/SIGINT stop cleanly.
-exit status: 0 for a clean stop, also when no borescope answers within --wait seconds or it is
-gone for --linger seconds; 1 for errors; 2 for invalid configuration."""
-
-SNAPSHOT_EXAMPLES = """\
-examples:
-  borescope-bridge snapshot
-      save the next frame of the running daemon and print the file's path
-  borescope-bridge snapshot --socket /run/user/1000/borescope-bridge/control.sock
-      talk to a daemon started with `run` by a user (or by `demo`)
-  xdg-open "$(borescope-bridge snapshot)"
-      take a snapshot and open it
-
-The hardware button on the borescope and `kill -USR1 <pid>` take snapshots too.
-exit status: 0 with the file's path on stdout; 1 with the reason on stderr: no frame within
---timeout (nothing is saved), a disk error, or a disk slower than --timeout, in which case
-the frame is taken and its file, named in the message, appears once the disk has it; 2 for
-an invalid --timeout."""
-
-STATUS_EXAMPLES = """\
-examples:
-  borescope-bridge status
-      state, resolution, fps, frame counters, latency, snapshots, camera, uptime
-  borescope-bridge status --json | jq .fps
-      machine-readable, for scripts and monitoring"""
-
-URL_EXAMPLES = """\
-examples:
-  xdg-open "$(borescope-bridge url)"
-      open the live view (picture, snapshot button, recent snapshots) in your browser
-  borescope-bridge url --lan --qr
-      the address a phone on the same network uses, as a QR code for its camera
-  borescope-bridge url --socket /run/user/1000/borescope-bridge/control.sock
-      the page of a daemon started with `run` by a user (or by `demo`)
-
-The address contains the page's access token: share it only with people who may see the
-borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
 
 DEMO_EXAMPLES = """\
 examples:
@@ -91,332 +45,9 @@ examples:
       the command that fixes each problem"""
 
 
-def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("device")
-    g.add_argument(
-        "--interface",
-        metavar="IFACE",
-        help="bind to this network interface (for a second borescope on a second "
-        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
-        "routes the device's address through. Datagrams from the device count only if they "
-        "arrive on it",
-    )
-    g.add_argument(
-        "--device-ip", metavar="ADDR", help="the borescope's address (default 192.168.10.123)"
-    )
-    g.add_argument(
-        "--stream-port",
-        type=int,
-        metavar="PORT",
-        help="UDP port for heartbeat and video (default 8030)",
-    )
-    g.add_argument(
-        "--event-port",
-        type=int,
-        metavar="PORT",
-        help="UDP port for the snapshot button (default 50000)",
-    )
-    g.add_argument(
-        "--wait",
-        type=float,
-        metavar="S",
-        help="exit 0 when no borescope answers within S seconds (default 30; 0 = wait forever)",
-    )
-    g.add_argument(
-        "--linger",
-        type=float,
-        metavar="S",
-        help="exit 0 after the borescope has been gone for S seconds (default 600; "
-        "0 = stay forever)",
-    )
-    g = p.add_argument_group("outputs")
-    g.add_argument(
-        "--camera",
-        metavar="auto|none|/dev/videoN",
-        help='v4l2loopback device: "auto" (default: the one labelled Borescope, else '
-        'the first free one), a device path, or "none"',
-    )
-    g.add_argument(
-        "--format",
-        choices=("raw", "mjpeg"),
-        help="what the camera gets: raw decoded YUV (default, every app) or the "
-        "device's MJPEG as is (no decoding; no rotate/flip)",
-    )
-    g.add_argument(
-        "--rotate",
-        type=int,
-        choices=(0, 90, 180, 270),
-        help="rotate the camera picture clockwise (default 0)",
-    )
-    g.add_argument(
-        "--flip",
-        choices=("none", "horizontal", "vertical"),
-        help="mirror the camera picture (default none)",
-    )
-    g.add_argument(
-        "--snapshot-dir",
-        metavar="DIR",
-        help="where snapshots go (default: $STATE_DIRECTORY/snapshots or "
-        "/var/lib/borescope-bridge/snapshots for the service, "
-        "~/Pictures/Borescope for a user)",
-    )
-    g.add_argument(
-        "--record",
-        metavar="FILE",
-        help="append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)",
-    )
-    g = p.add_argument_group("daemon")
-    g.add_argument(
-        "--control-socket",
-        metavar="PATH",
-        help="Unix socket for `snapshot` and `status` (default: "
-        "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
-        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
-        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
-    )
-    g.add_argument(
-        "--http",
-        metavar="HOST:PORT|off",
-        help="where the web page listens (default 127.0.0.1:8031: this machine only; "
-        "0.0.0.0:8031 for phones on the network; off to turn it off)",
-    )
-    g.add_argument(
-        "--config",
-        metavar="PATH",
-        help="TOML config file (default /etc/borescope-bridge/config.toml if it "
-        "exists); flags override it",
-    )
-    g.add_argument(
-        "--print-config", action="store_true", help="print the effective settings as TOML and exit"
-    )
-
-
-RUN_KEYS = (
-    "interface",
-    "device_ip",
-    "stream_port",
-    "event_port",
-    "camera",
-    "snapshot_dir",
-    "record",
-    "control_socket",
-    "rotate",
-    "flip",
-    "wait",
-    "linger",
-    "format",
-    "http",
-)
-
-
-def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in RUN_KEYS}
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    import signal
-
-    from bridge.app import config as config_mod
-
-    # Until the daemon installs its handlers, a reload or snapshot signal must not kill us.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-
-    overrides = _run_overrides(args)
-    cfg = config_mod.load(args.config, overrides)
-    if args.print_config:
-        sys.stdout.write(cfg.to_toml())
-        return 0
-    from bridge.app.daemon import Daemon
-    from bridge.app.systemd import setup_logging
-
-    fields: dict[str, Any] = {}
-    setup_logging(args.verbose, fields)
-    daemon = Daemon(
-        cfg, reload_config=lambda: config_mod.load(args.config, overrides), log_fields=fields
-    )
-    return daemon.run()
-
-
-def _socket_path(args: argparse.Namespace) -> str:
-    from bridge.app.config import control_socket_candidates
-    from bridge.control.client import find_socket
-
-    return find_socket(args.socket, control_socket_candidates())
-
-
-def _timeout_seconds(text: str) -> float:
-    """`--timeout`: seconds, above 0 and at most the daemon's limit; anything else is an error."""
-    from bridge.control.wire import MAX_SNAPSHOT_TIMEOUT_S
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= MAX_SNAPSHOT_TIMEOUT_S:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(
-            f"must be above 0 and at most {MAX_SNAPSHOT_TIMEOUT_S:g} seconds, not {text}"
-        )
-    return value
-
-
-# The daemon answers a snapshot within its --timeout; this much more covers a busy socket.
-SNAPSHOT_REPLY_MARGIN_S = 5.0
-
-
-def cmd_snapshot(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
-    path = _socket_path(args)
-    reply = request(
-        path,
-        {"cmd": "snapshot", "timeout": args.timeout},
-        timeout=args.timeout + SNAPSHOT_REPLY_MARGIN_S,
-    )
-    if not reply.get("ok"):
-        if reply.get("pending"):
-            raise BridgeError(f"snapshot not saved yet: {reply.get('error')}")
-        raise BridgeError(f"snapshot failed: {reply.get('error', 'unknown error')}")
-    print(reply["path"])
-    return 0
-
-
-def cmd_url(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-    from bridge.web.urls import lan_urls, loopback_only_advice, qr_text
-
-    path = _socket_path(args)
-    reply = request(path, {"cmd": "url"}, timeout=args.timeout)
-    if not reply.get("ok"):
-        raise BridgeError(f"url failed: {reply.get('error', 'unknown error')}")
-    url = str(reply["url"])
-    if args.lan:
-        if str(reply["host"]).startswith("127."):
-            raise BridgeError(loopback_only_advice(int(reply["port"])))
-        urls = lan_urls(str(reply["host"]), int(reply["port"]), str(reply["token"]))
-        if not urls:
-            raise BridgeError(
-                "this machine has no network address besides loopback: connect it to the "
-                "network the phone is on"
-            )
-        url = urls[0]
-        for other in urls[1:]:
-            print(f"(also: {other})", file=sys.stderr)
-    if args.qr:
-        sys.stdout.write(qr_text(url))
-    print(url)
-    return 0
-
-
-def _fmt(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    return f"{v}{unit}"
-
-
-def format_status(s: dict[str, Any]) -> str:
-    """Human-readable status, aligned, one fact per line."""
-    iface = s.get("interface") or (
-        f"{s['device_interface']} (the route to the device)"
-        if s.get("device_interface")
-        else "none leads to the device yet (nothing from it is accepted)"
-        if "device_interface" in s
-        else "(routing decides)"
-    )
-    foreign = _fmt(s.get("foreign_packets"))
-    if s.get("wrong_interface"):
-        foreign += f" ({s['wrong_interface']} with its address on another interface: forged?)"
-    rec = s.get("recording")
-    if rec:
-        rec_text = f"{rec['path']} ({rec['frames']} frames" + (
-            f", stopped: {rec['error']})" if rec.get("error") else ")"
-        )
-    else:
-        rec_text = "off"
-    rb = s.get("receive_buffer_bytes")
-    rb_text = _fmt(rb, " bytes")
-    if rb is not None and s.get("receive_buffer_requested"):
-        rb_text += f" (asked for {s['receive_buffer_requested']}; the kernel reports double)"
-    if s.get("receive_buffer_capped"):
-        rb_text += " (capped by net.core.rmem_max: raise it, see `borescope-bridge doctor`)"
-    camera = s.get("camera") or "none"
-    if s.get("camera_error"):
-        camera += f" ({s['camera_error']})"
-    elif s.get("camera"):
-        readers = s.get("camera_readers", "unknown")
-        camera += f" (readers: {readers}{', decoding idle' if s.get('decoding_idle') else ''})"
-    http = s.get("http") or "off"
-    if s.get("http_error"):
-        web_text = f"not served: {s['http_error']}"
-    elif http == "off":
-        web_text = "off"
-    else:
-        n = s.get("stream_clients") or 0
-        web_text = f"http://{http}/ ({n} viewer{'s' if n != 1 else ''}; `borescope-bridge url`)"
-    rows = [
-        ("state", s.get("state")),
-        (
-            "device",
-            f"{s.get('device_ip')} (stream {s.get('stream_port')}, events {s.get('event_port')})",
-        ),
-        ("interface", iface),
-        ("resolution", _fmt(s.get("resolution"))),
-        ("fps", _fmt(s.get("fps"))),
-        (
-            "frames",
-            f"received {s.get('frames_received')}, shown {s.get('frames_shown')}, "
-            f"skipped {s.get('frames_skipped')}, incomplete {s.get('frames_incomplete')}, "
-            f"corrupt {s.get('frames_corrupt')}",
-        ),
-        ("foreign packets", foreign),
-        (
-            "last frame",
-            "never" if s.get("last_frame_age_s") is None else f"{s['last_frame_age_s']:.2f} s ago",
-        ),
-        (
-            "latency",
-            f"p50 {_fmt(s.get('latency_p50_ms'), ' ms')}, "
-            f"p99 {_fmt(s.get('latency_p99_ms'), ' ms')}",
-        ),
-        (
-            "snapshots",
-            f"{s.get('snapshots_taken')} taken, {s.get('snapshots_failed')} failed"
-            + (f", {s['snapshots_writing']} being written" if s.get("snapshots_writing") else "")
-            + (f", {s['snapshots_refused']} refused" if s.get("snapshots_refused") else "")
-            + (f", last {s['last_snapshot']}" if s.get("last_snapshot") else ""),
-        ),
-        ("snapshot dir", _fmt(s.get("snapshot_dir"))),
-        ("camera", camera),
-        ("recording", rec_text),
-        ("web page", web_text),
-        ("receive buffer", rb_text),
-        ("uptime", f"{_fmt(s.get('uptime_s'))} s"),
-    ]
-    if s.get("snapshot_error"):
-        rows.insert(10, ("snapshot error", s["snapshot_error"]))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows) + "\n"
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
-    path = _socket_path(args)
-    reply = request(path, {"cmd": "status"}, timeout=args.timeout)
-    if not reply.get("ok"):
-        raise BridgeError(f"status failed: {reply.get('error', 'unknown error')}")
-    if args.json:
-        print(json.dumps(reply["status"], indent=2, sort_keys=True))
-    else:
-        sys.stdout.write(format_status(reply["status"]))
-    return 0
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     from bridge.app.systemd import setup_logging
-    from bridge.sim import server as simulator
+    from bridge.sim import cli as simulator
 
     setup_logging(args.verbose)
     return int(simulator.main(args) or 0)
@@ -496,10 +127,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "to a v4l2loopback camera, save snapshots on the hardware button, serve "
         "`snapshot` and `status` on a control socket. Under systemd it speaks "
         "sd_notify and logs to the journal.",
-        RUN_EXAMPLES,
+        run.RUN_EXAMPLES,
     )
-    _add_run_arguments(p)
-    p.set_defaults(func=cmd_run)
+    run._add_run_arguments(p)
+    p.set_defaults(func=run.cmd_run)
 
     p = _subparser(
         sub,
@@ -511,7 +142,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         SIMULATE_EXAMPLES,
     )
     if wanted == "simulate":  # importing the simulator pulls in OpenCV: only when needed
-        from bridge.sim import server as simulator
+        from bridge.sim import cli as simulator
 
         simulator.add_arguments(p)
     p.set_defaults(func=cmd_simulate)
@@ -522,55 +153,27 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             "save the next frame of the running bridge, print its path",
             "Ask the running daemon to save the next complete frame (the original JPEG bytes) "
             "and print the file's path.",
-            SNAPSHOT_EXAMPLES,
-            cmd_snapshot,
+            client.SNAPSHOT_EXAMPLES,
+            client.cmd_snapshot,
         ),
         (
             "status",
             "show what the running bridge is doing",
             "Show the running daemon's state and counters.",
-            STATUS_EXAMPLES,
-            cmd_status,
+            client.STATUS_EXAMPLES,
+            client.cmd_status,
         ),
         (
             "url",
             "print the web page's address (with its access token)",
             "Print the address of the running daemon's web page (live picture, snapshot "
             "button, recent snapshots), including its access token.",
-            URL_EXAMPLES,
-            cmd_url,
+            client.URL_EXAMPLES,
+            client.cmd_url,
         ),
     ):
         p = _subparser(sub, name, help_, desc, epi)
-        p.add_argument(
-            "--socket",
-            metavar="PATH",
-            help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-            "$XDG_RUNTIME_DIR/borescope-bridge, /run/borescope-bridge or "
-            "${TMPDIR:-/tmp}/borescope-bridge-UID)",
-        )
-        p.add_argument(
-            "--timeout",
-            type=_timeout_seconds,
-            default=5.0,
-            metavar="S",
-            help="give up after S seconds (default 5, at most 300)"
-            + (
-                "; a snapshot whose frame was taken is still saved if the disk is slower, "
-                "and the error names its file"
-                if name == "snapshot"
-                else ""
-            ),
-        )
-        if name == "status":
-            p.add_argument("--json", action="store_true", help="machine-readable output")
-        if name == "url":
-            p.add_argument(
-                "--lan",
-                action="store_true",
-                help="the address for another device on the network (a phone), not 127.0.0.1",
-            )
-            p.add_argument("--qr", action="store_true", help="also draw the address as a QR code")
+        client.add_arguments(p, name)
         p.set_defaults(func=func)
 
     p = _subparser(

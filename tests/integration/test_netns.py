@@ -27,7 +27,7 @@ import pytest
 from support.waiting import wait_for
 
 from bridge.control.client import request
-from bridge.sim.server import make_loop
+from bridge.sim.scene import make_loop
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

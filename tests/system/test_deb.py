@@ -233,7 +233,7 @@ def test_command_runs_with_debians_python_and_no_pypi(unpacked: Path, tmp_path: 
         "import bridge, bridge.app.daemon, bridge.sim.server, bridge.web.server, segno\n"
         "from bridge.pixels import optional, yuv\n"
         "from bridge.pixels.decode import Decoder\n"
-        "from bridge.sim.server import make_loop\n"
+        "from bridge.sim.scene import make_loop\n"
         "assert bridge.__file__.startswith(sys.argv[1]), bridge.__file__\n"
         "print(yuv.backend(), Decoder().backend, Decoder().decode(make_loop(64, 48, 1)[0]).shape)\n"
     )

@@ -11,7 +11,8 @@ import pytest
 
 from bridge.camera.loopback import find_camera, list_loopback_devices
 from bridge.camera.v4l2 import CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT, DeviceInfo
-from bridge.cli import doctor
+from bridge.cli.doctor import Context
+from bridge.cli.doctor.camera import _loopback_devices
 from bridge.errors import CameraError
 
 
@@ -132,5 +133,5 @@ def test_doctor_sees_the_devices_the_daemon_picks(tree: FakeTree) -> None:
     ours = tree.add(5, "Borescope")
     daemon_view = [(d.number, d.label) for d in list_loopback_devices(str(tree.sys), str(tree.dev))]
     assert daemon_view == [(2, "Dummy video device (0x0000)"), (5, "Borescope")]
-    assert doctor._loopback_devices(doctor.Context(root=tree.root)) == daemon_view
+    assert _loopback_devices(Context(root=tree.root)) == daemon_view
     assert tree.find(caps={old: CAP_VIDEO_OUTPUT}) == ours

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bridge import __version__
-from bridge.cli.main import format_status, main
+from bridge.cli.client import format_status
+from bridge.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
 

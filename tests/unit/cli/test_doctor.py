@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import doctor
-from bridge.cli.doctor import FAIL, OK, WARN, Context, Finding
+from bridge.cli.doctor import FAIL, OK, WARN, Context, Finding, network, service
 from bridge.core import protocol
 
 ROUTE_HEADER = (
@@ -397,7 +397,7 @@ def responder() -> Iterator[tuple[socket.socket, list[bytes]]]:
 def test_probe_device_gets_an_answer(responder: tuple[socket.socket, list[bytes]]) -> None:
     sock, seen = responder
     port = sock.getsockname()[1]
-    assert doctor.probe_device("127.0.0.1", port, 2.0) is True
+    assert network.probe_device("127.0.0.1", port, 2.0) is True
     assert isinstance(protocol.decode_setcmd(seen[0]), int)
 
 
@@ -405,7 +405,7 @@ def test_probe_device_silence_is_false() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     try:
-        assert doctor.probe_device("127.0.0.1", sock.getsockname()[1], 0.2) is False
+        assert network.probe_device("127.0.0.1", sock.getsockname()[1], 0.2) is False
     finally:
         sock.close()
 
@@ -419,7 +419,7 @@ def test_snapshot_folder_access(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> 
     # As a user outside the group (root passes every access check, so pretend).
     real_access = os.access
     monkeypatch.setattr(
-        doctor.os, "access", lambda p, mode: False if Path(p) == snaps else real_access(p, mode)
+        service.os, "access", lambda p, mode: False if Path(p) == snaps else real_access(p, mode)
     )
     f = tree.findings()["snapshots"][0]
     assert f.status == WARN

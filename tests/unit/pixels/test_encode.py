@@ -10,7 +10,7 @@ from bridge.pixels import optional
 from bridge.pixels.decode import Decoder, load_turbojpeg
 from bridge.pixels.encode import encode_jpeg_yuv_planes
 from bridge.pixels.yuv import bgr_to_i420, planes
-from bridge.sim.server import render_frame
+from bridge.sim.scene import render_frame
 
 
 def _full_range_planes(w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

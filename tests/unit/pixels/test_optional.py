@@ -33,7 +33,7 @@ UNIMPORTABLE = textwrap.dedent(
     from bridge.pixels.decode import Decoder
     from bridge.pixels.encode import encode_jpeg
     from bridge.pixels.nosignal import no_signal_i420, no_signal_jpeg
-    from bridge.sim.server import make_loop, render_frame
+    from bridge.sim.scene import make_loop, render_frame
     from bridge.pixels.transform import Transform
     assert optional.cv2 is None and optional.simplejpeg is None
     assert yuv.backend() == "numpy"

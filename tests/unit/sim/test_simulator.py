@@ -22,8 +22,10 @@ import pytest
 from bridge.core.buttons import ButtonTracker
 from bridge.core.protocol import DEVICE_IP, HEARTBEAT, STOP, decode_retcmd
 from bridge.core.reassembly import Frame, Reassembler
-from bridge.sim import server as sim_mod
-from bridge.sim.server import Simulator, SimulatorConfig, make_loop
+from bridge.pixels.encode import encode_jpeg
+from bridge.sim import cli as sim_cli
+from bridge.sim.scene import make_loop, render_frame
+from bridge.sim.server import Simulator, SimulatorConfig
 
 REPO = Path(__file__).resolve().parents[3]
 SO_RCVBUFFORCE = 33  # Linux; not exported by Python's socket module
@@ -180,8 +182,8 @@ def test_every_encoder_makes_422(monkeypatch: pytest.MonkeyPatch, encoder: str) 
         monkeypatch.setattr(bridge.pixels.encode, "cv2", None)
     if getattr(bridge.pixels.encode, "cv2" if encoder == "opencv" else encoder, True) is None:
         pytest.skip(f"{encoder} is not importable here")
-    image = sim_mod.render_frame(0, 2, 320, 240, 30.0)
-    jpeg = sim_mod.encode_jpeg(image, 80)
+    image = render_frame(0, 2, 320, 240, 30.0)
+    jpeg = encode_jpeg(image, 80)
     assert sof_info(jpeg) == (320, 240, [(1, 0x21), (2, 0x11), (3, 0x11)])
     back = decode_bgr(jpeg)
     assert float(np.abs(back.astype(np.int16) - image).mean()) < 4
@@ -382,9 +384,9 @@ def test_reboot_resets_counter_and_stream(simulator_factory, client_for, event_s
 
 def test_cli_flags() -> None:
     parser = argparse.ArgumentParser()
-    sim_mod.add_arguments(parser)
+    sim_cli.add_arguments(parser)
     args = parser.parse_args([])
-    cfg = sim_mod.config_from_args(args)
+    cfg = sim_cli.config_from_args(args)
     assert cfg == SimulatorConfig(seed=None)
     args = parser.parse_args(
         shlex.split(
@@ -393,7 +395,7 @@ def test_cli_flags() -> None:
             "--duplicate 0.2 --reorder 0.3 --corrupt 0.4 --foreign 0.5 --seed 9"
         )
     )
-    cfg = sim_mod.config_from_args(args)
+    cfg = sim_cli.config_from_args(args)
     assert (cfg.bind, cfg.stream_port, cfg.event_port, cfg.heartbeat_timeout) == (
         "127.0.0.1",
         1,
@@ -435,8 +437,8 @@ def test_missing_device_address_explains_itself(caplog) -> None:
     if _address_is_local(DEVICE_IP):
         pytest.skip(f"{DEVICE_IP} is configured on this machine")
     parser = argparse.ArgumentParser()
-    sim_mod.add_arguments(parser)
-    assert sim_mod.main(parser.parse_args([])) == 1
+    sim_cli.add_arguments(parser)
+    assert sim_cli.main(parser.parse_args([])) == 1
     assert "not on this machine" in caplog.text
     assert "--bind 127.0.0.1" in caplog.text
 

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Doctor's service checks: the systemd unit, the udev rule, the config file, snapshot access."""
+
+from __future__ import annotations
+
+import os
+
+from bridge.cli.doctor.context import FAIL, OK, WARN, Context, Finding
+
+UDEV_RULE = "90-borescope-bridge.rules"
+UDEV_RULE_DIRS = (
+    "etc/udev/rules.d",
+    "run/udev/rules.d",
+    "usr/lib/udev/rules.d",
+    "lib/udev/rules.d",
+)
+SERVICE = "borescope-bridge"
+SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
+
+
+def check_service(ctx: Context) -> list[Finding]:
+    """The systemd service's state; tolerates machines without systemd."""
+    if not ctx.path("run/systemd/system").is_dir():
+        return [
+            Finding(
+                "service",
+                WARN,
+                "systemd is not running here: nothing starts the bridge on plug-in",
+                "borescope-bridge run",
+            )
+        ]
+    rc, out = ctx.run(["systemctl", "is-active", SERVICE])
+    state = out.strip() or ("unknown" if rc else "active")
+    if state in ("active", "reloading", "activating"):
+        return [Finding("service", OK, f"{SERVICE}.service is {state}")]
+    if state == "failed":
+        return [
+            Finding(
+                "service",
+                FAIL,
+                f"{SERVICE}.service failed",
+                f"journalctl -b -u {SERVICE}; then sudo systemctl reset-failed {SERVICE} && "
+                f"sudo systemctl start {SERVICE}",
+            )
+        ]
+    if ctx.borescope_ifaces:
+        return [
+            Finding(
+                "service",
+                WARN,
+                f"{SERVICE}.service is {state} although a borescope link is up",
+                f"sudo systemctl start {SERVICE}",
+            )
+        ]
+    return [Finding("service", OK, f"{SERVICE}.service is {state} (udev starts it on plug-in)")]
+
+
+def check_udev_rule(ctx: Context) -> list[Finding]:
+    """The rule that starts the service on plug-in."""
+    for d in UDEV_RULE_DIRS:
+        p = ctx.path(f"{d}/{UDEV_RULE}")
+        if p.is_file():
+            return [Finding("udev rule", OK, f"/{d}/{UDEV_RULE} installed")]
+    return [
+        Finding(
+            "udev rule",
+            WARN,
+            "udev rule not installed: the service will not start on plug-in",
+            "sudo apt install ./borescope-bridge_VERSION_all.deb (make deb builds it), "
+            "or sudo make install (from the source tree)",
+        )
+    ]
+
+
+def check_config(ctx: Context) -> list[Finding]:
+    """/etc/borescope-bridge/config.toml parses and every key is valid."""
+    path = ctx.path("etc/borescope-bridge/config.toml")
+    if not path.is_file():
+        return [Finding("config", OK, "no /etc/borescope-bridge/config.toml (built-in defaults)")]
+    from bridge.app import config
+    from bridge.errors import ConfigError
+
+    try:
+        config.read_config_file(str(path))
+    except ConfigError as exc:
+        return [Finding("config", FAIL, str(exc), "sudoedit /etc/borescope-bridge/config.toml")]
+    return [Finding("config", OK, "/etc/borescope-bridge/config.toml is valid")]
+
+
+def check_snapshots(ctx: Context) -> list[Finding]:
+    """Whether this user can read the service's snapshots (the borescope-bridge group)."""
+    path = ctx.path(SNAPSHOT_DIR)
+    if not path.is_dir():
+        return []
+    if os.access(path, os.R_OK | os.X_OK):
+        return [Finding("snapshots", OK, f"{SNAPSHOT_DIR} is readable by this user")]
+    return [
+        Finding(
+            "snapshots",
+            WARN,
+            f"{SNAPSHOT_DIR} is not readable by this user",
+            f"sudo usermod -aG {SERVICE} $USER, then log in again",
+        )
+    ]
