@@ -51,7 +51,7 @@ from bridge.core.reassembly import Frame, Reassembler
 from bridge.device.session import Session
 from bridge.errors import BridgeError, CameraError
 from bridge.pixels import yuv
-from bridge.pixels.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
+from bridge.pixels.turbojpeg import TJSAMP_420, TurboJPEG, load_turbojpeg
 
 RCVBUF_BYTES = 8 * 1024 * 1024
 DRAIN_S = 0.3  # after the sender's last burst, time for the last frame to come out
