@@ -382,7 +382,7 @@ def run_receive(
             "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - m0) / max(got, 1),
         }
         if pipeline is not None:
-            st = pipeline.stats
+            st = pipeline.stats()
             step["skipped"] = pipeline.skipped - sk0
             step["shown"] = pipeline.shown - sh0
             step["p50_ms"], step["p99_ms"] = st["latency_p50_ms"], st["latency_p99_ms"]

@@ -76,7 +76,6 @@ class Output(Protocol):
     def stuck(self, now: float) -> str | None:
         """Why the output's threads are not making progress; None while they are."""
 
-    @property
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -92,7 +91,6 @@ class NullOutput:
     def stuck(self, now: float) -> str | None:
         return None
 
-    @property
     def stats(self) -> dict[str, Any]:
         return {
             "shown": 0,
@@ -611,7 +609,7 @@ class Daemon:
         s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
         s.update(self.session.stats())
         rs = self.reassembler.stats.as_dict()
-        out = dict(self.output.stats)
+        out = self.output.stats()
         res = out.get("resolution") or self.resolution
         s.update(
             {
@@ -666,7 +664,7 @@ class Daemon:
         if self.snapshots.last_error:
             tail += f" (snapshot error: {self.snapshots.last_error})"
         if state == STREAMING:
-            out = dict(self.output.stats)
+            out = self.output.stats()
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")

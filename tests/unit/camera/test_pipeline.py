@@ -125,11 +125,11 @@ def test_raw_frames_are_decoded_to_i420(make: Callable[..., Pipeline], sinks: Si
     p = make(camera="/dev/video9", fps_hint=25.0)
     data = jpeg(320, 240)
     p.submit(frame(1, data, age_s=0.010))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     assert sinks.made[0].args == ("/dev/video9", 320, 240, "raw", 25.0)
     expected = Decoder().decode(data)
     assert sinks.all_frames == [expected.tobytes()]
-    st = p.stats
+    st = p.stats()
     assert st["camera"] == "/dev/video9" and st["camera_error"] is None
     assert st["resolution"] == (320, 240)
     assert st["latency_p50_ms"] >= 10.0  # completed 10 ms before submit
@@ -143,12 +143,12 @@ def test_mjpeg_passes_bytes_through(make: Callable[..., Pipeline], sinks: Sinks)
         p.submit(frame(i, data))
 
         def shown(n: int = i + 1) -> bool:
-            return p.stats["shown"] == n
+            return p.stats()["shown"] == n
 
         wait_for(shown)
     assert sinks.made[0].args[1:4] == (640, 480, "mjpeg")
     assert sinks.all_frames == frames
-    assert p.stats["decoder"] is None
+    assert p.stats()["decoder"] is None
 
 
 def test_mjpeg_refuses_rotation() -> None:
@@ -168,20 +168,20 @@ def test_newest_frame_wins_and_skips_are_counted(
     wait_for(lambda: len(sinks.made) == 1)
     for i, data in enumerate(frames[1:], start=1):
         p.submit(frame(i, data))  # returns although the worker is stuck
-    assert p.stats["skipped"] == len(frames) - 2  # only the newest one is kept waiting
+    assert p.stats()["skipped"] == len(frames) - 2  # only the newest one is kept waiting
     sinks.gate.set()
-    wait_for(lambda: p.stats["shown"] == 2)
+    wait_for(lambda: p.stats()["shown"] == 2)
     assert sinks.all_frames == [frames[0], frames[-1]]
 
 
 def show(p: Pipeline, data: bytes, n: int = 1) -> None:
     """Submit ``n`` frames one at a time, each shown before the next (none skipped)."""
     for _ in range(n):
-        target = p.stats["shown"] + 1
+        target = p.stats()["shown"] + 1
         p.submit(frame(0, data))
 
         def shown(target: int = target) -> bool:
-            return p.stats["shown"] >= target
+            return p.stats()["shown"] >= target
 
         wait_for(shown)
 
@@ -202,8 +202,8 @@ def test_resolution_change_switches_after_several_frames_without_closing(
     # Until the switch the new frames are fitted into the old size, then shown at their own.
     old, new = i420_size((320, 240)), i420_size((640, 480))
     assert sizes == [old] * SWITCH_AFTER_FRAMES + [new] * 3
-    assert p.stats["fitted"] == SWITCH_AFTER_FRAMES - 1
-    assert p.stats["camera_size"] == (640, 480)
+    assert p.stats()["fitted"] == SWITCH_AFTER_FRAMES - 1
+    assert p.stats()["camera_size"] == (640, 480)
 
 
 def corrupt_sof(data: bytes, w: int, h: int) -> bytes:
@@ -221,7 +221,7 @@ def test_one_corrupt_frame_claiming_another_size_changes_nothing(
     bad = corrupt_sof(good, 1280, 720)
     assert jpeg_dimensions(bad) == (1280, 720)
     p.submit(frame(1, bad))
-    wait_for(lambda: p.stats["shown"] + p.stats["decode_errors"] == 3)
+    wait_for(lambda: p.stats()["shown"] + p.stats()["decode_errors"] == 3)
     show(p, good, 3)
     assert len(sinks.made) == 1 and not sinks.made[0].closed
     assert sinks.made[0].resizes == []
@@ -300,7 +300,7 @@ def test_resize_that_loses_the_device_reopens_at_once(
     big = jpeg(640, 480)
     show(p, big, SWITCH_AFTER_FRAMES - 1)
     p.submit(frame(1, big))  # the switch: the device is lost on the way
-    wait_for(lambda: p.stats["not_shown"] == 1)
+    wait_for(lambda: p.stats()["not_shown"] == 1)
     assert sinks.made[0].closed
     sinks.resize_error = None
     show(p, big)  # reopened at once, not after retry_s
@@ -368,7 +368,7 @@ def test_stop_leaves_the_camera_and_decoder_to_a_busy_worker(
 def test_rotation_changes_the_camera_size(make: Callable[..., Pipeline], sinks: Sinks) -> None:
     p = make(rotate=90, flip="horizontal")
     p.submit(frame(0, jpeg(320, 240)))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     assert sinks.made[0].args[1:3] == (240, 320)
 
 
@@ -380,36 +380,36 @@ def test_camera_unavailable_keeps_accepting_and_retries(
     p = make(retry_s=0.05)
     data = jpeg(320, 240)
     p.submit(frame(0, data))
-    wait_for(lambda: p.stats["camera_error"] == advice)
-    assert p.stats["camera"] is None
+    wait_for(lambda: p.stats()["camera_error"] == advice)
+    assert p.stats()["camera"] is None
     for i in range(1, 4):
         p.submit(frame(i, data))
-    wait_for(lambda: p.stats["not_shown"] >= 2)
+    wait_for(lambda: p.stats()["not_shown"] >= 2)
     sinks.refuse = None  # the module was loaded meanwhile
     deadline = time.monotonic() + 20
-    while p.stats["shown"] == 0 and time.monotonic() < deadline:
+    while p.stats()["shown"] == 0 and time.monotonic() < deadline:
         p.submit(frame(9, data))
         time.sleep(0.02)
-    assert p.stats["shown"] >= 1
-    assert p.stats["camera_error"] is None
+    assert p.stats()["shown"] >= 1
+    assert p.stats()["camera_error"] is None
 
 
 def test_dead_device_is_reopened(make: Callable[..., Pipeline], sinks: Sinks) -> None:
     p = make(retry_s=0.05)
     data = jpeg(320, 240)
     p.submit(frame(0, data))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     sinks.fail_writes = True
     p.submit(frame(1, data))
-    wait_for(lambda: p.stats["camera_error"] is not None)
-    assert "stopped accepting frames" in p.stats["camera_error"]
+    wait_for(lambda: p.stats()["camera_error"] is not None)
+    assert "stopped accepting frames" in p.stats()["camera_error"]
     assert sinks.made[0].closed
     sinks.fail_writes = False
     deadline = time.monotonic() + 20
-    while p.stats["shown"] < 2 and time.monotonic() < deadline:
+    while p.stats()["shown"] < 2 and time.monotonic() < deadline:
         p.submit(frame(2, data))
         time.sleep(0.02)
-    assert p.stats["shown"] >= 2
+    assert p.stats()["shown"] >= 2
     assert len(sinks.made) == 2
 
 
@@ -423,26 +423,26 @@ def test_no_signal_picture_while_lost(
     assert sinks.made == []
     data = jpeg(320, 240)
     p.submit(frame(0, data))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     p.signal_lost()
-    wait_for(lambda: p.stats["no_signal_shown"] >= 2)
+    wait_for(lambda: p.stats()["no_signal_shown"] >= 2)
     expected = no_signal_i420(320, 240).tobytes() if fmt == "raw" else no_signal_jpeg(320, 240)
     assert sinks.all_frames[1] == expected
-    assert p.stats["no_signal"] is True
+    assert p.stats()["no_signal"] is True
     p.submit(frame(1, data))  # frames return: real pictures replace it
-    wait_for(lambda: p.stats["shown"] == 2)
-    assert p.stats["no_signal"] is False
-    n = p.stats["no_signal_shown"]
+    wait_for(lambda: p.stats()["shown"] == 2)
+    assert p.stats()["no_signal"] is False
+    n = p.stats()["no_signal_shown"]
     time.sleep(0.7)
-    assert p.stats["no_signal_shown"] == n
+    assert p.stats()["no_signal_shown"] == n
 
 
 def test_corrupt_frames_are_counted_not_fatal(make: Callable[..., Pipeline], sinks: Sinks) -> None:
     p = make()
     p.submit(frame(0, b"\xff\xd8garbage"))
-    wait_for(lambda: p.stats["decode_errors"] == 1)
+    wait_for(lambda: p.stats()["decode_errors"] == 1)
     p.submit(frame(1, jpeg(320, 240)))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
 
 
 def test_camera_none_is_not_a_pipeline() -> None:
@@ -456,8 +456,8 @@ def test_default_finder_reports_advice_on_a_machine_without_module(tmp_path: obj
     p.start()
     try:
         p.submit(frame(0, jpeg(64, 48)))
-        wait_for(lambda: p.stats["camera_error"] is not None)
-        assert "modprobe v4l2loopback" in p.stats["camera_error"]
+        wait_for(lambda: p.stats()["camera_error"] is not None)
+        assert "modprobe v4l2loopback" in p.stats()["camera_error"]
     finally:
         p.stop()
 
@@ -487,24 +487,24 @@ def test_nobody_watching_pauses_decoding_after_one_frame(
     p = make(usage_factory=lambda sink: usage)
     data = jpeg(320, 240)
     p.submit(frame(0, data))  # one frame even now: it makes the device a capture device
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     for i in range(1, 4):
         p.submit(frame(i, data))
 
         def idled(n: int = i) -> bool:
-            return p.stats["idle_frames"] == n
+            return p.stats()["idle_frames"] == n
 
         wait_for(idled)
-    assert p.stats["shown"] == 1 and len(sinks.all_frames) == 1
-    assert p.stats["idle"] is True and p.stats["readers"] == 0
+    assert p.stats()["shown"] == 1 and len(sinks.all_frames) == 1
+    assert p.stats()["idle"] is True and p.stats()["readers"] == 0
     assert sinks.made[0].closed is False  # the format stays set: the camera stays listed
     p.signal_lost()  # no "no signal" picture for nobody either
     time.sleep(0.7)
-    assert p.stats["no_signal_shown"] == 0
+    assert p.stats()["no_signal_shown"] == 0
     usage.count = 1  # a reader starts: the next frame is decoded and written
     p.submit(frame(4, data))
-    wait_for(lambda: p.stats["shown"] == 2)
-    assert p.stats["idle"] is False and p.stats["readers"] == 1
+    wait_for(lambda: p.stats()["shown"] == 2)
+    assert p.stats()["idle"] is False and p.stats()["readers"] == 1
     assert sinks.all_frames[1] == Decoder().decode(data).tobytes()
 
 
@@ -518,10 +518,10 @@ def test_count_without_read_readers_keeps_decoding(
         p.submit(frame(i, data))
 
         def shown(n: int = i + 1) -> bool:
-            return p.stats["shown"] == n
+            return p.stats()["shown"] == n
 
         wait_for(shown)
-    assert p.stats["readers"] == 0 and p.stats["idle"] is False and p.stats["idle_frames"] == 0
+    assert p.stats()["readers"] == 0 and p.stats()["idle"] is False and p.stats()["idle_frames"] == 0
 
 
 def test_module_without_usage_event_reports_unknown(
@@ -529,8 +529,8 @@ def test_module_without_usage_event_reports_unknown(
 ) -> None:
     p = make(usage_factory=lambda sink: FakeUsage(None, may_idle=False))
     p.submit(frame(0, jpeg(320, 240)))
-    wait_for(lambda: p.stats["shown"] == 1)
-    assert p.stats["readers"] == "unknown" and p.stats["idle"] is False
+    wait_for(lambda: p.stats()["shown"] == 1)
+    assert p.stats()["readers"] == "unknown" and p.stats()["idle"] is False
 
 
 def test_nobody_watching_still_follows_a_new_stream_size(
@@ -547,20 +547,20 @@ def test_nobody_watching_still_follows_a_new_stream_size(
     p = make(usage_factory=usage_for)
     small, large = jpeg(320, 240), jpeg(640, 480)
     p.submit(frame(0, small))
-    wait_for(lambda: p.stats["shown"] == 1)
+    wait_for(lambda: p.stats()["shown"] == 1)
     p.submit(frame(1, small))
-    wait_for(lambda: p.stats["idle"] is True)
+    wait_for(lambda: p.stats()["idle"] is True)
     for i in range(SWITCH_AFTER_FRAMES + 1):
-        handled = p.stats["shown"] + p.stats["idle_frames"]
+        handled = p.stats()["shown"] + p.stats()["idle_frames"]
         p.submit(frame(2 + i, large))
 
         def handled_more(h: int = handled) -> bool:
-            return p.stats["shown"] + p.stats["idle_frames"] > h
+            return p.stats()["shown"] + p.stats()["idle_frames"] > h
 
         wait_for(handled_more)
     wait_for(lambda: sinks.made[0].size == (640, 480), what="the camera at the new size")
     # resize() may reopen the device: the reader count is asked again on the sink it has now,
     # and after one frame at the new size (which lists the device) decoding pauses again.
     assert len(subscribed) >= 2
-    wait_for(lambda: p.stats["idle"] is True)
+    wait_for(lambda: p.stats()["idle"] is True)
     assert sinks.made[0].frames[-1] == Decoder().decode(large).tobytes()
