@@ -12,8 +12,9 @@ Variants:
            write), inline: what any decoding bridge must at least pay
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   idle     raw mode while nobody watches (v4l2loopback 0.14+ reports zero readers): the
-           pipeline writes one frame, then only asks the count (one poll() per frame, as
-           bridge.camera.usage does) and drops the frame undecoded
+           pipeline writes one frame, then the receive thread drops frames undecoded while
+           the parked worker asks the count now and then (one poll(), as
+           bridge.camera.usage does)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
@@ -94,7 +95,7 @@ def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
 
 
 class NobodyWatching:
-    """The client-usage count of a device nobody reads: zero, asked with one poll() per frame.
+    """The client-usage count of a device nobody reads: zero, asked with one poll() a time.
 
     The poll is on a pipe that never has priority data, as ClientUsage.readers() polls the
     device fd for POLLPRI before it would dequeue an event.

@@ -545,6 +545,7 @@ class Pipeline:
             with self._cond:
                 if self._slot is None and not self._lost:
                     self._slot = frame
+                    self.idle_frames -= 1  # submit() counted it idle: it is shown after all
 
     def _nobody_watches(self, dims: tuple[int, int] | None = None) -> bool:
         """True while the module says no reader streams (never before the first write)."""
