@@ -12,8 +12,9 @@ Variants:
            write), inline: what any decoding bridge must at least pay
   recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
   idle     raw mode while nobody watches (v4l2loopback 0.14+ reports zero readers): the
-           pipeline writes one frame, then only asks the count (one poll() per frame, as
-           bridge.camera.usage does) and drops the frame undecoded
+           pipeline writes one frame, then the receive thread drops frames undecoded while
+           the parked worker asks the count now and then (one poll(), as
+           bridge.camera.usage does)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
@@ -52,7 +53,7 @@ from bridge.core.reassembly import Frame, Reassembler
 from bridge.device.session import Session
 from bridge.errors import BridgeError, CameraError
 from bridge.pixels import yuv
-from bridge.pixels.decode import TJSAMP_420, TurboJPEG, load_turbojpeg
+from bridge.pixels.turbojpeg import TJSAMP_420, TurboJPEG, load_turbojpeg
 
 RCVBUF_BYTES = 8 * 1024 * 1024
 DRAIN_S = 0.3  # after the sender's last burst, time for the last frame to come out
@@ -95,7 +96,7 @@ def sink_factory(use_device: bool) -> tuple[Callable[..., Any], str]:
 
 
 class NobodyWatching:
-    """The client-usage count of a device nobody reads: zero, asked with one poll() per frame.
+    """The client-usage count of a device nobody reads: zero, asked with one poll() a time.
 
     The poll is on a pipe that never has priority data, as ClientUsage.readers() polls the
     device fd for POLLPRI before it would dequeue an event.
@@ -389,7 +390,7 @@ def run_receive(
             "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - m0) / max(got, 1),
         }
         if pipeline is not None:
-            st = pipeline.stats
+            st = pipeline.stats()
             step["skipped"] = pipeline.skipped - sk0
             step["shown"] = pipeline.shown - sh0
             step["p50_ms"], step["p99_ms"] = st["latency_p50_ms"], st["latency_p99_ms"]

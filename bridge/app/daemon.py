@@ -75,7 +75,6 @@ class Output(Protocol):
     def stuck(self, now: float) -> str | None:
         """Why the output's threads are not making progress; None while they are."""
 
-    @property
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -91,7 +90,6 @@ class NullOutput:
     def stuck(self, now: float) -> str | None:
         return None
 
-    @property
     def stats(self) -> dict[str, Any]:
         return {
             "shown": 0,
@@ -619,7 +617,7 @@ class Daemon:
         s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
         s.update(self.session.stats())
         rs = self.reassembler.stats.as_dict()
-        out = dict(self.output.stats)
+        out = self.output.stats()
         res = out.get("resolution") or self.resolution
         s.update(
             {
@@ -674,7 +672,7 @@ class Daemon:
         if self.snapshots.last_error:
             tail += f" (snapshot error: {self.snapshots.last_error})"
         if state == LinkState.STREAMING:
-            out = dict(self.output.stats)
+            out = self.output.stats()
             res = out.get("resolution") or self.resolution
             size = f"{res[0]}x{res[1]}" if res else "?"
             camera = out.get("camera")

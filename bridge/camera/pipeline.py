@@ -15,22 +15,27 @@ frames at the new size, and never by closing the working writer first: the sink'
 tries the new format and, while an app holds the device at its size (v4l2loopback keeps it), the
 writer stays at the old size. Until the camera has the stream's size, every picture is fitted
 into it (scaled, black bars: :mod:`bridge.pixels.fit`), so apps keep receiving pictures. When it
-cannot
-be opened (module not loaded, no
-permission, format locked by a reader) the error text, which says what to run, is kept in
-``stats["camera_error"]`` and the open is retried every few seconds; frames keep being accepted
-and are not decoded meanwhile. While the daemon reports the signal lost, a "no signal" picture is
-written at about 2 fps, so apps stay connected and never freeze on a stale picture.
+cannot be opened (module not loaded, no permission, format locked by a reader) the error text,
+which says what to run, is kept in ``stats()["camera_error"]`` and the open is retried every few
+seconds; frames keep being accepted and are not decoded meanwhile. While the daemon reports the
+signal lost, a "no signal" picture is written every NO_SIGNAL_PERIOD_S, so apps stay connected
+and never freeze on a stale picture.
 
 Nobody watching (bridge.camera.usage): where the module counts every reader (v4l2loopback 0.14
 and later), frames are neither decoded nor written while the count is zero; the device keeps
 its format and stays listed (after one written frame, which makes it a capture device). The
-count is read before each frame, so a reader that starts gets the next frame that arrives.
-While idle the worker is parked and the receive thread asks the count itself (one poll()):
-a frame nobody will see costs no thread hand-over (see bench: "nobody watching").
+count is read before each frame. While idle the worker is parked: it publishes the stream's size,
+and the receive thread drops frames of that size without waking it (a frame nobody will see
+costs no thread hand-over; see bench: "nobody watching"). Only the worker touches the device and
+its reader count: while parked it asks the count every PARKED_CHECK_S, and when a reader starts
+it unparks and shows the newest dropped frame at once.
 
-Latency is measured from ``frame.completed_at`` (``time.monotonic()`` when the last fragment
-arrived) to the end of the sink's write().
+Thread ownership: the worker alone uses the sink, the decoders and the reader count. What other
+threads read (``stats()``, ``stuck()``) is published as plain values replaced whole.
+
+Latency is measured from ``frame.completed_at`` (the clock's time when the last fragment
+arrived) to the end of the sink's write(). Every time the pipeline reads comes from ``clock``
+(``time.monotonic`` unless a test steps its own).
 """
 
 from __future__ import annotations
@@ -38,13 +43,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bridge.camera.loopback import find_camera
+from bridge.camera.meter import ShownMeter
+from bridge.camera.sink import CameraState, FrameLike, Sink, SinkFactory
 from bridge.camera.usage import Usage, usage_for
 from bridge.camera.v4l2 import V4L2Writer
 from bridge.core.jpeg import jpeg_dimensions
@@ -59,8 +66,6 @@ log = logging.getLogger(__name__)
 
 CAMERA_RETRY_S = 3.0
 NO_SIGNAL_PERIOD_S = 0.5  # "no signal" picture at 2 fps: enough for apps to stay connected
-LATENCY_WINDOW = 300  # frames (10 s at 30 fps)
-FPS_WINDOW_S = 2.0
 FORMATS = ("raw", "mjpeg")
 SWITCH_AFTER_FRAMES = 5  # consecutive frames at a new size before the camera follows
 RESIZE_RETRY_S = 5.0  # while an app keeps the camera at its size, ask again this often
@@ -69,33 +74,9 @@ STOP_JOIN_S = 2.0
 # One frame (decode, transform, write) takes milliseconds; a worker on one frame this long is
 # wedged, and the daemon stops feeding systemd's watchdog so the service gets restarted.
 STUCK_S = 10.0
-
-
-class FrameLike(Protocol):
-    """What the pipeline needs of bridge.core.reassembly.Frame."""
-
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def completed_at(self) -> float: ...
-
-
-class Sink(Protocol):
-    """Where pictures go: the V4L2 writer, or a stand-in in tests and the benchmark.
-
-    A sink may open at another size than asked (the device keeps the size an app holds it at):
-    ``size`` is what it takes. ``resize`` returns whether the device now has the new size; when
-    it does not, the sink stays usable at ``size``. CameraError from any method: device gone.
-    """
-
-    @property
-    def size(self) -> tuple[int, int]: ...
-    def write(self, data: Any) -> None: ...
-    def resize(self, width: int, height: int) -> bool: ...
-    def close(self) -> None: ...
-
-
-SinkFactory = Callable[[str, int, int, str, float], Sink]  # (path, width, height, fmt, fps)
+# While parked, the worker asks the reader count this often: a reader that starts waits at most
+# this long (plus one frame) for its first picture.
+PARKED_CHECK_S = 0.05
 
 
 def _default_sink(path: str, width: int, height: int, fmt: str, fps: float) -> Sink:
@@ -107,9 +88,13 @@ def _passthrough_finder(spec: str) -> str | None:
     return spec
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[k]
+@dataclass(frozen=True)
+class _Job:
+    """What the worker does next: a frame, a look at the reader count, a "no signal" picture."""
+
+    frame: FrameLike | None = None
+    check_readers: bool = False
+    no_signal: bool = False
 
 
 class Pipeline:
@@ -127,6 +112,7 @@ class Pipeline:
         retry_s: float = CAMERA_RETRY_S,
         decoder_backend: str = "auto",
         usage_factory: Callable[[Sink], Usage | None] = usage_for,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
@@ -137,6 +123,7 @@ class Pipeline:
         self.camera_spec = camera
         self.fps_hint = fps_hint
         self.retry_s = retry_s
+        self._clock = clock
         self._sink_factory: SinkFactory = sink_factory or _default_sink
         if camera_finder is None:
             camera_finder = find_camera if sink_factory is None else _passthrough_finder
@@ -145,8 +132,11 @@ class Pipeline:
         self._usage_factory = usage_factory
         self._usage: Usage | None = None
         self._primed = False  # a frame was written since the sink opened
-        # Set by the worker while idle: (usage, the stream's size); read by submit().
-        self._parked: tuple[Usage, tuple[int, int] | None] | None = None
+        # Published by the worker while idle: the stream's size whose frames submit() drops.
+        self._parked: tuple[int, int] | None = None
+        self._next_readers_check = 0.0
+        # Written by submit() while parked: the newest dropped frame, shown when a reader starts.
+        self._parked_frame: FrameLike | None = None
         self._cond = threading.Condition()
         self._slot: FrameLike | None = None
         self._lost = False
@@ -154,7 +144,8 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         # Worker-owned state.
         self._sink: Sink | None = None
-        self._sink_path: str | None = None
+        self._sink_path = ""
+        self._camera: CameraState | None = None  # published for stats(): replaced whole
         self._next_open_at = 0.0
         self._pending_size: tuple[int, int] | None = None  # a size the camera may switch to
         self._pending_frames = 0
@@ -165,8 +156,7 @@ class Pipeline:
         self._busy_since: float | None = None  # when the worker took its current job
         self._last_no_signal = 0.0
         self._no_signal_cache: tuple[tuple[int, int], Any] | None = None
-        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._shown_times: deque[float] = deque()
+        self._meter = ShownMeter()
         # Counters (read by stats from other threads: plain ints/objects, replaced atomically).
         self.submitted = 0
         self.shown = 0
@@ -174,7 +164,8 @@ class Pipeline:
         self.not_shown = 0  # taken by the worker but no camera to show them on
         self.decode_errors = 0
         self.no_signal_shown = 0
-        self.idle_frames = 0  # not decoded: nobody was watching
+        self.idle_frames = 0  # not decoded: nobody was watching (counted by the worker)
+        self.parked_frames = 0  # dropped by submit() while the worker is parked
         self.readers: int | None = None
         self.idle = False
         self.camera_error: str | None = None
@@ -226,7 +217,11 @@ class Pipeline:
     def submit(self, frame: FrameLike) -> None:
         """Hand over a complete frame; returns at once. An unprocessed older frame is dropped."""
         parked = self._parked
-        if parked is not None and self._still_idle(parked, frame):
+        # After a stall the frame goes to the worker once more: it ends the "no signal" state.
+        if parked is not None and not self._lost and jpeg_dimensions(frame.data) == parked:
+            self._parked_frame = frame
+            self.submitted += 1
+            self.parked_frames += 1
             return
         with self._cond:
             self.submitted += 1
@@ -260,27 +255,22 @@ class Pipeline:
 
     def reset_latency(self) -> None:
         """Start a new latency window (the benchmark measures each run on its own)."""
-        self._latencies.clear()
+        self._meter.reset_latency()
 
-    @property
     def stats(self) -> dict[str, Any]:
-        lat = sorted(self._latencies)
-        now = time.monotonic()
-        times = list(self._shown_times)
-        fps = 0.0
-        if len(times) >= 2 and now - times[-1] < FPS_WINDOW_S:
-            fps = (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+        """Counters and state for status and the web page (any thread: plain values only)."""
+        camera = self._camera
         return {
             "shown": self.shown,
             "skipped": self.skipped,
-            "camera": self._sink_path if self._sink is not None else None,
-            "camera_size": self._sink.size if self._sink is not None else None,
+            "camera": camera.path if camera is not None else None,
+            "camera_size": camera.size if camera is not None else None,
             "fitted": self.fitted,
             "camera_error": self.camera_error,
             "resolution": self.resolution,
-            "fps": round(fps, 2),
-            "latency_p50_ms": round(_percentile(lat, 0.50) * 1000, 3) if lat else None,
-            "latency_p99_ms": round(_percentile(lat, 0.99) * 1000, 3) if lat else None,
+            "fps": self._meter.fps(self._clock()),
+            "latency_p50_ms": self._meter.latency_ms(0.50),
+            "latency_p99_ms": self._meter.latency_ms(0.99),
             "format": self.fmt,
             "decoder": self._decoder.backend if self._decoder is not None else None,
             "decode_errors": self.decode_errors,
@@ -289,7 +279,7 @@ class Pipeline:
             "no_signal_shown": self.no_signal_shown,
             "readers": self.readers if self.readers is not None else "unknown",
             "idle": self.idle,
-            "idle_frames": self.idle_frames,
+            "idle_frames": self.idle_frames + self.parked_frames,
         }
 
     # -- worker ------------------------------------------------------------------------------
@@ -307,32 +297,63 @@ class Pipeline:
                 decoder.close()
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._running and self._slot is None:
-                    if self._lost:
-                        wait = self._last_no_signal + NO_SIGNAL_PERIOD_S - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self._cond.wait(wait)
-                    else:
-                        self._cond.wait()
-                if not self._running:
-                    return
-                frame, self._slot = self._slot, None
-                lost = self._lost
-            self._busy_since = time.monotonic()
-            try:
-                if frame is not None:
-                    self._show(frame)
-                elif lost:
+        while self._running:
+            self.work_once(block=True)
+
+    def work_once(self, block: bool = False) -> bool:
+        """The worker's loop body: do the next job that is due on the clock; whether there was
+        one. ``block`` waits for one (until stop()); tests call it unblocked, stepping the clock,
+        on a pipeline that was never started."""
+        with self._cond:
+            while True:
+                if block and not self._running:
+                    return False
+                job, wait = self._next_job(self._clock())
+                if job is not None or not block:
+                    break
+                self._cond.wait(wait)
+        if job is None:
+            return False
+        self._busy_since = self._clock()
+        try:
+            if job.frame is not None:
+                self._show(job.frame)
+            else:
+                if job.check_readers:
+                    self._check_readers()
+                if job.no_signal:
                     self._show_no_signal()
-            except Exception:  # never let the worker die: the daemon must keep streaming
-                log.exception("pipeline: unexpected error; frame dropped")
-            finally:
-                self._busy_since = None
+        except Exception:  # never let the worker die: the daemon must keep streaming
+            log.exception("pipeline: unexpected error; frame dropped")
+        finally:
+            self._busy_since = None
+        return True
+
+    def _next_job(self, now: float) -> tuple[_Job | None, float | None]:
+        """Under the lock: the job due at ``now``, else how long to wait for one (None: until
+        notified). A frame comes first; it takes the frame out of the slot."""
+        if self._slot is not None:
+            frame, self._slot = self._slot, None
+            return _Job(frame=frame), None
+        waits: list[float] = []
+        check = False
+        if self._parked is not None:
+            wait = self._next_readers_check - now
+            check = wait <= 0
+            waits.append(wait)
+        no_signal = False
+        if self._lost:
+            wait = self._last_no_signal + NO_SIGNAL_PERIOD_S - now
+            no_signal = wait <= 0
+            waits.append(wait)
+        if check or no_signal:
+            return _Job(check_readers=check, no_signal=no_signal), None
+        return None, (min(waits) if waits else None)
 
     def _show(self, frame: FrameLike) -> None:
+        # Frames reach the worker while parked only when something changed (their size, a
+        # stall): it decides afresh below whether to park again.
+        self._parked = None
         transform = self.transform  # once per frame: a reload may replace it meanwhile
         data = frame.data
         dims = jpeg_dimensions(data)
@@ -361,12 +382,11 @@ class Pipeline:
             log.debug("frame not decodable: %s", exc)
             return
         if self._write(picture):
-            done = time.monotonic()
-            self._latencies.append(done - frame.completed_at)
+            done = self._clock()
+            self._meter.record(done, frame.completed_at)
             self.shown += 1
             if out_size != camera:
                 self.fitted += 1
-            self._note_shown(done)
 
     def _render(
         self,
@@ -396,14 +416,8 @@ class Pipeline:
             raise DecodeError(f"decoded {self._decoder.size}, SOF said {size}")
         return self._fitter.fit(transform.apply(i420, *size), out_size, camera)
 
-    def _note_shown(self, now: float) -> None:
-        times = self._shown_times
-        times.append(now)
-        while times and now - times[0] > FPS_WINDOW_S:
-            times.popleft()
-
     def _show_no_signal(self) -> None:
-        self._last_no_signal = time.monotonic()
+        self._last_no_signal = self._clock()
         sink = self._sink
         if sink is None:
             if self.resolution is None:
@@ -438,7 +452,7 @@ class Pipeline:
             self._pending_size, self._pending_frames = size, 0
             self._next_resize_at = 0.0
         self._pending_frames += 1
-        now = time.monotonic()
+        now = self._clock()
         if self._pending_frames < SWITCH_AFTER_FRAMES or now < self._next_resize_at:
             return sink
         log.log(
@@ -457,6 +471,7 @@ class Pipeline:
             return None
         # resize() may have closed and reopened the device: subscribe on the descriptor it has now.
         self._watch_readers(sink)
+        self._camera = CameraState(self._sink_path, sink.size)
         if switched:
             self._pending_size, self._pending_frames = None, 0
         else:
@@ -465,7 +480,7 @@ class Pipeline:
 
     def _open(self, size: tuple[int, int]) -> Sink | None:
         """Open the camera at ``size`` (or the size the device keeps); None: retry later."""
-        now = time.monotonic()
+        now = self._clock()
         if now < self._next_open_at:
             return None
         try:
@@ -483,6 +498,7 @@ class Pipeline:
             return None
         self._sink = sink
         self._sink_path = path
+        self._camera = CameraState(path, sink.size)
         self._pending_size, self._pending_frames = None, 0
         self._watch_readers(sink)
         if self._usage is not None and self._usage.may_idle:
@@ -503,7 +519,7 @@ class Pipeline:
             log.warning("virtual camera lost: %s", exc)
             self.camera_error = str(exc)
             self._close_sink()
-            self._next_open_at = time.monotonic() + self.retry_s
+            self._next_open_at = self._clock() + self.retry_s
             return False
         return True
 
@@ -517,27 +533,29 @@ class Pipeline:
             log.warning("cannot ask %s who is watching: %s", self._sink_path, exc)
             self._usage = None
 
-    def _still_idle(self, parked: tuple[Usage, tuple[int, int] | None], frame: FrameLike) -> bool:
-        """Receive thread, while the worker is parked: drop the frame if still nobody watches.
-
-        A reader starting, or the stream changing size (the device must show the new one),
-        ends it: the frame then goes to the worker as usual.
-        """
-        usage, dims = parked
-        if usage.readers() != 0 or jpeg_dimensions(frame.data) != dims:
-            self._parked = None
-            return False
-        self.submitted += 1
-        self.idle_frames += 1
-        return True
+    def _check_readers(self) -> None:
+        """Parked: unpark when a reader started, and show it the newest dropped frame at once
+        (unless the stream stalled meanwhile: the "no signal" picture is due then)."""
+        self._next_readers_check = self._clock() + PARKED_CHECK_S
+        if self._nobody_watches():
+            return
+        self._parked = None
+        frame, self._parked_frame = self._parked_frame, None
+        if frame is not None:
+            with self._cond:
+                if self._slot is None and not self._lost:
+                    self._slot = frame
+                    self.idle_frames -= 1  # submit() counted it idle: it is shown after all
 
     def _nobody_watches(self, dims: tuple[int, int] | None = None) -> bool:
         """True while the module says no reader streams (never before the first write)."""
         usage = self._usage
         self.readers = usage.readers() if usage is not None else None
         idle = usage is not None and usage.may_idle and self._primed and self.readers == 0
-        if idle and usage is not None and dims is not None:
-            self._parked = (usage, dims)
+        if idle and dims is not None and self._parked != dims:
+            self._parked_frame = None  # only a frame dropped from now on is new enough to show
+            self._next_readers_check = self._clock() + PARKED_CHECK_S
+            self._parked = dims
         if idle != self.idle:
             log.info(
                 "%s",
@@ -550,6 +568,8 @@ class Pipeline:
 
     def _close_sink(self) -> None:
         self._parked = None
+        self._parked_frame = None
+        self._camera = None
         sink, self._sink = self._sink, None
         self._usage = None
         self.readers = None

@@ -1,196 +1,46 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """JPEG to camera pixels: I420 (YU12), BT.601 limited range, in buffers reused frame after frame.
 
-Why two backends (numbers from ``make bench`` and the team's perf notes, 2 vCPU EPYC):
+Why two backends (the measurements are in ``make bench`` and the team's perf notes):
 
-* ``turbojpeg``: libjpeg-turbo's ``tjDecompressToYUVPlanes`` through a small ctypes binding to the
-  system's ``libturbojpeg.so.0`` (Debian package ``libturbojpeg0``). JPEG already stores YCbCr, so
-  this skips the colour conversion and upsampling that a BGR decode pays for and then undoes. JPEG's
-  YCbCr is *full range* while V4L2 consumers expect *limited range* (what pyvirtualcam's libyuv
-  writes), so each plane is rescaled (:class:`bridge.pixels.yuv.RangeFix`: OpenCV when importable,
-  else
-  exact integer numpy), and 4:2:2 chroma is turned into 4:2:0 by keeping every other row.
+* ``turbojpeg``: libjpeg-turbo's ``tjDecompressToYUVPlanes`` through the ctypes binding in
+  :mod:`bridge.pixels.turbojpeg` (Debian package ``libturbojpeg0``). JPEG already stores YCbCr, so
+  this skips the colour conversion and upsampling that a BGR decode pays for and then undoes.
+  JPEG's YCbCr is *full range* while V4L2 consumers expect *limited range* (what pyvirtualcam's
+  libyuv writes), so each plane is rescaled (:class:`bridge.pixels.yuv.RangeFix`: OpenCV when
+  importable, else exact integer numpy), and 4:2:2 chroma is turned into 4:2:0 by keeping every
+  other row.
 * ``simplejpeg``: decode to BGR into a preallocated buffer, then BGR->I420. Used when libturbojpeg
   is missing. JPEG layouts the fast path does not cover (4:4:4, greyscale, odd sizes) go through a
   BGR decode too: simplejpeg when installed, else libturbojpeg's ``tjDecompress2`` (the Debian
   package has no simplejpeg).
 
 Never ``cv2.imdecode`` per frame: it allocates two frame-sized buffers per call, and in a fresh
-process glibc returns them to the kernel and page-faults them back in (about 1,300 minor faults per
-720p frame), which doubles the cost. Both decoders here release the GIL.
+process glibc returns them to the kernel and page-faults them back in on every frame, which
+doubles the cost. Both decoders here release the GIL.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import threading
 
 import numpy as np
 
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.pixels.optional import simplejpeg
+from bridge.pixels.turbojpeg import (
+    TJFLAG_FASTDCT,
+    TJSAMP_420,
+    TJSAMP_422,
+    DecodeError,
+    TurboJPEG,
+    load_turbojpeg,
+)
 from bridge.pixels.yuv import RangeFix, bgr_to_i420
 
 log = logging.getLogger(__name__)
 
-# SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
-
-# TurboJPEG 2.x API constants (turbojpeg.h); libjpeg-turbo 3.x still exports this API.
-TJSAMP_422 = 1
-TJSAMP_420 = 2
-_TJPF_BGR = 1
-_TJFLAG_FASTDCT = 2048
-_TJERR_WARNING = 0
-
-
-class DecodeError(ValueError):
-    """The bytes are not a JPEG we can show (the frame is skipped and counted)."""
-
-
-class TurboJPEG:
-    """Minimal ctypes binding: one decompressor handle, decode into caller-owned planes."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self._lib = lib
-        lib.tjInitDecompress.restype = ctypes.c_void_p
-        lib.tjInitDecompress.argtypes = []
-        lib.tjDestroy.argtypes = [ctypes.c_void_p]
-        lib.tjDestroy.restype = ctypes.c_int
-        lib.tjDecompressHeader3.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.POINTER(ctypes.c_int),
-            ctypes.POINTER(ctypes.c_int),
-            ctypes.POINTER(ctypes.c_int),
-            ctypes.POINTER(ctypes.c_int),
-        ]
-        lib.tjDecompressHeader3.restype = ctypes.c_int
-        lib.tjDecompressToYUVPlanes.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.POINTER(ctypes.c_void_p),
-            ctypes.c_int,
-            ctypes.POINTER(ctypes.c_int),
-            ctypes.c_int,
-            ctypes.c_int,
-        ]
-        lib.tjDecompressToYUVPlanes.restype = ctypes.c_int
-        lib.tjDecompress2.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_void_p,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-        ]
-        lib.tjDecompress2.restype = ctypes.c_int
-        lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
-        lib.tjGetErrorStr2.restype = ctypes.c_char_p
-        lib.tjGetErrorCode.argtypes = [ctypes.c_void_p]
-        lib.tjGetErrorCode.restype = ctypes.c_int
-        self._handle = lib.tjInitDecompress()
-        if not self._handle:
-            raise OSError("tjInitDecompress failed")
-        self._w = ctypes.c_int()
-        self._h = ctypes.c_int()
-        self._sub = ctypes.c_int()
-        self._cs = ctypes.c_int()
-        self._planes = (ctypes.c_void_p * 3)()
-        self._strides = (ctypes.c_int * 3)()
-
-    def header(self, jpeg: bytes) -> tuple[int, int, int]:
-        """(width, height, TJSAMP subsampling) or DecodeError."""
-        rc = self._lib.tjDecompressHeader3(
-            self._handle,
-            jpeg,
-            len(jpeg),
-            ctypes.byref(self._w),
-            ctypes.byref(self._h),
-            ctypes.byref(self._sub),
-            ctypes.byref(self._cs),
-        )
-        if rc != 0:
-            raise DecodeError(self._error())
-        return self._w.value, self._h.value, self._sub.value
-
-    def decode_planes(
-        self,
-        jpeg: bytes,
-        planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-        width: int,
-        height: int,
-        flags: int,
-    ) -> None:
-        """Decode into three 2-D uint8 arrays (row strides taken from the arrays)."""
-        for k, p in enumerate(planes):
-            self._planes[k] = p.ctypes.data
-            self._strides[k] = p.strides[0]
-        rc = self._lib.tjDecompressToYUVPlanes(
-            self._handle, jpeg, len(jpeg), self._planes, width, self._strides, height, flags
-        )
-        # A warning (e.g. a corrupt byte in the entropy data) still produced a full picture.
-        if rc != 0 and self._lib.tjGetErrorCode(self._handle) != _TJERR_WARNING:
-            raise DecodeError(self._error())
-
-    def decode_bgr(self, jpeg: bytes, bgr: np.ndarray, flags: int) -> None:
-        """Decode into a C-contiguous (h, w, 3) uint8 BGR array of the picture's size."""
-        h, w = bgr.shape[:2]
-        rc = self._lib.tjDecompress2(
-            self._handle, jpeg, len(jpeg), bgr.ctypes.data, w, w * 3, h, _TJPF_BGR, flags
-        )
-        if rc != 0 and self._lib.tjGetErrorCode(self._handle) != _TJERR_WARNING:
-            raise DecodeError(self._error())
-
-    def _error(self) -> str:
-        msg = self._lib.tjGetErrorStr2(self._handle)
-        return msg.decode(errors="replace") if msg else "libturbojpeg error"
-
-    def close(self) -> None:
-        if self._handle:
-            self._lib.tjDestroy(self._handle)
-            self._handle = None
-
-
-_lib_lock = threading.Lock()
-_lib_cache: list[ctypes.CDLL | None] = []
-
-
-def load_turbojpeg() -> ctypes.CDLL | None:
-    """The system libturbojpeg with the TurboJPEG 2 API, or None (then simplejpeg is used)."""
-    with _lib_lock:
-        if _lib_cache:
-            return _lib_cache[0]
-        lib = None
-        for name in ("libturbojpeg.so.0", ctypes.util.find_library("turbojpeg")):
-            if not name:
-                continue
-            try:
-                candidate = ctypes.CDLL(name)
-                candidate.tjDecompressToYUVPlanes  # noqa: B018  (AttributeError if too old)
-                candidate.tjGetErrorCode  # noqa: B018
-            except (OSError, AttributeError):
-                continue
-            lib = candidate
-            break
-        if lib is None:
-            log.info(
-                "libturbojpeg not found (Debian: apt install libturbojpeg0); "
-                "decoding through simplejpeg, about 5-15%% slower"
-            )
-        _lib_cache.append(lib)
-        return lib
-
-
-def turbojpeg_available() -> bool:
-    """Whether the fast decode-to-YUV backend can be used on this system."""
-    return load_turbojpeg() is not None
+__all__ = ["DecodeError", "Decoder"]
 
 
 class Decoder:
@@ -219,7 +69,7 @@ class Decoder:
         self.backend = "turbojpeg" if self._tj is not None else "simplejpeg"
         self._range = RangeFix()
         self._fast_dct = fast_dct
-        self._tj_flags = _TJFLAG_FASTDCT if fast_dct else 0
+        self._tj_flags = TJFLAG_FASTDCT if fast_dct else 0
         self._out = np.empty((0, 0), np.uint8)
         self._out_wh = (0, 0)
         self._chroma = np.empty((0, 0), np.uint8)  # 4:2:2 scratch: two planes stacked

@@ -442,9 +442,8 @@ class SpyPipeline:
     def stuck(self, now: float) -> str | None:
         return self.inner.stuck(now)
 
-    @property
     def stats(self) -> dict[str, Any]:
-        return self.inner.stats
+        return self.inner.stats()
 
 
 def test_daemon_feeds_the_pipeline_and_signals_stalls(tmp_path: Path) -> None:

@@ -378,7 +378,7 @@ def test_pipeline_to_real_camera(tmp_path: Path) -> None:
     try:
         ff = _read_rgb(tmp_path / "ff.rgb")
         assert ff.returncode == 0, ff.stderr.decode(errors="replace")[-2000:]
-        st = p.stats
+        st = p.stats()
         assert st["camera"] == DEVICE and st["camera_error"] is None
         stop.set()
         t.join(5)
@@ -462,11 +462,11 @@ def test_reader_attached_throughout_size_changes_keeps_getting_fitted_pictures(
         k = 0
         # Three frames shown; or, where the module counts readers (0.14+), one frame shown and
         # decoding then idle because nobody watches yet: the reader below ends that.
-        while p.stats["shown"] < 3 and not (p.stats["shown"] >= 1 and p.stats["idle"]):
+        while p.stats()["shown"] < 3 and not (p.stats()["shown"] >= 1 and p.stats()["idle"]):
             p.submit(Frame(k & 0xFF, a_jpeg, time.monotonic()))
             k += 1
             time.sleep(0.05)
-            assert k < 2000, p.stats
+            assert k < 2000, p.stats()
         reader = subprocess.Popen(
             [
                 "v4l2-ctl",
@@ -495,7 +495,7 @@ def test_reader_attached_throughout_size_changes_keeps_getting_fitted_pictures(
             k += 1
             time.sleep(1 / 20)
         _, err = reader.communicate(timeout=60)
-        camera_size = p.stats["camera_size"]
+        camera_size = p.stats()["camera_size"]
     finally:
         p.stop()
         if reader is not None and reader.poll() is None:

@@ -19,7 +19,8 @@ from support.reference_yuv import bgr_to_limited_i420
 
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.pixels import optional
-from bridge.pixels.decode import DecodeError, Decoder, turbojpeg_available
+from bridge.pixels.decode import DecodeError, Decoder
+from bridge.pixels.turbojpeg import turbojpeg_available
 from bridge.pixels.yuv import RangeFix
 
 PSNR_MIN_DB = 45.0

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from bridge.pixels import optional
-from bridge.pixels.decode import Decoder, load_turbojpeg
+from bridge.pixels.decode import Decoder
 from bridge.pixels.encode import encode_jpeg_yuv_planes
+from bridge.pixels.turbojpeg import load_turbojpeg
 from bridge.pixels.yuv import bgr_to_i420, planes
 from bridge.sim.scene import render_frame
 
