@@ -62,7 +62,6 @@ def parse_http(text: str) -> tuple[str, int] | None:
     return host, int(port_text)
 
 
-
 # ---- validators: (source, key, value) -> the value to use, or ConfigError -----------------
 
 
@@ -150,7 +149,6 @@ def _choice(source: str, key: str, v: Any, choices: tuple[Any, ...]) -> Any:
     if isinstance(v, bool) or v not in choices:
         raise _fail(source, key, v, "must be one of " + ", ".join(str(c) for c in choices))
     return v
-
 
 
 # ---- the table ----------------------------------------------------------------------------
@@ -261,8 +259,7 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         600.0,
         _nonneg_number,
-        "exit 0 after the borescope has been gone for S seconds (default 600; "
-        "0 = stay forever)",
+        "exit 0 after the borescope has been gone for S seconds (default 600; 0 = stay forever)",
         metavar="S",
         group="device",
         live=True,

@@ -42,9 +42,9 @@ def test_live_keys_are_the_ones_a_reload_can_apply() -> None:
 
 
 def test_validate_names_the_source() -> None:
-    with pytest.raises(ConfigError, match="^--wait -1: must be a number of seconds"):
+    with pytest.raises(ConfigError, match=r"^--wait -1: must be a number of seconds"):
         settings.validate("wait", -1, "--wait")
-    with pytest.raises(ConfigError, match="^/etc/x.toml: key 'flip' = 'up': must be one of"):
+    with pytest.raises(ConfigError, match=r"^/etc/x\.toml: key 'flip' = 'up': must be one of"):
         settings.validate("flip", "up", "/etc/x.toml")
     with pytest.raises(ConfigError, match="unknown setting"):
         settings.validate("nope", 1, "--nope")
