@@ -44,11 +44,14 @@ def _sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
 
 
 class Notifier:
-    """Sends sd_notify messages when NOTIFY_SOCKET is set; a no-op otherwise."""
+    """Sends sd_notify messages when NOTIFY_SOCKET is set; a no-op otherwise.
+
+    `environ` decides whether to send and the watchdog interval; each message goes to the
+    NOTIFY_SOCKET of the process environment at the time it is sent.
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self._environ = environ
         self.enabled = bool(env.get("NOTIFY_SOCKET"))
         self.watchdog_interval_s: float | None = None
         usec = env.get("WATCHDOG_USEC")
@@ -64,7 +67,7 @@ class Notifier:
         self._last_watchdog = 0.0
 
     def send(self, message: str) -> None:
-        if self.enabled and not _sd_notify(message, self._environ):
+        if self.enabled and not _sd_notify(message):
             log.debug("sd_notify(%r) failed", message)
 
     def ready(self, status: str) -> None:

@@ -25,14 +25,18 @@ def receiver(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     sock.close()
 
 
-def test_ready_reaches_a_path_socket(receiver: tuple[socket.socket, str]) -> None:
+def test_ready_reaches_a_path_socket(
+    receiver: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     sock, path = receiver
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
     Notifier({"NOTIFY_SOCKET": path}).ready("waiting for device")
     assert sock.recv(4096) == b"READY=1\nSTATUS=waiting for device"
 
 
-def test_abstract_namespace_address() -> None:
+def test_abstract_namespace_address(monkeypatch: pytest.MonkeyPatch) -> None:
     name = f"borescope-test-{os.getpid()}"
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         sock.settimeout(5)
@@ -45,8 +49,11 @@ def test_abstract_namespace_address() -> None:
     assert int(msg.rsplit("=", 1)[1]) > 0
 
 
-def test_watchdog_pings_at_half_the_timeout(receiver: tuple[socket.socket, str]) -> None:
+def test_watchdog_pings_at_half_the_timeout(
+    receiver: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     sock, path = receiver
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000"})
     assert notifier.watchdog_interval_s == 2.0
     notifier.watchdog(100.0)
