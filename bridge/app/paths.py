@@ -9,10 +9,13 @@ daemons never share a socket or a snapshot folder.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import subprocess
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
 SYSTEM_CONTROL_SOCKET = "/run/borescope-bridge/control.sock"
@@ -122,3 +125,23 @@ def control_socket_candidates() -> list[str]:
         if p not in seen:
             seen.append(p)
     return seen
+
+
+def check_snapshot_dir(directory: str) -> None:
+    """Warn now, not at the first press, when snapshots cannot be written to `directory`."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        log.warning(
+            "snapshot directory %s cannot be created (%s): snapshots will fail "
+            "until this is fixed (--snapshot-dir)",
+            directory,
+            exc.strerror,
+        )
+        return
+    if not os.access(directory, os.W_OK | os.X_OK):
+        log.warning(
+            "snapshot directory %s is not writable by this user: snapshots will "
+            "fail (--snapshot-dir)",
+            directory,
+        )
