@@ -148,8 +148,11 @@ def build_receive_path(config: Config, listener: Listener) -> Session:
     )
 
 
-def make_output(config: Config) -> Output:
-    """The Pipeline (video side), or NullOutput for --camera none."""
+def make_output(config: Config, **pipeline_options: Any) -> Output:
+    """The Pipeline (video side), or NullOutput for --camera none.
+
+    `pipeline_options` go to the Pipeline as they are (the benchmark's stand-in sink).
+    """
     if config.camera == "none":
         return NullOutput()
     from bridge.camera.pipeline import Pipeline
@@ -160,6 +163,7 @@ def make_output(config: Config) -> Output:
         rotate=config.rotate,
         flip=config.flip,
         fps_hint=config.fps_hint,
+        **pipeline_options,
     )
 
 
