@@ -29,10 +29,11 @@ Threads (name: owner; what it owns; mailbox in -> out):
         in: client requests -> out: _handle_control replies (status, take_snapshot, url)
     web (asyncio loop): bridge.web.server.WebServer; the HTTP socket and its clients;
         in: Feed (newest frame, state, saved snapshots) -> out: pages, streams, events;
-        its snapshot button calls take_snapshot on a worker thread
+        its snapshot button calls take_snapshot on the loop's executor threads
 
-Builders shared with the demo and the benchmark: `build_receive_path` (Session, Reassembler
-and ButtonTracker for a Config and a listener) and `make_output` (the video side).
+The builders `build_receive_path` (Session, Reassembler and ButtonTracker for a Config and a
+listener) and `make_output` (the video side) wire the parts here; the demo runs a whole
+Daemon, the benchmark (bench/worker.py) takes the builders alone.
 """
 
 from __future__ import annotations
