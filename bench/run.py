@@ -10,7 +10,9 @@ viewers of /stream.mjpeg in another process, for the extra CPU per frame per vie
 added latency (frame complete -> bytes written to the viewer's socket).
 "raw, Debian package" is the raw variant as the Debian package runs it: Debian's /usr/bin/python3
 with its own numpy, on the files of a .deb built by `make deb` (no OpenCV, no simplejpeg).
-Numbers are informative; nothing here is a test.
+Numbers are informative; nothing here is a test. Each variant's process has a time limit that
+follows from its steps: a variant that fails or stalls is reported as "failed: <reason>" and
+the run goes on to the next.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def make_frames(root: Path, count: int) -> dict[str, tuple[Path, int]]:
 
 REPO = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON = "/usr/bin/python3"
+DEB_BUILD_S = 300.0  # `make deb`, and unpacking what it built
 
 
 class Runner:
@@ -80,35 +83,56 @@ class Runner:
         self.python, self.env, self.cwd = python, env, cwd
 
 
+def build_deb(out: Path) -> Path | str:
+    """`make deb` into `out`, unpacked: the root of its files, or why there is none."""
+    try:
+        proc = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(REPO),
+                "deb",
+                f"DEB_DIR={out / 'build'}",
+                f"DIST_DIR={out}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=DEB_BUILD_S,
+        )
+        debs = sorted(out.glob("borescope-bridge_*_all.deb"))
+        if proc.returncode != 0 or not debs:
+            last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no package"]
+            return "make deb failed: " + last[0]
+        root = out / "root"
+        unpack = subprocess.run(
+            ["dpkg-deb", "-x", str(debs[0]), str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=DEB_BUILD_S,
+        )
+        if unpack.returncode != 0:
+            return "dpkg-deb -x failed: " + unpack.stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"make deb failed: {exc}"
+    return root
+
+
 def debian_package(tmp: Path) -> Runner | str:
     """A Runner for the installed-package configuration, or why there is none here."""
-    probe = subprocess.run(
-        [DEBIAN_PYTHON, "-c", "import numpy, systemd.daemon"],
-        capture_output=True,
-        check=False,
-    )
+    try:
+        probe = subprocess.run(
+            [DEBIAN_PYTHON, "-c", "import numpy"], capture_output=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {DEBIAN_PYTHON}: {exc}"
     if probe.returncode != 0:
-        return "needs Debian's python3-numpy and python3-systemd (apt install them)"
-    out = tmp / "deb"
-    proc = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-C",
-            str(REPO),
-            "deb",
-            f"DEB_DIR={out / 'build'}",
-            f"DIST_DIR={out}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    debs = sorted(out.glob("borescope-bridge_*_all.deb"))
-    if proc.returncode != 0 or not debs:
-        return "make deb failed: " + (proc.stdout + proc.stderr).strip().splitlines()[-1]
-    root = out / "root"
-    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], check=True)
+        return "needs Debian's python3-numpy (apt install it)"
+    root = build_deb(tmp / "deb")
+    if isinstance(root, str):
+        return root
     site = root / "usr/lib/python3/dist-packages"
     # The package's bridge first; the tree only for the bench module itself. Run outside the
     # tree so that `-m` does not put the tree's bridge first on sys.path.
@@ -117,6 +141,17 @@ def debian_package(tmp: Path) -> Runner | str:
 
 
 WEB_CLIENTS = (0, 1, 4)
+
+
+# Beyond the frames' own sending time: start-up, warm-up, drain and stop of one variant.
+VARIANT_MARGIN_S = 60.0
+
+
+def variant_time_limit(steps: str) -> float:
+    """How long one variant's process may take: its runs (the first twice), and a margin."""
+    runs = [(float(a), int(b)) for a, b in (s.split(":") for s in steps.split(","))]
+    sending = sum(n / fps for fps, n in runs) + runs[0][1] / runs[0][0] + 0.5
+    return VARIANT_MARGIN_S + 2 * sending
 
 
 def run_variant(
@@ -143,18 +178,29 @@ def run_variant(
         cmd.append("--no-device")
     if clients:
         cmd += ["--clients", str(clients)]
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=runner.env,
-        cwd=runner.cwd,
-    )
+    limit = variant_time_limit(steps)
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            check=False,
+            env=runner.env,
+            cwd=runner.cwd,
+        )
+    except subprocess.TimeoutExpired:
+        return {"variant": variant, "error": f"stalled: no result within {limit:.0f} s"}
+    except OSError as exc:
+        return {"variant": variant, "error": f"cannot start {runner.python}: {exc}"}
     if proc.returncode != 0:
-        return {"variant": variant, "error": proc.stderr.strip().splitlines()[-1:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return {"variant": variant, "error": last[0]}
+    try:
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"variant": variant, "error": "no result on its output"}
+    return result
 
 
 def fmt(v: float | None, spec: str = ".2f") -> str:
@@ -165,6 +211,13 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     """Numbers for the table: the 30 fps run, and the highest rate with neither loss nor skip."""
     if "error" in r:
         return {"error": r["error"]}
+    try:
+        return _summarize(r)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        return {"error": f"incomplete result ({exc!r})"}
+
+
+def _summarize(r: dict[str, Any]) -> dict[str, Any]:
     if r["variant"] == "decode":
         return {"cpu_ms": r["cpu_ms"], "rss": r["peak_rss_mib"], "faults": r["faults"]}
     first = min(r["steps"][0], r.get("repeat", r["steps"][0]), key=lambda st: st["cpu_ms"])
@@ -193,7 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         help="use the byte-copying stand-in even where a v4l2loopback device exists",
     )
     ap.add_argument("--json", type=Path, help="also write all raw results to this file")
+    ap.add_argument(
+        "--only",
+        metavar="NAME[,NAME...]",
+        help=f"run only these: {', '.join(VARIANTS)}, web (the web page section); "
+        "with --quick, a short check that one variant works",
+    )
     args = ap.parse_args(argv)
+    wanted = set(args.only.split(",")) if args.only else {*VARIANTS, "web"}
+    unknown = wanted - {*VARIANTS, "web"}
+    if unknown:
+        ap.error(f"--only: unknown {', '.join(sorted(unknown))}")
     steps = "30:45,60:45,120:45" if args.quick else "30:120,60:90,90:90,120:90"
     loop = 4 if args.quick else 8
     started = time.monotonic()
@@ -210,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         frames = make_frames(Path(tmp), loop)
-        deb = debian_package(Path(tmp))
+        deb = debian_package(Path(tmp)) if "raw-deb" in wanted else "not asked for"
         for name, _w, _h in RESOLUTIONS:
             d, avg = frames[name]
             print(f"\n== {name} (simulator frames, 4:2:2 q80, {avg / 1000:.0f} KB average)")
@@ -219,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'p99 ms':>7s} {'RSS MiB':>7s} {'flt/fr':>6s}  ladder fps:lost+skipped"
             )
             results[name] = {}
-            for variant in VARIANTS:
+            for variant in (v for v in VARIANTS if v in wanted):
                 if variant == "raw-deb":
                     r = (
                         {"error": deb}
@@ -243,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(s.get('p99')):>7s} {fmt(s['rss'], '.0f'):>7s} "
                     f"{fmt(s['faults'], '.0f'):>6s}  {s.get('ladder', '')}"
                 )
-        results["web"] = web_section(frames, steps.split(",")[0], args.quick)
+        if "web" in wanted:
+            results["web"] = web_section(frames, steps.split(",")[0], args.quick)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     report({k: v for k, v in results.items() if k != "web"})
@@ -281,7 +345,11 @@ def web_section(
             if "error" in r:
                 print(f"{name:6s} {n:7d} failed: {r['error']}")
                 continue
-            st = min(r["steps"][0], r.get("repeat", r["steps"][0]), key=lambda x: x["cpu_ms"])
+            try:
+                st = min(r["steps"][0], r.get("repeat", r["steps"][0]), key=lambda x: x["cpu_ms"])
+            except (KeyError, IndexError, TypeError):
+                print(f"{name:6s} {n:7d} failed: incomplete result")
+                continue
             if n == 0:
                 base = st["cpu_ms"]
             extra = None if base is None or n == 0 else (st["cpu_ms"] - base) / n

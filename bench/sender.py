@@ -19,6 +19,7 @@ from pathlib import Path
 from bridge.core.protocol import fragment_jpeg
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024
+START_S = 60.0  # a receiver that never sends its first heartbeat is gone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames-dir", required=True, type=Path)
     args = ap.parse_args(argv)
     jpegs = [p.read_bytes() for p in sorted(args.frames_dir.glob("*.jpg"))]
+    if not jpegs:
+        print(f"no *.jpg in {args.frames_dir}", file=sys.stderr)
+        return 1
     stream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     stream.bind(("127.0.0.1", 0))
@@ -35,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"stream_port": stream.getsockname()[1], "event_port": event.getsockname()[1]}),
         flush=True,
     )
-    _, client = stream.recvfrom(65536)  # the first heartbeat tells us where to stream
+    stream.settimeout(START_S)
+    try:
+        _, client = stream.recvfrom(65536)  # the first heartbeat tells us where to stream
+    except TimeoutError:
+        print(f"no heartbeat from the receiver within {START_S:g} s", file=sys.stderr)
+        return 1
+    stream.settimeout(None)
     print("ready", flush=True)
     seq = 0
     for line in sys.stdin:

@@ -2,15 +2,15 @@
 """One benchmark variant in its own process (fair RSS and page-fault behaviour); JSON on stdout.
 
 Variants:
-  raw      the daemon's path: bridge.device.session.Session (recv_into a preallocated buffer, the
-  real
-           Reassembler) -> Pipeline(fmt="raw") worker thread -> sink
-  mjpeg    the same with Pipeline(fmt="mjpeg"): no decode
+  raw      the daemon's path, built by the daemon's own builders (bridge.app.daemon):
+           build_receive_path (Session: recv_into a preallocated buffer, the real Reassembler)
+           -> make_output (Pipeline, format raw) worker thread -> sink
+  mjpeg    the same with format mjpeg: no decode
   naive    the reference: recvfrom + bytearray +=, cv2.imdecode to BGR, BGR->I420 as
            pyvirtualcam fmt=BGR does, write, all inline in the receive loop
   floor    receive as in raw, then only libjpeg-turbo decode-to-YUV (no range fix, no 4:2:0, no
            write), inline: what any decoding bridge must at least pay
-  recv     receive alone: Session + Reassembler, frames dropped (what every mode pays)
+  recv     receive alone: the receive path, frames dropped (what every mode pays)
   idle     raw mode while nobody watches (v4l2loopback 0.14+ reports zero readers): the
            pipeline writes one frame, then the receive thread drops frames undecoded while
            the parked worker asks the count now and then (one poll(), as
@@ -19,7 +19,9 @@ Variants:
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
            its bytes written to a viewer's socket
-CPU is this process's CPU time (all threads) divided by frames received. bench/run.py also runs
+CPU is this process's CPU time (all threads) divided by frames received. Every wait on the
+sender or the viewers is bounded: a child that dies or stalls ends the variant with one line on
+stderr (bench/run.py reports it as failed) instead of a hang. bench/run.py also runs
 "raw" with Debian's /usr/bin/python3 on the files of the Debian package (no OpenCV, no
 simplejpeg), so this module imports OpenCV only for the naive variant.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import resource
 import select
 import socket
@@ -44,12 +47,12 @@ from typing import Any
 import numpy as np
 
 import bridge
+from bridge.app.config import Config
+from bridge.app.daemon import build_receive_path, make_output
 from bridge.camera.loopback import find_camera
-from bridge.camera.pipeline import Pipeline
 from bridge.camera.v4l2 import V4L2Writer
-from bridge.core.buttons import ButtonTracker
 from bridge.core.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
-from bridge.core.reassembly import Frame, Reassembler
+from bridge.core.reassembly import Frame
 from bridge.device.session import Session
 from bridge.errors import BridgeError, CameraError
 from bridge.pixels import yuv
@@ -57,6 +60,52 @@ from bridge.pixels.turbojpeg import TJSAMP_420, TurboJPEG, load_turbojpeg
 
 RCVBUF_BYTES = 8 * 1024 * 1024
 DRAIN_S = 0.3  # after the sender's last burst, time for the last frame to come out
+START_S = 20.0  # for a child process to say it is up (imports, sockets, the first heartbeat)
+RUN_MARGIN_S = 10.0  # beyond a run's own length, for the sender to say it is done
+STOP_S = 10.0  # for a child or a thread to end once told to
+
+
+class LineReader:
+    """A child's stdout, line by line, with a time limit on each wait (a thread reads it)."""
+
+    def __init__(self, proc: subprocess.Popen[str], what: str) -> None:
+        assert proc.stdout is not None
+        self.what = what
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        stream = proc.stdout
+
+        def pump() -> None:
+            for text in stream:
+                self._lines.put(text)
+            self._lines.put(None)  # end of output: the child exited
+
+        threading.Thread(target=pump, name=f"{what}-stdout", daemon=True).start()
+
+    def line(self, timeout: float) -> str:
+        """The next line, stripped; BridgeError when the child exits or stays silent."""
+        try:
+            text = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise BridgeError(f"{self.what} said nothing within {timeout:g} s") from None
+        if text is None:
+            self._lines.put(None)
+            raise BridgeError(f"{self.what} exited")
+        return text.strip()
+
+
+def end_process(proc: subprocess.Popen[str], farewell: str | None = None) -> None:
+    """Ask a child to quit (a line on its stdin), then make sure it is gone within STOP_S."""
+    if farewell is not None and proc.poll() is None and proc.stdin is not None:
+        try:
+            proc.stdin.write(farewell)
+            proc.stdin.flush()
+        except OSError:
+            pass
+    try:
+        proc.wait(STOP_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_S)
 
 
 class CopySink:
@@ -269,9 +318,13 @@ def start_web(clients: int) -> tuple[Any, Any, subprocess.Popen[str] | None]:
             text=True,
             bufsize=1,
         )
-        assert viewers.stdout is not None
-        if viewers.stdout.readline().strip() != "ready":
-            raise BridgeError("the benchmark's web viewers did not start")
+        try:
+            if LineReader(viewers, "the web viewers").line(START_S) != "ready":
+                raise BridgeError("the benchmark's web viewers did not start")
+        except BridgeError:
+            end_process(viewers, "quit\n")
+            web.stop()
+            raise
     return feed, web, viewers
 
 
@@ -289,11 +342,38 @@ def run_receive(
         text=True,
         bufsize=1,
     )
-    assert sender.stdin is not None and sender.stdout is not None
-    ports = json.loads(sender.stdout.readline())
+    try:
+        return receive_with(sender, variant, steps, use_device, clients)
+    finally:
+        end_process(sender, "quit\n")
+
+
+def bench_config(ports: dict[str, int], fmt: str) -> Config:
+    """The daemon's settings for a variant: the sender on loopback, no waiting, no linger."""
+    return Config(
+        device_ip="127.0.0.1",
+        stream_port=ports["stream_port"],
+        event_port=ports["event_port"],
+        format=fmt,
+        wait=0.0,
+        linger=0.0,
+        receive_buffer_bytes=RCVBUF_BYTES,
+    )
+
+
+def receive_with(
+    sender: subprocess.Popen[str],
+    variant: str,
+    steps: list[tuple[float, int]],
+    use_device: bool,
+    clients: int,
+) -> dict[str, Any]:
+    assert sender.stdin is not None
+    from_sender = LineReader(sender, "the benchmark sender")
+    ports = json.loads(from_sender.line(START_S))
     factory, sink_name = sink_factory(use_device)
     counter = Counter()
-    pipeline: Pipeline | None = None
+    pipeline: Any = None  # bridge.camera.pipeline.Pipeline, from the daemon's make_output
     session: Session | None = None
     stop = threading.Event()
     ready = threading.Event()
@@ -324,13 +404,14 @@ def run_receive(
             def on_frame(frame: Frame) -> None:
                 feed.frame(frame.data, frame.completed_at, None)
         elif variant in ("raw", "mjpeg", "idle"):
+            fmt = "raw" if variant == "idle" else variant
             if variant == "idle":
                 nobody = NobodyWatching()
-                pipeline = Pipeline(
-                    camera="auto", fmt="raw", sink_factory=factory, usage_factory=lambda s: nobody
+                pipeline = make_output(
+                    bench_config(ports, fmt), sink_factory=factory, usage_factory=lambda s: nobody
                 )
             else:
-                pipeline = Pipeline(camera="auto", fmt=variant, sink_factory=factory)
+                pipeline = make_output(bench_config(ports, fmt), sink_factory=factory)
             pipeline.start()
             on_frame = pipeline.submit
         else:
@@ -341,17 +422,7 @@ def run_receive(
                 floor.decode(frame.data)
                 counter.latencies.append(time.monotonic() - frame.completed_at)
 
-        session = Session(
-            device_ip="127.0.0.1",
-            stream_port=ports["stream_port"],
-            event_port=ports["event_port"],
-            reassembler=Reassembler(),
-            tracker=ButtonTracker(),
-            listener=Listener(on_frame, counter),
-            wait_s=0,
-            linger_s=0,
-            rcvbuf_bytes=RCVBUF_BYTES,
-        )
+        session = build_receive_path(bench_config(ports, "raw"), Listener(on_frame, counter))
         session.open()
         rb = session.receive_buffer
         result["rcvbuf"] = {
@@ -377,7 +448,7 @@ def run_receive(
         sh0 = pipeline.shown if pipeline else 0
         sender.stdin.write(f"run {fps} {n}\n")  # type: ignore[union-attr]
         sender.stdin.flush()  # type: ignore[union-attr]
-        sender.stdout.readline()  # type: ignore[union-attr]
+        from_sender.line(n / fps + RUN_MARGIN_S)
         time.sleep(DRAIN_S)
         cpu = time.process_time() - c0
         got = counter.frames - f0
@@ -414,8 +485,9 @@ def run_receive(
     def control() -> None:
         """Drives the sender run by run while the receive loop owns the main thread."""
         try:
-            ready.wait(10)
-            if sender.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+            if not ready.wait(START_S):
+                raise BridgeError("the receiver did not start")
+            if from_sender.line(START_S) != "ready":
                 raise BridgeError("the benchmark sender did not start")
             run_step(30.0, 15)  # warm-up: first open of the sink, allocations, caches
             result["steps"] = []
@@ -430,8 +502,7 @@ def run_receive(
         except BaseException as exc:
             errors.append(exc)
         finally:
-            sender.stdin.write("quit\n")  # type: ignore[union-attr]
-            sender.stdin.flush()  # type: ignore[union-attr]
+            end_process(sender, "quit\n")
             stop.set()
             if session is not None:
                 session.request_stop()
@@ -440,15 +511,18 @@ def run_receive(
     controller.start()
     # The receive loop runs in the main thread, as in the daemon and in a naive script (it
     # matters: glibc's main arena gives cv2.imdecode's buffers back and faults them in again).
-    receive()
-    controller.join(30)
-    sender.wait(10)
-    if pipeline is not None:
-        pipeline.stop()
-    if viewers is not None:
-        viewers.communicate("quit\n", timeout=10)
-    if web is not None:
-        web.stop()
+    try:
+        receive()
+    finally:
+        controller.join(STOP_S)
+        if pipeline is not None:
+            pipeline.stop()
+        if viewers is not None:
+            end_process(viewers, "quit\n")
+        if web is not None:
+            web.stop()
+    if controller.is_alive():
+        raise BridgeError("the benchmark's control thread did not finish")
     if errors:
         raise errors[0]
     result["peak_rss_mib"] = peak_rss_mib()
@@ -492,12 +566,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-device", action="store_true", help="always use the stand-in sink")
     args = ap.parse_args(argv)
     steps = [(float(a), int(b)) for a, b in (s.split(":") for s in args.steps.split(","))]
-    if args.variant == "decode":
-        out = run_decode_only(args.frames_dir, steps[0][1] * 2)
-    else:
-        out = run_receive(
-            args.variant, args.frames_dir, steps, not args.no_device, clients=args.clients
-        )
+    try:
+        if args.variant == "decode":
+            out = run_decode_only(args.frames_dir, steps[0][1] * 2)
+        else:
+            out = run_receive(
+                args.variant, args.frames_dir, steps, not args.no_device, clients=args.clients
+            )
+    except (BridgeError, OSError, ValueError) as exc:
+        print(f"{args.variant}: {exc}", file=sys.stderr)  # bench/run.py shows this line
+        return 1
     print(json.dumps(out))
     return 0
 

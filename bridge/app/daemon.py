@@ -12,17 +12,34 @@ Data flow (one loop thread, every hand-off non-blocking):
 
 The control socket, the web page and the signal handlers only queue requests; the loop
 serves them. `bridge.capture.snapshots.Snapshots` owns every snapshot request from press to file
-(its
-docstring tells the one rule for time and the one for space).
+(its docstring tells the one rule for time and the one for space).
+
+Threads (name: owner; what it owns; mailbox in -> out):
+
+    main (session loop): Session.run; the UDP sockets, Reassembler, ButtonTracker, Snapshots'
+        waiting requests, the recorder slot, reload and signals;
+        in: datagrams, Session.call_soon (signals, reload), wake() -> out: Pipeline.submit,
+        Recorder.append, Snapshots.offer -> SnapshotWriter, Feed.frame/set_state, sd_notify
+    pipeline: bridge.camera.pipeline.Pipeline; decoder, transform, the v4l2 device;
+        in: its newest-frame slot (submit) -> out: the camera device
+    snapshots: SnapshotWriter; the files in the snapshot directory;
+        in: its write queue -> out: the file, then on_saved -> Feed.snapshot_saved
+    recorder: Recorder; the --record file; in: its bounded frame queue -> out: the file
+    control (+ control-worker-N): ControlServer; the control socket and its connections;
+        in: client requests -> out: _handle_control replies (status, take_snapshot, url)
+    web (asyncio loop): bridge.web.server.WebServer; the HTTP socket and its clients;
+        in: Feed (newest frame, state, saved snapshots) -> out: pages, streams, events;
+        its snapshot button calls take_snapshot on the loop's executor threads
+
+The builders `build_receive_path` (Session, Reassembler and ButtonTracker for a Config and a
+listener) and `make_output` (the video side) wire the parts here; the demo runs a whole
+Daemon, the benchmark (bench/worker.py) takes the builders alone.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -32,7 +49,13 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from bridge import __version__
+from bridge.app import status as status_mod
 from bridge.app.config import Config, default_state_dir, is_system_service, parse_http
+from bridge.app.lock import lock_instance
+from bridge.app.paths import check_snapshot_dir
+from bridge.app.reload import plan_reload
+from bridge.app.settings import LIVE_KEYS
+from bridge.app.status import FPS_WINDOW_S
 from bridge.app.systemd import Notifier
 from bridge.capture.recorder import Recorder
 from bridge.capture.snapshots import (
@@ -43,20 +66,21 @@ from bridge.capture.snapshots import (
     SnapshotWriter,
 )
 from bridge.control.server import ControlServer
-from bridge.control.sockdir import prepare_socket_dir
 from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
+from bridge.core.buttons import ButtonTracker
+from bridge.core.jpeg import jpeg_dimensions
 from bridge.core.linkstate import LinkState
 from bridge.core.ratelimit import RateLimiter
-from bridge.device.session import Session
+from bridge.core.reassembly import Reassembler
+from bridge.device.session import Listener, Session
 from bridge.errors import BridgeError, ConfigError
 from bridge.web.feed import Feed
 
 log = logging.getLogger(__name__)
 
-FPS_WINDOW_S = 2.0
 RECORDER_DRAIN_S = 2.0  # at shutdown, queued frames get this long to reach the disk
-# Settings a reload applies live; the rest need a restart (sockets, camera device).
-LIVE_KEYS = ("snapshot_dir", "record", "wait", "linger", "rotate", "flip")
+# Settings a reload applies live (from the settings table); the rest need a restart.
+__all__ = ["LIVE_KEYS", "Daemon", "NullOutput", "Output", "build_receive_path", "make_output"]
 
 
 class Output(Protocol):
@@ -103,21 +127,30 @@ class NullOutput:
         }
 
 
-def _size_text(size: tuple[int, int] | None) -> str | None:
-    return f"{size[0]}x{size[1]}" if size else None
+def build_receive_path(config: Config, listener: Listener) -> Session:
+    """The receive path for `config`: a Session with its Reassembler and ButtonTracker.
+
+    Frames, presses, state changes and ticks go to `listener` on the loop thread.
+    """
+    return Session(
+        device_ip=config.device_ip,
+        stream_port=config.stream_port,
+        event_port=config.event_port,
+        interface=config.interface,
+        reassembler=Reassembler(max_frame_bytes=config.max_frame_bytes),
+        tracker=ButtonTracker(),
+        listener=listener,
+        wait_s=config.wait,
+        linger_s=config.linger,
+        rcvbuf_bytes=config.receive_buffer_bytes,
+    )
 
 
-def _readers_text(out: dict[str, Any]) -> str:
-    """ "1 reader", "no reader, decoding idle", "readers unknown" (the module cannot tell)."""
-    n = out.get("readers", "unknown")
-    if not isinstance(n, int):
-        return "readers unknown"
-    text = "no reader" if n == 0 else f"{n} reader{'s' if n != 1 else ''}"
-    return text + (", decoding idle" if out.get("idle") else "")
+def make_output(config: Config, **pipeline_options: Any) -> Output:
+    """The Pipeline (video side), or NullOutput for --camera none.
 
-
-def make_output(config: Config) -> Output:
-    """The Pipeline (video side), or NullOutput for --camera none."""
+    `pipeline_options` go to the Pipeline as they are (the benchmark's stand-in sink).
+    """
     if config.camera == "none":
         return NullOutput()
     from bridge.camera.pipeline import Pipeline
@@ -128,6 +161,7 @@ def make_output(config: Config) -> Output:
         rotate=config.rotate,
         flip=config.flip,
         fps_hint=config.fps_hint,
+        **pipeline_options,
     )
 
 
@@ -143,17 +177,11 @@ class Daemon:
         state_dir: str | None = None,
         http_fallback: str | None = None,
     ) -> None:
-        from bridge.core.buttons import ButtonTracker
-        from bridge.core.jpeg import jpeg_dimensions
-        from bridge.core.reassembly import Reassembler
-
         self.config = config
         self._reload_config = reload_config
         self.log_fields = log_fields if log_fields is not None else {}
         self._dimensions = jpeg_dimensions
         self.notifier = Notifier()
-        self.reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
-        self.tracker = ButtonTracker()
         self.output: Output = output_factory(config)
         self.snapshots = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
         self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshots.directory)
@@ -163,18 +191,8 @@ class Daemon:
         self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
-        self.session = Session(
-            device_ip=config.device_ip,
-            stream_port=config.stream_port,
-            event_port=config.event_port,
-            interface=config.interface,
-            reassembler=self.reassembler,
-            tracker=self.tracker,
-            listener=self,
-            wait_s=config.wait,
-            linger_s=config.linger,
-            rcvbuf_bytes=config.receive_buffer_bytes,
-        )
+        self.session = build_receive_path(config, self)
+        self.reassembler, self.tracker = self.session.reassembler, self.session.tracker
         self.snapshot_requests = Snapshots(self.snapshots, state=lambda: self.session.state)
         self.started_at = time.monotonic()
         self.frames_received = 0
@@ -205,54 +223,15 @@ class Daemon:
             self.config.camera,
             self.config.snapshot_dir,
         )
-        lock_fd = self._lock_instance()
+        lock_fd = lock_instance(self.config.control_socket)
         try:
             return self._run_locked()
         finally:
             os.close(lock_fd)
 
-    def _lock_instance(self) -> int:
-        """Be the only daemon for this control socket, before anything touches the device.
-
-        An exclusive flock(2) on ``<control socket>.lock``, held for the life of the process
-        (the kernel drops it when the process dies, so a crash leaves nothing stale). A second
-        daemon fails here, before it binds a socket or sends a packet: it cannot send STOP to
-        the stream the first one is showing, nor take over the first one's control socket.
-        """
-        path = self.config.control_socket + ".lock"
-        # The socket's directory, made and checked exactly as the control server does (private
-        # and owner-checked in a shared place such as /tmp), before the lock file goes into it.
-        prepare_socket_dir(os.path.dirname(path) or ".")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise BridgeError(
-                f"cannot create the lock file {path}: {exc.strerror} "
-                "(choose another place with --control-socket)"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise BridgeError(
-                    f"another borescope-bridge is already running{holder} with control socket "
-                    f"{self.config.control_socket}; stop it first "
-                    "(`borescope-bridge status` shows it) or give this one another "
-                    "--control-socket"
-                ) from None
-            raise BridgeError(f"cannot lock {path}: {exc.strerror}") from None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return fd
-
     def _run_locked(self) -> int:
         self.snapshots.start()
-        self._check_snapshot_dir(self.config.snapshot_dir)
+        check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.
         started: list[Callable[[], None]] = [self.snapshots.stop, self._stop_recorder]
         session_open = False
@@ -289,13 +268,9 @@ class Daemon:
         where = parse_http(self.config.http)
         if where is None:
             return False
-        try:
-            from bridge.web import auth
-            from bridge.web.server import WebServer
-        except ImportError as exc:
-            self.web_error = f"the web page needs aiohttp ({exc})"
-            log.error("%s", self.web_error)
-            return False
+        from bridge.web import auth
+        from bridge.web.server import WebServer
+
         state_dir = self._state_dir or default_state_dir()
         try:
             token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
@@ -360,24 +335,6 @@ class Daemon:
     def _sigusr1(self) -> None:
         log.info("SIGUSR1: snapshot of the next frame")
         self.request_snapshot("SIGUSR1")
-
-    def _check_snapshot_dir(self, directory: str) -> None:
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            log.warning(
-                "snapshot directory %s cannot be created (%s): snapshots will fail "
-                "until this is fixed (--snapshot-dir)",
-                directory,
-                exc.strerror,
-            )
-            return
-        if not os.access(directory, os.W_OK | os.X_OK):
-            log.warning(
-                "snapshot directory %s is not writable by this user: snapshots will "
-                "fail (--snapshot-dir)",
-                directory,
-            )
 
     # ---- Session listener (loop thread; all quick) --------------------------------------
 
@@ -542,14 +499,11 @@ class Daemon:
                 log.error("reload failed, keeping the current settings: %s", exc)
                 return
             old = self.config
-            changed = [
-                f.name
-                for f in dataclasses.fields(Config)
-                if getattr(old, f.name) != getattr(new, f.name)
-            ]
+            plan = plan_reload(old, new)
+            changed = plan.changed
             applied: dict[str, Any] = {}
             for key in changed:
-                if self._apply_live(key, getattr(new, key)):
+                if key in plan.live and self._apply_live(key, getattr(new, key)):
                     applied[key] = getattr(new, key)
                 elif key != "config_path":
                     log.warning(
@@ -581,7 +535,7 @@ class Daemon:
     def _apply_live(self, key: str, value: Any) -> bool:
         if key == "snapshot_dir":
             self.snapshots.set_directory(value)
-            self._check_snapshot_dir(value)
+            check_snapshot_dir(value)
         elif key == "record":
             self._replace_recorder(value)
         elif key == "wait":
@@ -604,86 +558,43 @@ class Daemon:
     # ---- status ----------------------------------------------------------------------------
 
     def fps(self) -> float:
-        times = self._frame_times
-        if len(times) < 2:
-            return 0.0
-        span = times[-1] - times[0]
-        if span <= 0 or time.monotonic() - times[-1] > FPS_WINDOW_S:
-            return 0.0
-        return (len(times) - 1) / span
+        return status_mod.fps(self._frame_times, time.monotonic())
 
     def status(self) -> dict[str, Any]:
         """Everything `borescope-bridge status` shows (called from the control thread)."""
-        s: dict[str, Any] = {"version": __version__, "pid": os.getpid()}
-        s.update(self.session.stats())
-        rs = self.reassembler.stats.as_dict()
-        out = self.output.stats()
-        res = out.get("resolution") or self.resolution
-        s.update(
-            {
-                "resolution": f"{res[0]}x{res[1]}" if res else None,
-                "fps": round(self.fps(), 1),
-                "frames_received": self.frames_received,
-                "frames_shown": out.get("shown", 0),
-                "frames_skipped": out.get("skipped", 0),
-                "frames_incomplete": rs.get("incomplete", 0),
-                "frames_corrupt": rs.get("corrupt", 0),
-                "duplicate_fragments": rs.get("duplicates", 0),
-                "packets": rs.get("packets", 0),
-                "rejected": rs.get("rejected", {}),
-                "latency_p50_ms": out.get("latency_p50_ms"),
-                "latency_p99_ms": out.get("latency_p99_ms"),
-                "camera": out.get("camera"),
-                "camera_size": _size_text(out.get("camera_size")),
-                "frames_fitted": out.get("fitted", 0),
-                "camera_error": out.get("camera_error"),
-                "camera_readers": out.get("readers", "unknown"),
-                "decoding_idle": bool(out.get("idle", False)),
+        return status_mod.status_fields(
+            head={"version": __version__, "pid": os.getpid()},
+            session=self.session.stats(),
+            reassembly=self.reassembler.stats.as_dict(),
+            output=self.output.stats(),
+            resolution=self.resolution,
+            fps=self.fps(),
+            frames_received=self.frames_received,
+            settings={
                 "format": self.config.format,
                 "rotate": self.config.rotate,
                 "flip": self.config.flip,
-                "button_presses": self.presses,
-                "buttons": self.tracker.stats.as_dict(),
-                "snapshots_taken": self.snapshots.taken,
-                "snapshots_failed": self.snapshots.failed,
-                "snapshots_pending": self.snapshot_requests.waiting,
-                "snapshots_writing": self.snapshots.pending,
-                "snapshots_refused": self.snapshot_requests.refused,
-                "last_snapshot": self.snapshots.last_path,
-                "snapshot_error": self.snapshots.last_error,
-                "snapshot_dir": self.snapshots.directory,
+            },
+            presses=self.presses,
+            buttons=self.tracker.stats.as_dict(),
+            snapshots=status_mod.snapshot_fields(self.snapshots, self.snapshot_requests),
+            tail={
                 "recording": self.recorder.stats() if self.recorder is not None else None,
                 "control_socket": self.config.control_socket,
-                "http": f"{self.web.host}:{self.web.port}" if self.web else self.config.http,
-                "http_error": self.web_error,
-                "stream_clients": self.web.stream_clients if self.web is not None else 0,
-                "event_clients": self.web.event_clients if self.web is not None else 0,
+                **status_mod.web_fields(self.web, self.config.http, self.web_error),
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
-            }
+            },
         )
-        return s
 
     def status_line(self) -> str:
         """One line for STATUS= and the demo: what a person wants to know first."""
         state = self.session.state
-        ip = self.config.device_ip
-        snaps = self.snapshots.taken
-        tail = f", {snaps} snapshot{'s' if snaps != 1 else ''}" if snaps else ""
-        if self.snapshots.last_error:
-            tail += f" (snapshot error: {self.snapshots.last_error})"
-        if state == LinkState.STREAMING:
-            out = self.output.stats()
-            res = out.get("resolution") or self.resolution
-            size = f"{res[0]}x{res[1]}" if res else "?"
-            camera = out.get("camera")
-            target = f"to {camera}" if camera else "(no camera)"
-            if camera:
-                target += f" ({_readers_text(out)})"
-            return f"streaming {size} at {self.fps():.1f} fps {target}{tail}"
-        if state == LinkState.STALLED:
-            return f"stalled: no frames from {ip}{tail}"
-        if state == LinkState.WAITING_NETWORK:
-            return f"waiting for network: no route to {ip} yet{tail}"
-        if state == LinkState.WAITING_DEVICE:
-            return f"waiting for device at {ip}{tail}"
-        return f"{state}{tail}"
+        return status_mod.status_line(
+            state=state,
+            device_ip=self.config.device_ip,
+            fps=self.fps(),
+            output=self.output.stats() if state == LinkState.STREAMING else {},
+            resolution=self.resolution,
+            snapshots_taken=self.snapshots.taken,
+            snapshot_error=self.snapshots.last_error,
+        )

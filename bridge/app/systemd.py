@@ -2,17 +2,19 @@
 """systemd glue: sd_notify (READY/STATUS/WATCHDOG/RELOADING/STOPPING) and journal logging.
 
 Everything here is inert outside systemd: without NOTIFY_SOCKET no message is sent,
-and without a journal stream logs go to stderr. The notifications go through
-systemd-python (`systemd.daemon.notify`), which speaks sd_notify(3) to whatever
-socket NOTIFY_SOCKET names, so tests can bind their own socket and read what arrives.
+and without a journal stream logs go to stderr. The notifications are our own sd_notify(3)
+(one datagram to the socket NOTIFY_SOCKET names), so they never depend on systemd-python,
+which is only the optional journal handler; tests bind their own socket and read what arrives.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -20,21 +22,35 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 2.0  # routine STATUS= refreshes (fps, counters); state changes go at once
 
 
-def _sd_notify(message: str) -> bool:
-    try:
-        from systemd import daemon as sd_daemon  # type: ignore[attr-defined]
-    except ImportError:
+def _sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Send one sd_notify(3) datagram to $NOTIFY_SOCKET; False when unset or undeliverable.
+
+    The protocol is one AF_UNIX datagram; an address starting with "@" is in the abstract
+    namespace (its first byte becomes NUL). Non-blocking: a full socket drops the message
+    rather than stall the loop thread.
+    """
+    env = os.environ if environ is None else environ
+    address = env.get("NOTIFY_SOCKET", "")
+    if not address or address[0] not in "/@":
         return False
+    target = "\0" + address[1:] if address[0] == "@" else address
     try:
-        return bool(sd_daemon.notify(message))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)
+            sock.sendto(message.encode(), target)
     except OSError:
         return False
+    return True
 
 
 class Notifier:
-    """Sends sd_notify messages when NOTIFY_SOCKET is set; a no-op otherwise."""
+    """Sends sd_notify messages when NOTIFY_SOCKET is set; a no-op otherwise.
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+    `environ` decides whether to send and the watchdog interval; each message goes to the
+    NOTIFY_SOCKET of the process environment at the time it is sent.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.enabled = bool(env.get("NOTIFY_SOCKET"))
         self.watchdog_interval_s: float | None = None
@@ -60,8 +76,8 @@ class Notifier:
 
     def status(self, status: str, force: bool = False) -> None:
         """Update STATUS= when it changed: at once when `force` (a state change), else at most
-        every STATUS_INTERVAL_S, so a live fps figure does not flood systemd (or a slow reader
-        of the notify socket, which would block us)."""
+        every STATUS_INTERVAL_S, so a live fps figure does not flood systemd (or fill a slow
+        reader's notify socket, where the rest would be dropped)."""
         if status == self._last_status:
             return
         now = time.monotonic()

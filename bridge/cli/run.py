@@ -26,125 +26,16 @@ gone for --linger seconds; 1 for errors; 2 for invalid configuration."""
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("device")
-    g.add_argument(
-        "--interface",
-        metavar="IFACE",
-        help="bind to this network interface (for a second borescope on a second "
-        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
-        "routes the device's address through. Datagrams from the device count only if they "
-        "arrive on it",
-    )
-    g.add_argument(
-        "--device-ip", metavar="ADDR", help="the borescope's address (default 192.168.10.123)"
-    )
-    g.add_argument(
-        "--stream-port",
-        type=int,
-        metavar="PORT",
-        help="UDP port for heartbeat and video (default 8030)",
-    )
-    g.add_argument(
-        "--event-port",
-        type=int,
-        metavar="PORT",
-        help="UDP port for the snapshot button (default 50000)",
-    )
-    g.add_argument(
-        "--wait",
-        type=float,
-        metavar="S",
-        help="exit 0 when no borescope answers within S seconds (default 30; 0 = wait forever)",
-    )
-    g.add_argument(
-        "--linger",
-        type=float,
-        metavar="S",
-        help="exit 0 after the borescope has been gone for S seconds (default 600; "
-        "0 = stay forever)",
-    )
-    g = p.add_argument_group("outputs")
-    g.add_argument(
-        "--camera",
-        metavar="auto|none|/dev/videoN",
-        help='v4l2loopback device: "auto" (default: the one labelled Borescope, else '
-        'the first free one), a device path, or "none"',
-    )
-    g.add_argument(
-        "--format",
-        choices=("raw", "mjpeg"),
-        help="what the camera gets: raw decoded YUV (default, every app) or the "
-        "device's MJPEG as is (no decoding; no rotate/flip)",
-    )
-    g.add_argument(
-        "--rotate",
-        type=int,
-        choices=(0, 90, 180, 270),
-        help="rotate the camera picture clockwise (default 0)",
-    )
-    g.add_argument(
-        "--flip",
-        choices=("none", "horizontal", "vertical"),
-        help="mirror the camera picture (default none)",
-    )
-    g.add_argument(
-        "--snapshot-dir",
-        metavar="DIR",
-        help="where snapshots go (default: $STATE_DIRECTORY/snapshots or "
-        "/var/lib/borescope-bridge/snapshots for the service, "
-        "~/Pictures/Borescope for a user)",
-    )
-    g.add_argument(
-        "--record",
-        metavar="FILE",
-        help="append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)",
-    )
-    g = p.add_argument_group("daemon")
-    g.add_argument(
-        "--control-socket",
-        metavar="PATH",
-        help="Unix socket for `snapshot` and `status` (default: "
-        "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
-        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
-        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
-    )
-    g.add_argument(
-        "--http",
-        metavar="HOST:PORT|off",
-        help="where the web page listens (default 127.0.0.1:8031: this machine only; "
-        "0.0.0.0:8031 for phones on the network; off to turn it off)",
-    )
-    g.add_argument(
-        "--config",
-        metavar="PATH",
-        help="TOML config file (default /etc/borescope-bridge/config.toml if it "
-        "exists); flags override it",
-    )
-    g.add_argument(
-        "--print-config", action="store_true", help="print the effective settings as TOML and exit"
-    )
+    """The `run` flags, with their help, from the one settings table."""
+    from bridge.app.settings import add_run_flags
 
-
-RUN_KEYS = (
-    "interface",
-    "device_ip",
-    "stream_port",
-    "event_port",
-    "camera",
-    "snapshot_dir",
-    "record",
-    "control_socket",
-    "rotate",
-    "flip",
-    "wait",
-    "linger",
-    "format",
-    "http",
-)
+    add_run_flags(p)
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in RUN_KEYS}
+    from bridge.app.settings import flag_overrides
+
+    return flag_overrides(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

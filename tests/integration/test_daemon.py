@@ -1034,6 +1034,6 @@ def test_a_real_stream_stays_far_below_the_units_limits(run_daemon: Any, tmp_pat
     ],
 )
 def test_status_line_names_the_camera_readers(out: dict[str, Any], text: str) -> None:
-    from bridge.app.daemon import _readers_text
+    from bridge.app.status import readers_text as _readers_text
 
     assert _readers_text(out) == text

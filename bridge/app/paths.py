@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the daemon keeps its files when the settings do not say: service or user defaults.
+
+A system service follows systemd's directories (STATE_DIRECTORY, RUNTIME_DIRECTORY) or the
+fixed /var/lib and /run places; a user's daemon follows the XDG directories, so two users'
+daemons never share a socket or a snapshot folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
+SYSTEM_CONTROL_SOCKET = "/run/borescope-bridge/control.sock"
+SYSTEM_STATE_DIR = "/var/lib/borescope-bridge"
+
+
+def is_system_service() -> bool:
+    """True when systemd runs us as a service or we run as a system account (no home of our own)."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return True
+    uid = os.getuid()
+    if uid == 0:
+        return bool(os.environ.get("INVOCATION_ID"))
+    return uid < 1000
+
+
+def default_snapshot_dir() -> str:
+    """The service's state directory, else the user's XDG pictures directory + Borescope/."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return str(Path(state.split(":")[0]) / "snapshots")
+    if is_system_service():
+        return SYSTEM_SNAPSHOT_DIR
+    return str(Path(_pictures_dir()) / "Borescope")
+
+
+def _pictures_dir() -> str:
+    env = os.environ.get("XDG_PICTURES_DIR")
+    if env:
+        return os.path.expanduser(env)
+    try:
+        out = subprocess.run(
+            ["xdg-user-dir", "PICTURES"], capture_output=True, text=True, timeout=2, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    home = _home()
+    # xdg-user-dir answers $HOME when PICTURES is not configured: that would litter the home dir.
+    if out and os.path.isabs(out) and os.path.normpath(out) != os.path.normpath(home):
+        return out
+    return str(Path(home) / "Pictures")
+
+
+def _home() -> str:
+    home = os.environ.get("HOME")
+    if home:
+        return home
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return "/tmp"
+
+
+def default_state_dir() -> str:
+    """Where the daemon keeps state (the web page's token): the service's state directory,
+    else the user's XDG state directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return state.split(":")[0]
+    if is_system_service():
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = xdg if xdg and os.path.isabs(xdg) else str(Path(_home()) / ".local" / "state")
+    return str(Path(base) / "borescope-bridge")
+
+
+def default_control_socket() -> str:
+    """$RUNTIME_DIRECTORY under systemd, /run/... for root, $XDG_RUNTIME_DIR/... for a user."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    if runtime:
+        return str(Path(runtime.split(":")[0]) / "control.sock")
+    if os.getuid() == 0:
+        return SYSTEM_CONTROL_SOCKET
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return str(Path(xdg) / "borescope-bridge" / "control.sock")
+    return fallback_control_socket()
+
+
+def fallback_control_socket() -> str:
+    """Without XDG_RUNTIME_DIR: $TMPDIR (or /tmp)/borescope-bridge-UID/, which must be ours, 0700.
+
+    The directory sits where any user may create files, so bridge.control.sockdir refuses it unless
+    it is a real directory owned by this user with mode 0700 (as ssh-agent and tmux do).
+    """
+    base = os.environ.get("TMPDIR") or "/tmp"
+    return str(Path(base) / f"borescope-bridge-{os.getuid()}" / "control.sock")
+
+
+def control_socket_candidates() -> list[str]:
+    """Where a client looks for a daemon when no --socket is given, most specific first."""
+    out: list[str] = []
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    if runtime:
+        out.append(str(Path(runtime.split(":")[0]) / "control.sock"))
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        out.append(str(Path(xdg) / "borescope-bridge" / "control.sock"))
+    out.append(SYSTEM_CONTROL_SOCKET)
+    # A templated unit may use one runtime directory per interface.
+    run_dir = Path(SYSTEM_CONTROL_SOCKET).parent
+    with contextlib.suppress(OSError):
+        out.extend(sorted(str(p) for p in run_dir.glob("*/control.sock")))
+    out.append(fallback_control_socket())
+    seen: list[str] = []
+    for p in out:
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def check_snapshot_dir(directory: str) -> None:
+    """Warn now, not at the first press, when snapshots cannot be written to `directory`."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        log.warning(
+            "snapshot directory %s cannot be created (%s): snapshots will fail "
+            "until this is fixed (--snapshot-dir)",
+            directory,
+            exc.strerror,
+        )
+        return
+    if not os.access(directory, os.W_OK | os.X_OK):
+        log.warning(
+            "snapshot directory %s is not writable by this user: snapshots will "
+            "fail (--snapshot-dir)",
+            directory,
+        )

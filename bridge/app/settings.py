@@ -1,0 +1,404 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one table of `run`'s settings: each declared once, everything else derived from it.
+
+A row gives a setting's type, default, validator, help text, flag, metavar, help group and
+whether a reload applies it live. From the table come the config file's keys and their
+validation (bridge.app.config), the `run` flags with their help (`add_run_flags`), the flag
+values handed to the config loader (`flag_overrides`) and the daemon's live-reload keys
+(`LIVE_KEYS`). bridge.app.config.Config is a typed dataclass a unit test holds to this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.app.paths import default_control_socket, default_snapshot_dir
+from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
+from bridge.errors import ConfigError
+
+ROTATIONS = (0, 90, 180, 270)
+FLIPS = ("none", "horizontal", "vertical")
+FORMATS = ("raw", "mjpeg")
+# 8 MiB: a 1080p frame burst is ~180 datagrams; the kernel default (208 KiB) loses most of them.
+DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+# A 1080p JPEG at q95 is ~1 MiB, a 4K one ~4 MiB. The reassembler may hold 8x this at once
+# (bridge/core/reassembly.py), so 16 MiB keeps its worst case (128 MiB) well under the unit's
+# MemoryMax.
+MAX_FRAME_BYTES_CAP = 16 * 1024 * 1024
+# The web page: loopback only unless the user opens it to the network on purpose.
+DEFAULT_HTTP = "127.0.0.1:8031"
+
+Check = Callable[[str, str, Any], Any]
+
+
+def parse_http(text: str) -> tuple[str, int] | None:
+    """`http` / `--http`: None for "off", else (IPv4 address, port); ValueError says why not.
+
+    IPv4 only: the service may use AF_INET and AF_UNIX sockets, nothing else. Port 0 picks a
+    free port (`borescope-bridge url` tells which).
+    """
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError('use HOST:PORT such as 127.0.0.1:8031 or 0.0.0.0:8031, or "off"')
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        host = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IPv4 address (use 127.0.0.1 for this machine only, "
+            "0.0.0.0 for every network, or one of this machine's addresses)"
+        ) from None
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{port_text!r} is not a port number (0..65535; 0 = a free port)")
+    return host, int(port_text)
+
+
+# ---- validators: (source, key, value) -> the value to use, or ConfigError -----------------
+
+
+def _fail(source: str, key: str, value: Any, why: str) -> ConfigError:
+    if source.startswith("--"):
+        return ConfigError(f"{source} {value!r}: {why}")
+    return ConfigError(f"{source}: key '{key}' = {value!r}: {why}")
+
+
+def _port(source: str, key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+        raise _fail(source, key, v, "must be a port number from 1 to 65535")
+    return v
+
+
+def _nonneg_number(source: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or v != v:
+        raise _fail(source, key, v, "must be a number of seconds >= 0 (0 = forever)")
+    return float(v)
+
+
+def _positive_number(source: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1000:
+        raise _fail(source, key, v, "must be a number > 0 and <= 1000")
+    return float(v)
+
+
+def _size(source: str, key: str, v: Any, most: int = 1 << 30) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 4096 <= v <= most:
+        raise _fail(source, key, v, f"must be a byte count from 4096 to {most}")
+    return v
+
+
+def _string(source: str, key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise _fail(source, key, v, "must be a string (in quotes)")
+    return v
+
+
+def _path(source: str, key: str, v: Any, optional: bool) -> str | None:
+    s = _string(source, key, v)
+    if not s:
+        if optional:
+            return None
+        raise _fail(source, key, v, "must not be empty")
+    if "\0" in s:
+        raise _fail(source, key, v, "contains a NUL byte")
+    return os.path.abspath(os.path.expanduser(s))
+
+
+def _ip(source: str, key: str, v: Any) -> str:
+    s = _string(source, key, v)
+    try:
+        return str(ipaddress.IPv4Address(s))
+    except ValueError:
+        raise _fail(source, key, v, "must be an IPv4 address such as 192.168.10.123") from None
+
+
+def _interface(source: str, key: str, v: Any) -> str | None:
+    s = _string(source, key, v)
+    if not s:
+        return None
+    if len(s) > 15 or "/" in s or any(c.isspace() for c in s):
+        raise _fail(source, key, v, "is not a network interface name (see `ip link`)")
+    return s
+
+
+def _camera(source: str, key: str, v: Any) -> str:
+    s = _string(source, key, v)
+    if s in ("auto", "none") or s.startswith("/"):
+        return s
+    raise _fail(source, key, v, 'must be "auto", "none" or a device path such as /dev/video2')
+
+
+def _http(source: str, key: str, v: Any) -> str:
+    s = _string(source, key, v)
+    try:
+        where = parse_http(s)
+    except ValueError as exc:
+        raise _fail(source, key, v, str(exc)) from None
+    return "off" if where is None else f"{where[0]}:{where[1]}"
+
+
+def _choice(source: str, key: str, v: Any, choices: tuple[Any, ...]) -> Any:
+    if isinstance(v, bool) or v not in choices:
+        raise _fail(source, key, v, "must be one of " + ", ".join(str(c) for c in choices))
+    return v
+
+
+# ---- the table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of `run`: config key `name`, flag `--name-with-dashes` unless help is None."""
+
+    name: str
+    type: type
+    default: Any
+    check: Check | None = None  # None: one of `choices`
+    help: str | None = None  # None: a config-file key without a flag
+    metavar: str | None = None
+    group: str | None = None  # the help section of its flag
+    choices: tuple[Any, ...] | None = None
+    live: bool = False  # a reload applies it without a restart
+    # An empty value means "this default", computed when the settings are loaded.
+    default_factory: Callable[[], str] | None = None
+
+    @property
+    def flag(self) -> str:
+        """How a value given on the command line is named in errors (and the flag itself)."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def has_flag(self) -> bool:
+        return self.help is not None
+
+    def validate(self, value: Any, source: str) -> Any:
+        """The value to use; a ConfigError naming `source` (a file or a flag), key and value."""
+        if self.check is not None:
+            return self.check(source, self.name, value)
+        assert self.choices is not None
+        return _choice(source, self.name, value, self.choices)
+
+
+def _optional_path(source: str, key: str, v: Any) -> str | None:
+    return _path(source, key, v, optional=True)
+
+
+def _required_path(source: str, key: str, v: Any) -> str | None:
+    return _path(source, key, v, optional=False)
+
+
+def _frame_size(source: str, key: str, v: Any) -> int:
+    return _size(source, key, v, MAX_FRAME_BYTES_CAP)
+
+
+def _buffer_size(source: str, key: str, v: Any) -> int:
+    return _size(source, key, v)
+
+
+# In the order of `run --help`; the config file and --print-config follow Config's field order.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "interface",
+        str,
+        None,
+        _interface,
+        "bind to this network interface (for a second borescope on a second "
+        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
+        "routes the device's address through. Datagrams from the device count only if they "
+        "arrive on it",
+        metavar="IFACE",
+        group="device",
+    ),
+    Setting(
+        "device_ip",
+        str,
+        DEVICE_IP,
+        _ip,
+        "the borescope's address (default 192.168.10.123)",
+        metavar="ADDR",
+        group="device",
+    ),
+    Setting(
+        "stream_port",
+        int,
+        STREAM_PORT,
+        _port,
+        "UDP port for heartbeat and video (default 8030)",
+        metavar="PORT",
+        group="device",
+    ),
+    Setting(
+        "event_port",
+        int,
+        EVENT_PORT,
+        _port,
+        "UDP port for the snapshot button (default 50000)",
+        metavar="PORT",
+        group="device",
+    ),
+    Setting(
+        "wait",
+        float,
+        30.0,
+        _nonneg_number,
+        "exit 0 when no borescope answers within S seconds (default 30; 0 = wait forever)",
+        metavar="S",
+        group="device",
+        live=True,
+    ),
+    Setting(
+        "linger",
+        float,
+        600.0,
+        _nonneg_number,
+        "exit 0 after the borescope has been gone for S seconds (default 600; 0 = stay forever)",
+        metavar="S",
+        group="device",
+        live=True,
+    ),
+    Setting(
+        "camera",
+        str,
+        "auto",
+        _camera,
+        'v4l2loopback device: "auto" (default: the one labelled Borescope, else '
+        'the first free one), a device path, or "none"',
+        metavar="auto|none|/dev/videoN",
+        group="outputs",
+    ),
+    Setting(
+        "format",
+        str,
+        "raw",
+        None,
+        "what the camera gets: raw decoded YUV (default, every app) or the "
+        "device's MJPEG as is (no decoding; no rotate/flip)",
+        group="outputs",
+        choices=FORMATS,
+    ),
+    Setting(
+        "rotate",
+        int,
+        0,
+        None,
+        "rotate the camera picture clockwise (default 0)",
+        group="outputs",
+        choices=ROTATIONS,
+        live=True,
+    ),
+    Setting(
+        "flip",
+        str,
+        "none",
+        None,
+        "mirror the camera picture (default none)",
+        group="outputs",
+        choices=FLIPS,
+        live=True,
+    ),
+    Setting(
+        "snapshot_dir",
+        str,
+        "",
+        _required_path,
+        "where snapshots go (default: $STATE_DIRECTORY/snapshots or "
+        "/var/lib/borescope-bridge/snapshots for the service, "
+        "~/Pictures/Borescope for a user)",
+        metavar="DIR",
+        group="outputs",
+        live=True,
+        default_factory=default_snapshot_dir,
+    ),
+    Setting(
+        "record",
+        str,
+        None,
+        _optional_path,
+        "append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)",
+        metavar="FILE",
+        group="outputs",
+        live=True,
+    ),
+    Setting(
+        "control_socket",
+        str,
+        "",
+        _required_path,
+        "Unix socket for `snapshot` and `status` (default: "
+        "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
+        "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
+        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
+        metavar="PATH",
+        group="daemon",
+        default_factory=default_control_socket,
+    ),
+    Setting(
+        "http",
+        str,
+        DEFAULT_HTTP,
+        _http,
+        "where the web page listens (default 127.0.0.1:8031: this machine only; "
+        "0.0.0.0:8031 for phones on the network; off to turn it off)",
+        metavar="HOST:PORT|off",
+        group="daemon",
+    ),
+    Setting("fps_hint", float, 30.0, _positive_number),
+    Setting("max_frame_bytes", int, DEFAULT_MAX_FRAME_BYTES, _frame_size),
+    Setting("receive_buffer_bytes", int, DEFAULT_RCVBUF_BYTES, _buffer_size),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+LIVE_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.live)
+GROUPS = ("device", "outputs", "daemon")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The `run` flags: one per setting that has one, by group, then --config/--print-config.
+
+    A flag's default is None ("not given"), so the config file's value stands unless a flag
+    overrides it; the help texts name the real defaults.
+    """
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for s in SETTINGS:
+        if not s.has_flag:
+            continue
+        assert s.group is not None, s.name
+        kwargs: dict[str, Any] = {"help": s.help}
+        if s.type is not str:
+            kwargs["type"] = s.type
+        if s.metavar is not None:
+            kwargs["metavar"] = s.metavar
+        if s.choices is not None:
+            kwargs["choices"] = s.choices
+        groups[s.group].add_argument(s.flag, **kwargs)
+    daemon = groups["daemon"]
+    daemon.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default /etc/borescope-bridge/config.toml if it "
+        "exists); flags override it",
+    )
+    daemon.add_argument(
+        "--print-config", action="store_true", help="print the effective settings as TOML and exit"
+    )
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the setting flags (None: not given), for bridge.app.config.load."""
+    return {s.name: getattr(args, s.name) for s in SETTINGS if s.has_flag}
+
+
+def validate(key: str, value: Any, source: str) -> Any:
+    """Validate one setting's value from `source` (a file path, or a flag such as --wait)."""
+    setting = BY_NAME.get(key)
+    if setting is None:
+        raise ConfigError(f"unknown setting {key!r}")
+    return setting.validate(value, source)
