@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 
 import bridge
+from bridge.app.build import build_receive_path, make_output
 from bridge.app.config import Config
-from bridge.app.daemon import build_receive_path, make_output
 from bridge.camera.loopback import find_camera
 from bridge.camera.v4l2 import V4L2Writer
 from bridge.core.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The few exception types callers act on; every message says what to do next."""
+"""The exception types callers act on, and the one rule that turns a failed write into advice."""
 
+import errno
 import os
 
 
@@ -30,3 +31,19 @@ def read_only_advice(path: str) -> str:
             f"then `[Service]` and `ReadWritePaths={path}`, and restart the service"
         )
     return f"the file system of {path} is mounted read-only; choose another place"
+
+
+def write_error_advice(exc: OSError, what: str, path: str, flag: str, then: str = "") -> str:
+    """`what` failed writing under `path`: the cause a user can act on, and the action.
+
+    One rule for every file the daemon writes (snapshots, recordings), so a full disk, a
+    permission problem and a read-only mount read the same wherever they happen. `flag` names
+    the setting that chooses another place; `then` is what to do once space is free.
+    """
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {what} (free some space{then})"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {what} (choose another {flag} or fix its owner/permissions)"
+    if exc.errno == errno.EROFS:
+        return f"read-only file system: {what}: {read_only_advice(path)} ({flag})"
+    return f"{what}: {exc.strerror or exc}"

@@ -14,25 +14,35 @@ The control socket, the web page and the signal handlers only queue requests; th
 serves them. `bridge.capture.snapshots.Snapshots` owns every snapshot request from press to file
 (its docstring tells the one rule for time and the one for space).
 
-Threads (name: owner; what it owns; mailbox in -> out):
+Threads: each owns its sockets, files and devices alone; others reach it only through its
+mailbox, and nothing waits on another thread's work while holding a thread (a snapshot request
+is a future, answered by whichever thread completes it).
 
-    main (session loop): Session.run; the UDP sockets, Reassembler, ButtonTracker, Snapshots'
-        waiting requests, the recorder slot, reload and signals;
-        in: datagrams, Session.call_soon (signals, reload), wake() -> out: Pipeline.submit,
-        Recorder.append, Snapshots.offer -> SnapshotWriter, Feed.frame/set_state, sd_notify
-    pipeline: bridge.camera.pipeline.Pipeline; decoder, transform, the v4l2 device;
-        in: its newest-frame slot (submit) -> out: the camera device
-    snapshots: SnapshotWriter; the files in the snapshot directory;
-        in: its write queue -> out: the file, then on_saved -> Feed.snapshot_saved
-    recorder: Recorder; the --record file; in: its bounded frame queue -> out: the file
-    control (+ control-worker-N): ControlServer; the control socket and its connections;
-        in: client requests -> out: _handle_control replies (status, take_snapshot, url)
-    web (asyncio loop): bridge.web.server.WebServer; the HTTP socket and its clients;
-        in: Feed (newest frame, state, saved snapshots) -> out: pages, streams, events;
-        its snapshot button calls take_snapshot on the loop's executor threads
+    main: Session (bridge.device) and this Daemon
+        owns: the UDP sockets, Reassembler, ButtonTracker, the link state, the waiting
+              snapshot requests, the recorder slot, reload
+        in:   datagrams; Session.call_soon (signals, reload); Session.wake
+        out:  Pipeline.submit, Recorder.append, Snapshots.offer, Feed, sd_notify; its tick
+              answers the snapshot futures whose deadline has come
+    pipeline: Pipeline (bridge.camera)
+        owns: the decoder, the transform, the V4L2 device and its reader events
+        in:   the newest-frame slot (submit)  out: the camera; stats() values it publishes
+    snapshots: SnapshotWriter (bridge.capture)
+        owns: the files in the snapshot directory
+        in:   its write queue  out: the file, the request's future, Feed.snapshot_saved
+    recorder: Recorder (bridge.capture)
+        owns: the --record file  in: its bounded frame queue  out: the file
+    control: ControlServer (bridge.control)
+        owns: the control socket and its connections
+        in:   requests  out: replies, at once (status, url) or when a snapshot future
+              completes (the completing thread wakes this one)
+    web: WebServer (bridge.web, an asyncio loop)
+        owns: the HTTP socket and its clients
+        in:   Feed (newest frame, state, saved files)  out: pages, streams, events; it awaits
+              snapshot futures, and its executor only reads snapshot files (a hung disk
+              must not stall the loop)
 
-The builders `build_receive_path` (Session, Reassembler and ButtonTracker for a Config and a
-listener) and `make_output` (the video side) wire the parts here; the demo runs a whole
+The builders in `bridge.app.build` construct the parts from a Config; the demo runs a whole
 Daemon, the benchmark (bench/worker.py) takes the builders alone.
 """
 
@@ -46,15 +56,15 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any
 
 from bridge import __version__
 from bridge.app import status as status_mod
-from bridge.app.config import Config, default_state_dir, is_system_service, parse_http
+from bridge.app.build import Output, build_receive_path, make_output, start_web
+from bridge.app.config import Config
 from bridge.app.lock import lock_instance
 from bridge.app.paths import check_snapshot_dir
 from bridge.app.reload import plan_reload
-from bridge.app.settings import LIVE_KEYS
 from bridge.app.status import FPS_WINDOW_S
 from bridge.app.systemd import Notifier
 from bridge.capture.recorder import Recorder
@@ -67,102 +77,15 @@ from bridge.capture.snapshots import (
 )
 from bridge.control.server import ControlServer
 from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
-from bridge.core.buttons import ButtonTracker
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.core.linkstate import LinkState
 from bridge.core.ratelimit import RateLimiter
-from bridge.core.reassembly import Reassembler
-from bridge.device.session import Listener, Session
 from bridge.errors import BridgeError, ConfigError
 from bridge.web.feed import Feed
 
 log = logging.getLogger(__name__)
 
 RECORDER_DRAIN_S = 2.0  # at shutdown, queued frames get this long to reach the disk
-# Settings a reload applies live (from the settings table); the rest need a restart.
-__all__ = ["LIVE_KEYS", "Daemon", "NullOutput", "Output", "build_receive_path", "make_output"]
-
-
-class Output(Protocol):
-    """The video side as the daemon drives it: bridge.camera.pipeline.Pipeline, or NullOutput."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def submit(self, frame: Any) -> None:
-        """Hand over a complete frame; must return at once (the loop thread calls it)."""
-
-    def signal_lost(self) -> None: ...
-    def signal_back(self) -> None: ...
-    def set_transform(self, rotate: int, flip: str) -> None:
-        """Rotate/flip from the next frame on; ConfigError when this output cannot."""
-
-    def stuck(self, now: float) -> str | None:
-        """Why the output's threads are not making progress; None while they are."""
-
-    def stats(self) -> dict[str, Any]: ...
-
-
-class NullOutput:
-    """`--camera none`: nothing is decoded; snapshots, recording and status still work."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def submit(self, frame: Any) -> None: ...
-    def signal_lost(self) -> None: ...
-    def signal_back(self) -> None: ...
-    def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
-    def stuck(self, now: float) -> str | None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "shown": 0,
-            "skipped": 0,
-            "camera": None,
-            "camera_error": None,
-            "resolution": None,
-            "fps": None,
-            "latency_p50_ms": None,
-            "latency_p99_ms": None,
-        }
-
-
-def build_receive_path(config: Config, listener: Listener) -> Session:
-    """The receive path for `config`: a Session with its Reassembler and ButtonTracker.
-
-    Frames, presses, state changes and ticks go to `listener` on the loop thread.
-    """
-    return Session(
-        device_ip=config.device_ip,
-        stream_port=config.stream_port,
-        event_port=config.event_port,
-        interface=config.interface,
-        reassembler=Reassembler(max_frame_bytes=config.max_frame_bytes),
-        tracker=ButtonTracker(),
-        listener=listener,
-        wait_s=config.wait,
-        linger_s=config.linger,
-        rcvbuf_bytes=config.receive_buffer_bytes,
-    )
-
-
-def make_output(config: Config, **pipeline_options: Any) -> Output:
-    """The Pipeline (video side), or NullOutput for --camera none.
-
-    `pipeline_options` go to the Pipeline as they are (the benchmark's stand-in sink).
-    """
-    if config.camera == "none":
-        return NullOutput()
-    from bridge.camera.pipeline import Pipeline
-
-    return Pipeline(
-        camera=config.camera,
-        fmt=config.format,
-        rotate=config.rotate,
-        flip=config.flip,
-        fps_hint=config.fps_hint,
-        **pipeline_options,
-    )
 
 
 class Daemon:
@@ -183,8 +106,8 @@ class Daemon:
         self._dimensions = jpeg_dimensions
         self.notifier = Notifier()
         self.output: Output = output_factory(config)
-        self.snapshots = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
-        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshots.directory)
+        self.snapshot_writer = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
+        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshot_writer.directory)
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
         self._state_dir = state_dir
@@ -193,7 +116,7 @@ class Daemon:
         self.control = ControlServer(config.control_socket, self._handle_control)
         self.session = build_receive_path(config, self)
         self.reassembler, self.tracker = self.session.reassembler, self.session.tracker
-        self.snapshot_requests = Snapshots(self.snapshots, state=lambda: self.session.state)
+        self.snapshots = Snapshots(self.snapshot_writer, state=lambda: self.session.state)
         self.started_at = time.monotonic()
         self.frames_received = 0
         self.presses = 0
@@ -230,10 +153,10 @@ class Daemon:
             os.close(lock_fd)
 
     def _run_locked(self) -> int:
-        self.snapshots.start()
+        self.snapshot_writer.start()
         check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.
-        started: list[Callable[[], None]] = [self.snapshots.stop, self._stop_recorder]
+        started: list[Callable[[], None]] = [self.snapshot_writer.stop, self._stop_recorder]
         session_open = False
         try:
             if self.recorder is not None:
@@ -265,49 +188,10 @@ class Daemon:
 
     def _start_web(self) -> bool:
         """Serve the web page; a failure is logged and reported, the camera goes on."""
-        where = parse_http(self.config.http)
-        if where is None:
-            return False
-        from bridge.web import auth
-        from bridge.web.server import WebServer
-
-        state_dir = self._state_dir or default_state_dir()
-        try:
-            token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
-        except OSError as exc:
-            import secrets
-
-            token = secrets.token_urlsafe(auth.TOKEN_BYTES)
-            log.warning(
-                "cannot keep the web page's access token in %s (%s): using one for this run "
-                "only; its address changes at the next start",
-                state_dir,
-                exc.strerror or exc,
-            )
-        web = WebServer(self.feed, where[0], where[1], token)
-        try:
-            web.start()
-        except BridgeError as exc:
-            fallback = parse_http(self._http_fallback) if self._http_fallback else None
-            if fallback is None:
-                self.web_error = str(exc)
-                log.error("%s; the camera and snapshots work without it", exc)
-                return False
-            log.info(
-                "the web page cannot use %s (%s): trying %s",
-                self.config.http,
-                exc,
-                self._http_fallback,
-            )
-            web = WebServer(self.feed, fallback[0], fallback[1], token)
-            try:
-                web.start()
-            except BridgeError as again:
-                self.web_error = str(again)
-                log.error("%s; the camera and snapshots work without it", again)
-                return False
-        self.web = web
-        return True
+        self.web, self.web_error = start_web(
+            self.feed, self.config.http, self._state_dir, self._http_fallback
+        )
+        return self.web is not None
 
     def _snapshot_saved(self, path: str) -> None:
         self.feed.snapshot_saved(path)
@@ -357,7 +241,7 @@ class Daemon:
                 log.exception("handing a frame to the camera pipeline failed")
         if self.recorder is not None:
             self.recorder.append(data)
-        self.snapshot_requests.offer(data)
+        self.snapshots.offer(data)
 
     def on_presses(self, count: int, now: float) -> None:
         self.presses += count
@@ -388,16 +272,16 @@ class Daemon:
             if ok:
                 log.error("%s: no longer telling systemd's watchdog that all is well", stuck)
         self.notifier.status(self.status_line())
-        self.snapshot_requests.expire()
+        self.snapshots.expire()
 
     # ---- requests ------------------------------------------------------------------------
 
     def request_snapshot(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
         """A request for the next complete frame (any thread); its `answer` comes by `wait_s`."""
-        return self.snapshot_requests.request(origin, wait_s)
+        return self.snapshots.request(origin, wait_s)
 
     def _fail_pending(self, why: str) -> None:
-        self.snapshot_requests.fail_waiting(why)
+        self.snapshots.fail_waiting(why)
 
     def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
         """On the control thread: answers at once, or (a snapshot) with a future reply."""
@@ -534,7 +418,7 @@ class Daemon:
 
     def _apply_live(self, key: str, value: Any) -> bool:
         if key == "snapshot_dir":
-            self.snapshots.set_directory(value)
+            self.snapshot_writer.set_directory(value)
             check_snapshot_dir(value)
         elif key == "record":
             self._replace_recorder(value)
@@ -577,7 +461,7 @@ class Daemon:
             },
             presses=self.presses,
             buttons=self.tracker.stats.as_dict(),
-            snapshots=status_mod.snapshot_fields(self.snapshots, self.snapshot_requests),
+            snapshots=status_mod.snapshot_fields(self.snapshot_writer, self.snapshots),
             tail={
                 "recording": self.recorder.stats() if self.recorder is not None else None,
                 "control_socket": self.config.control_socket,
@@ -595,6 +479,6 @@ class Daemon:
             fps=self.fps(),
             output=self.output.stats() if state == LinkState.STREAMING else {},
             resolution=self.resolution,
-            snapshots_taken=self.snapshots.taken,
-            snapshot_error=self.snapshots.last_error,
+            snapshots_taken=self.snapshot_writer.taken,
+            snapshot_error=self.snapshot_writer.last_error,
         )

@@ -13,13 +13,12 @@ a reload, and heartbeats must not pause), and no worker is ever left blocked hol
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import queue
 import threading
 
-from bridge.errors import read_only_advice
+from bridge.errors import write_error_advice
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,10 @@ MAX_QUEUED_FRAMES = 512
 
 
 def _describe(exc: OSError, path: str) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full: recording to {path} stopped (free some space, then reload or restart)"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied: cannot record to {path} (choose another --record path)"
-    if exc.errno == errno.EROFS:
-        where = os.path.dirname(os.path.abspath(path))
-        return f"read-only file system: cannot record to {path}: {read_only_advice(where)}"
-    return f"recording to {path} stopped: {exc.strerror or exc}"
+    where = os.path.dirname(os.path.abspath(path))
+    return write_error_advice(
+        exc, f"recording to {path} stopped", where, "--record path", ", then reload or restart"
+    )
 
 
 class Recorder:

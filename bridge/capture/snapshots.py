@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from bridge.capture.names import snapshot_name, with_suffix
 from bridge.core.ratelimit import RateLimiter
-from bridge.errors import read_only_advice
+from bridge.errors import write_error_advice
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +140,9 @@ def current_umask() -> int:
 
 def describe_os_error(exc: OSError, directory: str) -> str:
     """A sentence that says what went wrong and what to do about it."""
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return f"disk full: cannot save snapshot in {directory} (free some space)"
-    if exc.errno == errno.EACCES or exc.errno == errno.EPERM:
-        return (
-            f"permission denied: cannot write snapshots to {directory} "
-            "(choose another --snapshot-dir or fix its owner/permissions)"
-        )
-    if exc.errno == errno.EROFS:
-        return (
-            f"read-only file system: cannot save snapshots in {directory}: "
-            f"{read_only_advice(directory)} (--snapshot-dir)"
-        )
-    return f"cannot save snapshot in {directory}: {exc.strerror or exc}"
+    return write_error_advice(
+        exc, f"cannot save snapshot in {directory}", directory, "--snapshot-dir"
+    )
 
 
 def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -> str:

@@ -555,7 +555,7 @@ def test_reload_applies_rotate_live_and_names_what_needs_a_restart(
     with caplog.at_level("INFO"):
         daemon.reload()
     assert pipeline.transform.rotate == 180 and pipeline.transform.flip == "horizontal"
-    assert daemon.snapshots.directory == str(tmp_path / "b")
+    assert daemon.snapshot_writer.directory == str(tmp_path / "b")
     assert daemon.config.rotate == 180 and daemon.config.stream_port == base.stream_port
     text = caplog.text
     assert "reload: applied" in text and "rotate = 180" in text

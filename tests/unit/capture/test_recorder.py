@@ -88,7 +88,8 @@ def test_stop_never_waits_on_a_stuck_disk_and_the_worker_lets_go_of_its_file(
 
 
 def _daemon(tmp_path: Path, record: Path) -> Any:
-    from bridge.app.daemon import Daemon, NullOutput
+    from bridge.app.build import NullOutput
+    from bridge.app.daemon import Daemon
 
     cfg = Config(
         device_ip="127.0.0.1",
@@ -124,7 +125,8 @@ def test_reload_restarts_a_recording_stopped_by_a_full_disk(tmp_path: Path) -> N
 
 def test_reload_with_a_stuck_disk_does_not_stall_the_loop(tmp_path: Path) -> None:
     """Changing `record` while the old file's disk is stuck: the reload returns at once."""
-    from bridge.app.daemon import Daemon, NullOutput
+    from bridge.app.build import NullOutput
+    from bridge.app.daemon import Daemon
 
     fifo = tmp_path / "stuck"
     os.mkfifo(fifo)

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The builders of the daemon's parts: what `Daemon` runs, the demo shows and the bench measures.
+
+One place constructs the receive path, the video side and the web page from a Config, so the
+benchmark (bench/worker.py) measures exactly what the daemon runs, and the daemon's own module
+keeps only the wiring between the parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, Protocol
+
+from bridge.app.config import Config
+from bridge.app.paths import default_state_dir, is_system_service
+from bridge.app.settings import parse_http
+from bridge.core.buttons import ButtonTracker
+from bridge.core.reassembly import Reassembler
+from bridge.device.session import Listener, Session
+from bridge.errors import BridgeError
+from bridge.web.feed import Feed
+
+log = logging.getLogger(__name__)
+
+
+class Output(Protocol):
+    """The video side as the daemon drives it: bridge.camera.pipeline.Pipeline, or NullOutput."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None:
+        """Hand over a complete frame; must return at once (the loop thread calls it)."""
+
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None:
+        """Rotate/flip from the next frame on; ConfigError when this output cannot."""
+
+    def stuck(self, now: float) -> str | None:
+        """Why the output's threads are not making progress; None while they are."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class NullOutput:
+    """`--camera none`: nothing is decoded; snapshots, recording and status still work."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, frame: Any) -> None: ...
+    def signal_lost(self) -> None: ...
+    def signal_back(self) -> None: ...
+    def set_transform(self, rotate: int, flip: str) -> None: ...  # nothing shown: it just holds
+    def stuck(self, now: float) -> str | None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "shown": 0,
+            "skipped": 0,
+            "camera": None,
+            "camera_error": None,
+            "resolution": None,
+            "fps": None,
+            "latency_p50_ms": None,
+            "latency_p99_ms": None,
+        }
+
+
+def build_receive_path(config: Config, listener: Listener) -> Session:
+    """The receive path for `config`: a Session with its Reassembler and ButtonTracker.
+
+    Frames, presses, state changes and ticks go to `listener` on the loop thread.
+    """
+    return Session(
+        device_ip=config.device_ip,
+        stream_port=config.stream_port,
+        event_port=config.event_port,
+        interface=config.interface,
+        reassembler=Reassembler(max_frame_bytes=config.max_frame_bytes),
+        tracker=ButtonTracker(),
+        listener=listener,
+        wait_s=config.wait,
+        linger_s=config.linger,
+        rcvbuf_bytes=config.receive_buffer_bytes,
+    )
+
+
+def make_output(config: Config, **pipeline_options: Any) -> Output:
+    """The Pipeline (video side), or NullOutput for --camera none.
+
+    `pipeline_options` go to the Pipeline as they are (the benchmark's stand-in sink).
+    """
+    if config.camera == "none":
+        return NullOutput()
+    from bridge.camera.pipeline import Pipeline
+
+    return Pipeline(
+        camera=config.camera,
+        fmt=config.format,
+        rotate=config.rotate,
+        flip=config.flip,
+        fps_hint=config.fps_hint,
+        **pipeline_options,
+    )
+
+
+def start_web(
+    feed: Feed, http: str, state_dir: str | None, fallback: str | None
+) -> tuple[Any, str | None]:
+    """(the running bridge.web.server.WebServer, None), or (None, why the page is not served).
+
+    `fallback` (the demo's "any free port") is tried when `http` cannot be bound; a page that
+    cannot start is reported, never fatal: the camera and snapshots work without it.
+    """
+    where = parse_http(http)
+    if where is None:
+        return None, None
+    from bridge.web import auth
+    from bridge.web.server import WebServer
+
+    state_dir = state_dir or default_state_dir()
+    try:
+        token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
+    except OSError as exc:
+        token = secrets.token_urlsafe(auth.TOKEN_BYTES)
+        log.warning(
+            "cannot keep the web page's access token in %s (%s): using one for this run "
+            "only; its address changes at the next start",
+            state_dir,
+            exc.strerror or exc,
+        )
+    web = WebServer(feed, where[0], where[1], token)
+    try:
+        web.start()
+    except BridgeError as exc:
+        second = parse_http(fallback) if fallback else None
+        if second is None:
+            log.error("%s; the camera and snapshots work without it", exc)
+            return None, str(exc)
+        log.info("the web page cannot use %s (%s): trying %s", http, exc, fallback)
+        web = WebServer(feed, second[0], second[1], token)
+        try:
+            web.start()
+        except BridgeError as again:
+            log.error("%s; the camera and snapshots work without it", again)
+            return None, str(again)
+    return web, None
