@@ -54,10 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    try:
-        from bridge.cli import doctor
-    except ImportError as exc:
-        raise BridgeError(f"doctor is not available in this build ({exc})") from None
+    from bridge.cli import doctor
 
     return int(doctor.main(args) or 0)
 
@@ -200,12 +197,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         DOCTOR_EXAMPLES,
     )
     if wanted == "doctor":
-        try:
-            from bridge.cli import doctor
-        except ImportError:
-            pass  # cmd_doctor reports it
-        else:
-            doctor.add_arguments(p)
+        from bridge.cli import doctor
+
+        doctor.add_arguments(p)
     p.set_defaults(func=cmd_doctor)
     return parser
 
