@@ -362,8 +362,7 @@ class Snapshots:
     """Every snapshot request from press to file: admission, its frame, its file, its answer.
 
     `request` may be called from any thread; `offer` and `expire` from the receive loop, whose
-    tick therefore answers every request by its deadline (through `SnapshotRequest.answer`);
-    `give_up` from whoever blocks on `SnapshotRequest.wait` and has run out of time.
+    tick therefore answers every request by its deadline (through `SnapshotRequest.answer`).
     """
 
     def __init__(
@@ -449,26 +448,6 @@ class Snapshots:
             self._no_frame(req)
         for req, result in still:
             req.reply(result)
-
-    def give_up(self, req: SnapshotRequest) -> SnapshotResult:
-        """The answer for a waiter whose time is up: no frame, the file, or still being written."""
-        pending: SnapshotResult | None = None
-        with self._lock:
-            if req.result is not None:
-                return req.result
-            if req in self._waiting:
-                self._waiting.remove(req)
-            else:
-                pending = self._still_writing(req)
-        if pending is None:
-            self._no_frame(req)
-        elif req.done.wait(0.05):  # written just now: the path is the better answer
-            pass
-        else:
-            req.reply(pending)
-            return pending
-        assert req.result is not None
-        return req.result
 
     def fail_waiting(self, why: str) -> None:
         """Stopping: requests still waiting for a frame get `why`; accepted ones are written."""

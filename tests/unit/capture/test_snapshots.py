@@ -11,7 +11,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -147,12 +147,15 @@ class GatedDisk:
 
 @contextlib.contextmanager
 def coordinator(
-    directory: Path, max_in_flight: int, disk: GatedDisk | None = None
+    directory: Path,
+    max_in_flight: int,
+    disk: GatedDisk | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Snapshots]:
     writer = SnapshotWriter(str(directory), write=disk.write if disk else write_atomically)
     writer.start()
     try:
-        yield Snapshots(writer, state=lambda: "streaming", max_in_flight=max_in_flight)
+        yield Snapshots(writer, state=lambda: "streaming", max_in_flight=max_in_flight, clock=clock)
     finally:
         if disk is not None:
             disk.gate.set()
@@ -162,7 +165,8 @@ def coordinator(
 def test_a_slow_disk_bounds_the_whole_path_and_is_named_as_the_cause(tmp_path: Path) -> None:
     disk = GatedDisk()
     saved: list[str] = []
-    with coordinator(tmp_path, max_in_flight=4, disk=disk) as snaps:
+    now = [100.0]
+    with coordinator(tmp_path, max_in_flight=4, disk=disk, clock=lambda: now[0]) as snaps:
         snaps.writer.on_saved = saved.append
         accepted = [snaps.request("button") for _ in range(4)]
         for i in range(4):
@@ -177,7 +181,9 @@ def test_a_slow_disk_bounds_the_whole_path_and_is_named_as_the_cause(tmp_path: P
         )
         assert snaps.refused == 1
         # A waiter whose time is up is told its snapshot is still coming, and its name.
-        late = snaps.give_up(accepted[3])
+        now[0] += accepted[3].wait_s
+        snaps.expire()  # the loop's tick
+        late = accepted[3].answer.result(0)
         assert late.pending and late.path is None and late.error is not None
         assert late.name == accepted[3].name and late.name is not None
         assert "the disk is slow" in late.error and late.name in late.error
@@ -196,14 +202,18 @@ def test_a_slow_disk_bounds_the_whole_path_and_is_named_as_the_cause(tmp_path: P
 
 
 def test_no_frame_by_the_deadline_fails_and_never_writes(tmp_path: Path) -> None:
-    with coordinator(tmp_path, max_in_flight=4) as snaps:
+    now = [100.0]
+    with coordinator(tmp_path, max_in_flight=4, clock=lambda: now[0]) as snaps:
         req = snaps.request("control", wait_s=0.2)
         other = snaps.request("button", wait_s=0.2)
-        assert req.wait(0.3) is None  # nobody has expired it yet
-        result = snaps.give_up(req)
+        now[0] = 100.1
+        snaps.expire()  # the loop's tick, before the deadline
+        assert not req.answer.done() and other.result is None
+        now[0] = 100.2
+        snaps.expire()
+        result = req.answer.result(0)
         assert result.error is not None and not result.pending
         assert "no complete frame arrived within 0.2 s (daemon state: streaming)" in result.error
-        snaps.expire()  # the loop's tick
         assert other.result is not None and "no complete frame" in (other.result.error or "")
         snaps.offer(b"\xff\xd8late\xff\xd9")  # nobody waits any more: nothing is written
         snaps.writer.stop()
