@@ -21,12 +21,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.netns import ip as _ip
+from support.netns import netns_env as _netns_env
+from support.netns import status as _status
+from support.netns import stop as _stop
 from support.waiting import wait_for
 
-from bridge.control.client import request
 from bridge.sim.scene import make_loop
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -77,10 +79,6 @@ print(json.dumps({
     "event_source": list(addr), "baseline": tracker.baseline,
 }))
 """
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
 @pytest.fixture
@@ -260,14 +258,6 @@ def attack_net() -> Iterator[dict[str, str]]:
             _ip("netns", "del", ns, check=False)
 
 
-def _netns_env() -> dict[str, str]:
-    """This checkout importable, and no systemd variables inherited from whoever runs pytest."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_USEC"):
-        env.pop(var, None)
-    return env
-
-
 def _udp_ports(ns: str) -> list[int]:
     """Local ports of the wildcard-bound UDP sockets in `ns`, as a port scan would find them."""
     text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/udp"],
@@ -278,24 +268,6 @@ def _udp_ports(ns: str) -> list[int]:
         if address == "00000000":
             ports.append(int(port, 16))
     return sorted(ports)
-
-
-def _status(sock: str) -> dict[str, Any] | None:
-    try:
-        return request(sock, {"cmd": "status"}, timeout=5)["status"]
-    except Exception:
-        return None
-
-
-def _stop(proc: subprocess.Popen[Any]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return -9
 
 
 def test_forged_datagrams_from_the_lan_reach_neither_camera_nor_snapshots(
