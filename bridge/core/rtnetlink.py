@@ -21,6 +21,8 @@ NLM_F_REQUEST = 1
 RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
+RTA_VIA = 18  # a gateway of another family (an IPv4 route via an IPv6 next hop)
+AF_INET6 = 10
 
 _NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 # family, dst_len, src_len, tos, table, protocol, scope, type, flags
@@ -38,9 +40,14 @@ class Route:
     gateway: str | None
 
 
-def encode_route_request(device_ip: str, seq: int) -> bytes:
-    """An RTM_GETROUTE request for one IPv4 destination (``ip route get DEVICE_IP``)."""
+def encode_route_request(device_ip: str, seq: int, oif: int | None = None) -> bytes:
+    """An RTM_GETROUTE request for one IPv4 destination (``ip route get DEVICE_IP``).
+
+    With `oif`, the route a socket bound to that interface would take (``... oif DEV``).
+    """
     attr = _RTATTR.pack(_RTATTR.size + 4, RTA_DST) + ipaddress.IPv4Address(device_ip).packed
+    if oif is not None:
+        attr += _RTATTR.pack(_RTATTR.size + 4, RTA_OIF) + _U32.pack(oif)
     body = _RTMSG.pack(AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETROUTE, NLM_F_REQUEST, seq, 0) + body
 
@@ -76,5 +83,18 @@ def _route_attrs(data: bytes, off: int, end: int) -> Route | None:
             (ifindex,) = _U32.unpack(value)
         elif atype == RTA_GATEWAY and len(value) == 4:
             gateway = str(ipaddress.IPv4Address(value))
+        elif atype == RTA_VIA and len(value) >= 2:
+            gateway = _via(value)
         off += (alen + 3) & ~3
     return None if ifindex is None else Route(ifindex, gateway)
+
+
+def _via(value: bytes) -> str:
+    """RTA_VIA's struct rtvia (family, address) as text; any next hop is a gateway all the same."""
+    family = int.from_bytes(value[:2], "little")
+    addr = value[2:]
+    if family == AF_INET6 and len(addr) == 16:
+        return str(ipaddress.IPv6Address(addr))
+    if family == AF_INET and len(addr) == 4:
+        return str(ipaddress.IPv4Address(addr))
+    return f"a gateway of address family {family}"

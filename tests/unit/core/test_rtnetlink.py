@@ -59,3 +59,22 @@ def test_any_bytes_decode_or_are_ignored(data: bytes, seq: int) -> None:
 def test_truncated_captures_never_raise(tail: bytes) -> None:
     for cut in range(0, len(ROUTED_VIA_GATEWAY), 7):
         decode_route_reply(ROUTED_VIA_GATEWAY[:cut] + tail, 7)
+
+
+def test_request_with_an_outgoing_interface_asks_as_a_bound_socket() -> None:
+    req = encode_route_request("192.168.10.123", 7, oif=5)
+    assert struct.unpack_from("=I", req)[0] == len(req)
+    assert req[28:] == (
+        bytes.fromhex("08000100") + socket.inet_aton("192.168.10.123")
+        + bytes.fromhex("08000400") + struct.pack("=I", 5)
+    )  # fmt: skip
+
+
+def test_a_next_hop_of_another_family_is_a_gateway_too() -> None:
+    """RTA_VIA instead of RTA_GATEWAY: an IPv4 route via an IPv6 next hop (RFC 5549)."""
+    via = struct.pack("=HH", 4 + 2 + 16, 18) + struct.pack("=H", socket.AF_INET6)
+    via += socket.inet_pton(socket.AF_INET6, "fe80::1")
+    oif = struct.pack("=HHI", 8, 4, 3)
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, 0, 0, 1, 0) + oif + via
+    msg = struct.pack("=IHHII", 16 + len(body), 24, 0, 5, 0) + body
+    assert decode_route_reply(msg, 5) == Route(3, "fe80::1")
