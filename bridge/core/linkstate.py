@@ -6,7 +6,8 @@ device, a complete frame, sends failing or working again, a housekeeping tick) a
 answers, so every rule below can be tested with stepped time instead of real seconds.
 
 States (the session logs each change once, never per packet):
-  starting → waiting for network (sends fail: DHCP has not finished, no route yet)
+  starting → waiting for network (no direct route to the device, so nothing is sent to it; or
+                                  sends fail: DHCP has not finished, no route yet)
            → waiting for device (sends work, nobody answers)
            → streaming (a frame within the last STALL_S)
            → stalled (the device answered before but no frame for STALL_S)
@@ -66,6 +67,9 @@ class LinkMachine:
         self.last_contact_at: float | None = None
         self.last_frame_at: float | None = None
         self.network_down = False
+        # The kernel's route to the device is direct (on-link, no gateway); until the session
+        # says otherwise it is assumed, as sends failing is what reports trouble then.
+        self.direct_route = True
 
     def start(self, now: float) -> None:
         """The loop begins: `wait_s` counts from here, not from construction."""
@@ -96,6 +100,21 @@ class LinkMachine:
         self.network_down = down
         return changed
 
+    def route(self, direct: bool) -> bool:
+        """Whether the route to the device is direct; True when that is news.
+
+        The session sends nothing while it is not (a route via a gateway leads to a stranger's
+        host, issue 18); shown as "waiting for network" until the device can be reached.
+        """
+        changed = direct != self.direct_route
+        self.direct_route = direct
+        return changed
+
+    @property
+    def may_send(self) -> bool:
+        """Heartbeats and polls go out only over a direct route."""
+        return self.direct_route
+
     def tick(self, now: float) -> Tick:
         """Re-derive the state from the timestamps, then check the exit rules."""
         return Tick(self._update(now), self._exit_due(now))
@@ -105,7 +124,7 @@ class LinkMachine:
             new = LinkState.STREAMING
         elif self.last_contact_at is not None and now - self.last_contact_at < CONTACT_LOST_S:
             new = LinkState.STALLED if self.first_frame_seen else LinkState.WAITING_DEVICE
-        elif self.network_down:
+        elif self.network_down or not self.direct_route:
             new = LinkState.WAITING_NETWORK
         else:
             new = LinkState.WAITING_DEVICE

@@ -26,7 +26,17 @@ datagram) that the sender does not write.
   accepting the LAN then is exactly the attack.
 
 While no interface qualifies (no route yet, adapter unplugged) nothing claiming to be the device is
-accepted. One object per daemon instance, so a second instance on a second adapter is a second
+accepted.
+
+The same answer decides whether anything may be *sent* to the device (:attr:`DeviceLink.direct`,
+issue 18): started where no borescope is plugged in, the kernel would send the heartbeats and
+polls via the LAN's gateway, to whichever host answers to 192.168.10.123 out there. Direct means
+what accepting means, on-link and no gateway, and with ``--interface`` also that the kernel
+would send out of that interface (asked with RTA_OIF when the sockets are bound to it, as a bound
+socket's route is looked up). The session sends with MSG_DONTROUTE as well, so the kernel itself
+refuses a gateway between two of these checks.
+
+One object per daemon instance, so a second instance on a second adapter is a second
 object with its own ``--interface``.
 """
 
@@ -38,6 +48,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 from bridge.core.rtnetlink import Route, decode_route_reply, encode_route_request
 from bridge.errors import BridgeError
@@ -59,8 +70,15 @@ class NetlinkUnavailable(BridgeError):
     """The kernel cannot be asked at all (a sandbox without AF_NETLINK): say so, do not guess."""
 
 
-def route_to(device_ip: str) -> Route:
-    """Ask the kernel how it would send to ``device_ip``; OSError with its errno if it would not.
+class RouteLookup(Protocol):
+    """`route_to`'s shape, for tests to stand in a routing table."""
+
+    def __call__(self, device_ip: str, oif: int | None = None, /) -> Route: ...
+
+
+def route_to(device_ip: str, oif: int | None = None) -> Route:
+    """Ask the kernel how it would send to ``device_ip`` (out of `oif` if given); OSError with
+    its errno if it would not.
 
     Unprivileged, one request and one answer; the unit allows AF_NETLINK for this alone.
     """
@@ -79,7 +97,7 @@ def route_to(device_ip: str) -> Route:
         raise
     with s:
         s.settimeout(NETLINK_TIMEOUT_S)
-        s.sendto(encode_route_request(device_ip, seq), (0, 0))
+        s.sendto(encode_route_request(device_ip, seq, oif), (0, 0))
         for _ in range(8):  # answers to anything else (there is nothing else) are skipped
             answer = decode_route_reply(s.recv(65536), seq)
             if isinstance(answer, Route):
@@ -111,14 +129,15 @@ def interface_name(ifindex: int | None) -> str:
 
 
 class DeviceLink:
-    """The interface that leads to the device; ``accepts(ifindex)`` is the arrival check."""
+    """The interface that leads to the device; ``accepts(ifindex)`` is the arrival check,
+    ``direct`` whether sending to the device is allowed."""
 
     def __init__(
         self,
         device_ip: str,
         interface: str | None = None,
         *,
-        route: Callable[[str], Route] = route_to,
+        route: RouteLookup = route_to,
         name_to_index: Callable[[str], int] = socket.if_nametoindex,
         index_to_name: Callable[[int], str] = socket.if_indextoname,
     ) -> None:
@@ -132,6 +151,11 @@ class DeviceLink:
         self.reason = "not resolved yet"  # why ifindex is None, for the log
         self.unavailable: str | None = None  # set when the route cannot be asked for at all
         self.changes = 0
+        # The kernel would send to the device directly (no gateway, the right interface).
+        self.direct = False
+        self.indirect_reason = "not resolved yet"  # why not direct, for the log
+        # The session's sockets are bound to `interface` (SO_BINDTODEVICE took effect).
+        self.bound = False
         self._route = route
         self._name_to_index = name_to_index
         self._index_to_name = index_to_name
@@ -141,6 +165,7 @@ class DeviceLink:
         """Look the interface up again; True when the answer changed (then it is logged)."""
         self._resolved_at = now
         ifindex, name, reason = self._lookup()
+        self.direct, self.indirect_reason = self._direct(ifindex, reason)
         if ifindex == self.ifindex:
             self.name = name if ifindex is not None else None
             self.reason = reason
@@ -181,6 +206,35 @@ class DeviceLink:
         if r.gateway is not None:
             return None, None, f"routed via the gateway {r.gateway} on {name}, not a direct link"
         return r.ifindex, name, ""
+
+    def _direct(self, ifindex: int | None, reason: str) -> tuple[bool, str]:
+        """Whether the kernel sends to the device directly, and if not, why not.
+
+        Without --interface the lookup has asked exactly that (a gateway route gives no
+        ifindex). With it, the named interface existing is not enough: ask the route, out of it
+        when the sockets are bound to it, else as an unbound socket's sends go.
+        """
+        if ifindex is None:
+            return False, reason
+        if not self.interface:
+            return True, ""
+        try:
+            r = self._route(self.device_ip, ifindex) if self.bound else self._route(self.device_ip)
+        except NetlinkUnavailable:
+            # No way to ask: --interface works without netlink, as ever. MSG_DONTROUTE still
+            # keeps every send on-link, and a bound socket on the named interface.
+            return True, ""
+        except OSError as exc:
+            return False, f"no route: {exc.strerror}"
+        if r.gateway is not None:
+            return False, f"routed via the gateway {r.gateway}, not a direct link"
+        if r.ifindex != ifindex:
+            try:
+                other = self._index_to_name(r.ifindex)
+            except OSError:
+                other = f"#{r.ifindex}"
+            return False, f"routed via {other}, not {self.interface}"
+        return True, ""
 
     def maybe_resolve(self, now: float) -> None:
         """The routine re-check, every RESOLVE_EVERY_S (call it from a timer)."""

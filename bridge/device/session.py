@@ -19,6 +19,12 @@ not authenticated, and Linux accepts a packet for any local address on any inter
 counted as wrong_interface and logged, rate-limited. Neither can inject a picture or
 trigger a snapshot.
 
+Nothing at all goes to the device unless the kernel's route to it is direct (issue 18): started
+where no borescope is plugged in, the route to 192.168.10.123 is the LAN's default gateway, and
+the heartbeats and polls would reach a stranger's host. DeviceLink.direct says whether it is
+(re-asked every tick while it is not, so a link that appears is used at once); every send also
+carries MSG_DONTROUTE, so the kernel refuses a gateway even between two checks.
+
 The states (starting, waiting for network, waiting for device, streaming, stalled) and the
 exit rules live in bridge.core.linkstate.LinkMachine; the session feeds it what happened and
 logs what it answers, once per change, never per packet. The loop ends by itself, with a
@@ -152,6 +158,7 @@ class Session:
         self._pending: collections.deque[Callable[[], None]] = collections.deque()
         self._stop = False
         self._warn = RateLimiter(60.0)
+        self._next_hb = self._next_poll = self._next_tick = 0.0
 
     # ---- set-up ---------------------------------------------------------------------------
 
@@ -164,6 +171,7 @@ class Session:
             self.close(send_stop=False)
             raise
         set_receive_buffer(self._stream, self.rcvbuf_bytes, self.receive_buffer)
+        self.link.bound = self.sockets.bound_to_device
         self.link.resolve(self.clock())
         if self.link.unavailable:
             self.close(send_stop=False)
@@ -205,11 +213,10 @@ class Session:
         assert self._sel is not None
         now = self.clock()
         self.machine.start(now)
-        next_hb = now
-        next_poll = now
-        next_tick = now
+        self._next_hb = self._next_poll = self._next_tick = now
+        self._check_route()
         while not self._stop:
-            timeout = max(0.0, min(next_hb, next_poll, next_tick) - self.clock())
+            timeout = max(0.0, min(self._next_hb, self._next_poll, self._next_tick) - self.clock())
             for key, _ in self._sel.select(min(timeout, TICK_S)):
                 if key.data == "stream":
                     self._drain_stream()
@@ -219,29 +226,58 @@ class Session:
                     self._drain_wake()
             while self._pending:
                 self._pending.popleft()()
-            now = self.clock()
-            if now >= next_hb:
-                self._send(self._stream, HEARTBEAT, self.stream_addr, "heartbeat")
-                self.heartbeats_sent += 1
-                next_hb = max(next_hb + HEARTBEAT_INTERVAL_S, now)
-            if now >= next_poll:
-                self._send(self._event, self.tracker.next_poll(), self.event_addr, "poll")
-                self.polls_sent += 1
-                next_poll = max(next_poll + POLL_INTERVAL_S, now)
-            if now >= next_tick:
-                next_tick = now + TICK_S
-                if self.machine.network_down and self.sockets.bound_to_device:
-                    self._rebind(now)
-                self.link.maybe_resolve(now)
-                # Expiring a stuck frame can release complete ones queued behind it.
-                self._deliver(self.reassembler.expire(now) or (), now)
-                reason = self._step(now)
-                if reason is not None:
-                    self.exit_reason = reason
-                    return reason
-                self.listener.on_tick(now)
+            reason = self._timers(self.clock())
+            if reason is not None:
+                self.exit_reason = reason
+                return reason
         self.exit_reason = "stopped"
         return "stopped"
+
+    def _timers(self, now: float) -> str | None:
+        """Heartbeat, poll and housekeeping as they fall due; an exit reason when one is due."""
+        if now >= self._next_hb:
+            if self.link.direct:
+                self._send(self._stream, HEARTBEAT, self.stream_addr, "heartbeat")
+                self.heartbeats_sent += 1
+            self._next_hb = max(self._next_hb + HEARTBEAT_INTERVAL_S, now)
+        if now >= self._next_poll:
+            if self.link.direct:
+                self._send(self._event, self.tracker.next_poll(), self.event_addr, "poll")
+                self.polls_sent += 1
+            self._next_poll = max(self._next_poll + POLL_INTERVAL_S, now)
+        if now >= self._next_tick:
+            self._next_tick = now + TICK_S
+            if self.machine.network_down and self.sockets.bound_to_device:
+                self._rebind(now)
+            if self.link.direct:
+                self.link.maybe_resolve(now)
+            else:
+                self.link.resolve(now)  # every tick: a link that appears is used at once
+            if self._check_route() and self.link.direct:
+                self._next_hb = self._next_poll = now
+            # Expiring a stuck frame can release complete ones queued behind it.
+            self._deliver(self.reassembler.expire(now) or (), now)
+            reason = self._step(now)
+            if reason is not None:
+                return reason
+            self.listener.on_tick(now)
+        return None
+
+    def _check_route(self) -> bool:
+        """Tell the machine whether the route is direct; log each change once. True on news."""
+        link = self.link
+        if not self.machine.route(link.direct):
+            return False
+        if link.direct:
+            log.info("a direct link to %s via %s: contacting it", self.device_ip, link.name)
+        else:
+            log.info(
+                "no direct link to %s: is the borescope plugged in? (%s; sending nothing to it "
+                "until there is one)",
+                self.device_ip,
+                link.indirect_reason,
+            )
+        return True
 
     def _rebind(self, now: float) -> None:
         """Bind fresh sockets to --interface after it went away.
@@ -271,6 +307,7 @@ class Session:
             self._sel.register(new, selectors.EVENT_READ, tag)
         self._stream, self._event = stream, event
         set_receive_buffer(stream, self.rcvbuf_bytes, self.receive_buffer, quiet=True)
+        self.link.bound = self.sockets.bound_to_device
         self.link.resolve(now)  # the same name, most likely a new index
         self.rebinds += 1
         log.debug("re-bound the sockets to %s", self.interface)
@@ -376,7 +413,7 @@ class Session:
     def _send(self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str) -> None:
         assert s is not None
         try:
-            s.sendto(data, addr)
+            s.sendto(data, socket.MSG_DONTROUTE, addr)  # never via a gateway, whatever the table
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -490,9 +527,9 @@ class Session:
     def close(self, send_stop: bool = True) -> None:
         """Tell the device to stop streaming (only a stream this session asked for, so a
         process that never ran its loop cannot stop another one's), then close everything."""
-        if send_stop and self._stream is not None and self.heartbeats_sent > 0:
+        if send_stop and self._stream is not None and self.heartbeats_sent > 0 and self.link.direct:
             try:
-                self._stream.sendto(STOP, self.stream_addr)
+                self._stream.sendto(STOP, socket.MSG_DONTROUTE, self.stream_addr)
             except OSError as exc:
                 log.debug("sending the stop packet failed: %s", exc.strerror)
         if self._wake_w is not None:

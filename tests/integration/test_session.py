@@ -229,7 +229,9 @@ def test_the_device_address_on_another_interface_is_refused(
 ) -> None:
     """Right source, wrong arrival interface: counted as wrong_interface, logged once, dropped."""
     elsewhere = DeviceLink(
-        "127.0.0.1", route=lambda ip: Route(999_999, None), index_to_name=lambda i: "enxtest0"
+        "127.0.0.1",
+        route=lambda ip, oif=None: Route(999_999, None),
+        index_to_name=lambda i: "enxtest0",
     )
     with caplog.at_level("WARNING", logger="bridge.device.session"):
         r = Running(device, wait_s=0, linger_s=0, link=elsewhere)
@@ -261,20 +263,24 @@ def test_the_device_address_on_another_interface_is_refused(
 def test_without_a_route_nothing_claiming_to_be_the_device_is_accepted(
     device: ScriptedDevice,
 ) -> None:
-    nowhere = DeviceLink("127.0.0.1", route=lambda ip: Route(1, "192.0.2.1"))  # via a gateway
-    r = Running(device, wait_s=0, linger_s=0, link=nowhere)
+    nowhere = DeviceLink("127.0.0.1", route=lambda ip, oif=None: Route(1, "192.0.2.1"))
+    r = Running(device, wait_s=0, linger_s=0, link=nowhere)  # the route is via a gateway
     try:
-        wait_for(lambda: device.client, what="a heartbeat")
+        assert r.session._stream is not None
+        device.client = ("127.0.0.1", r.session._stream.getsockname()[1])  # no heartbeat told it
         device.send_frame(1, jpeg(1))
         wait_for(lambda: r.session.wrong_interface > 0, what="refused")
         assert r.listener.frames == []
         assert r.session.stats()["device_interface"] is None
+        wait_for(lambda: r.session.state == "waiting for network", what="waiting for network")
     finally:
         r.stop()
+    assert (device.heartbeats, device.event_client, device.stops) == (0, None, 0)  # sent nothing
+    assert r.session.heartbeats_sent == r.session.polls_sent == 0
 
 
 def test_no_netlink_is_a_clear_error_at_open() -> None:
-    def sandboxed(ip: str) -> Route:
+    def sandboxed(ip: str, oif: int | None = None) -> Route:
         raise NetlinkUnavailable("netlink sockets are not allowed here; AF_NETLINK or --interface")
 
     s = unsent_session(link=DeviceLink("127.0.0.1", route=sandboxed))

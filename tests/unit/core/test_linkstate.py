@@ -211,3 +211,24 @@ def test_sequences(events: list[tuple[float, str]], expected: list[str]) -> None
             assert change.old == (seen[-1] if seen else LinkState.STARTING)
             seen.append(change.new)
     assert seen == expected
+
+
+def test_no_direct_route_is_waiting_for_network_and_sends_nothing() -> None:
+    """Issue 18: a route via a gateway leads to a stranger's host; nothing goes there."""
+    m = machine(wait_s=3)
+    assert m.may_send
+    assert m.route(direct=False) is True
+    assert m.route(direct=False) is False  # not news twice
+    assert not m.may_send
+    assert m.tick(T0).change == Change(LinkState.STARTING, LinkState.WAITING_NETWORK)
+    assert m.tick(T0 + 1).change is None
+    assert m.route(direct=True) is True
+    assert m.may_send
+    assert m.tick(T0 + 1.1).change == Change(LinkState.WAITING_NETWORK, LinkState.WAITING_DEVICE)
+
+
+def test_wait_still_ends_it_while_no_direct_route_appears() -> None:
+    m = machine(wait_s=3)
+    m.route(direct=False)
+    assert m.tick(T0 + 3 - EPS) == Tick(Change(LinkState.STARTING, LinkState.WAITING_NETWORK))
+    assert m.tick(T0 + 3).exit == NO_DEVICE

@@ -51,9 +51,11 @@ class Routes:
     def __init__(self, answer: Route | int) -> None:
         self.answer = answer
         self.asked = 0
+        self.oifs: list[int | None] = []
 
-    def __call__(self, ip: str) -> Route:
+    def __call__(self, ip: str, oif: int | None = None) -> Route:
         self.asked += 1
+        self.oifs.append(oif)
         if isinstance(self.answer, int):
             raise OSError(self.answer, "no route")
         return self.answer
@@ -128,7 +130,7 @@ def test_a_named_interface_is_looked_up_by_name_every_time() -> None:
 
 
 def test_no_netlink_is_reported_not_guessed() -> None:
-    def sandboxed(ip: str) -> Route:
+    def sandboxed(ip: str, oif: int | None = None) -> Route:
         raise NetlinkUnavailable(
             "cannot ask the kernel ... RestrictAddressFamilies= needs AF_NETLINK"
         )
@@ -155,3 +157,59 @@ def test_arrived_here_reads_the_control_message() -> None:
     elsewhere.resolve(0.0)
     assert not elsewhere.arrived_here(anc, 1.0)
     assert not here.arrived_here([], 1.0)  # no control message: no proof, refused
+
+
+def test_only_a_direct_route_lets_anything_be_sent() -> None:
+    """Issue 18: the device's address via the LAN's gateway is a stranger's host."""
+    table = Routes(Route(4, "192.0.2.1"))
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
+    link.resolve(0.0)
+    assert not link.direct and "gateway 192.0.2.1" in link.indirect_reason
+    table.answer = errno.ENETUNREACH
+    link.resolve(1.0)
+    assert not link.direct and "no route" in link.indirect_reason
+    table.answer = Route(7, None)  # the borescope's adapter appeared
+    link.resolve(2.0)
+    assert link.direct and link.indirect_reason == ""
+
+
+def test_loopback_is_direct() -> None:
+    link = DeviceLink("127.0.0.1")
+    link.resolve(0.0)
+    assert link.direct
+
+
+def test_a_named_interface_must_also_be_where_the_route_goes() -> None:
+    table = Routes(Route(4, None))
+    link = DeviceLink(
+        "192.168.10.123", "enx1", route=table, name_to_index={"enx1": 4}.__getitem__,
+        index_to_name=names,
+    )  # fmt: skip
+    link.resolve(0.0)
+    assert link.direct and table.oifs == [None]  # unbound sockets go where the table says
+    table.answer = Route(2, None)  # the table prefers another adapter in the same subnet
+    link.resolve(1.0)
+    assert not link.direct and link.indirect_reason == "routed via if2, not enx1"
+    assert link.ifindex == 4  # accepting is by name, as ever
+    table.answer = Route(4, "192.0.2.1")
+    link.resolve(2.0)
+    assert not link.direct and "gateway 192.0.2.1" in link.indirect_reason
+
+
+def test_bound_sockets_are_asked_for_out_of_the_named_interface() -> None:
+    table = Routes(Route(4, None))
+    link = DeviceLink("192.168.10.123", "enx1", route=table, name_to_index=lambda n: 4)
+    link.bound = True
+    link.resolve(0.0)
+    assert link.direct and table.oifs == [4]
+
+
+def test_a_named_interface_without_netlink_still_sends() -> None:
+    """--interface is the advice when netlink is not allowed; MSG_DONTROUTE still holds."""
+
+    def sandboxed(ip: str, oif: int | None = None) -> Route:
+        raise NetlinkUnavailable("netlink sockets are not allowed")
+
+    link = DeviceLink("192.168.10.123", "enx1", route=sandboxed, name_to_index=lambda n: 4)
+    link.resolve(0.0)
+    assert link.direct and link.unavailable is None

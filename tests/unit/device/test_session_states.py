@@ -9,6 +9,7 @@ reload path (wait_s/linger_s set on the session) reaches the machine. Time is a 
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bridge.core.linkstate import LinkState
 from bridge.core.protocol import HEARTBEAT
 from bridge.core.reassembly import Reassembler
 from bridge.device import session as session_mod
+from bridge.device.link import DeviceLink, Route
 from bridge.device.session import Session
 
 T0 = 500.0
@@ -52,7 +54,7 @@ class Listener:
 class Unroutable:
     """Stands in for a socket while DHCP has not given the interface an address."""
 
-    def sendto(self, data: bytes, addr: Any) -> int:
+    def sendto(self, data: bytes, *flags_addr: Any) -> int:
         raise OSError(errno.ENETUNREACH, "Network is unreachable")
 
 
@@ -161,3 +163,85 @@ def test_unreachable_network_is_a_waiting_state_not_an_error(
     assert listener.changes == [("starting", "waiting for network")]
     assert s.send_errors == 5
     assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+class Recording:
+    """Stands in for a socket: remembers every sendto as (flags, address)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, Any]] = []
+
+    def sendto(self, data: bytes, flags: int, addr: Any) -> int:
+        self.sent.append((flags, addr))
+        return len(data)
+
+
+class Table:
+    """The kernel's routing table as the test sets it: device_ip -> Route."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+
+    def __call__(self, ip: str, oif: int | None = None) -> Route:
+        return self.route
+
+
+def test_nothing_is_sent_until_the_route_is_direct_then_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 18: via the LAN's gateway the device's address is a stranger's host."""
+    clock, listener = Clock(), Listener()
+    table = Table(Route(4, "192.0.2.1"))
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=lambda i: f"if{i}")
+    s = session(clock, listener, link=link, wait_s=30, linger_s=0)
+    stream, event = Recording(), Recording()
+    s._stream, s._event = stream, event  # type: ignore[assignment]
+    link.resolve(T0)
+    with caplog.at_level("INFO", logger="bridge.device.session"):
+        s.machine.start(T0)
+        s._next_hb = s._next_poll = s._next_tick = T0
+        s._check_route()
+        for step in range(100):  # ten seconds of loop, stepped
+            clock.t = T0 + step * 0.1
+            assert s._timers(clock.t) is None
+        assert stream.sent == event.sent == []
+        assert s.state == LinkState.WAITING_NETWORK
+        table.route = Route(7, None)  # the borescope's adapter appeared
+        clock.t = T0 + 10.0
+        s._timers(clock.t)  # the tick sees it
+        clock.t = T0 + 10.01
+        s._timers(clock.t)  # and the sends go at once, not at their next interval
+    assert stream.sent == [(socket.MSG_DONTROUTE, ("192.168.10.123", 8030))]
+    assert event.sent == [(socket.MSG_DONTROUTE, ("192.168.10.123", 50000))]
+    texts = [m for _, m in messages(caplog)]
+    no_link = [m for m in texts if m.startswith("no direct link to 192.168.10.123: ")]
+    assert len(no_link) == 1 and "is the borescope plugged in?" in no_link[0]
+    assert "gateway 192.0.2.1" in no_link[0]
+    assert "waiting for network: no route to 192.168.10.123 yet (interface up? DHCP done?)" in texts
+    assert "a direct link to 192.168.10.123 via if7: contacting it" in texts
+    assert listener.changes == [
+        ("starting", "waiting for network"),
+        ("waiting for network", "waiting for device"),
+    ]
+
+
+def test_wait_ends_it_when_no_direct_route_ever_appears(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    link = DeviceLink("192.168.10.123", route=Table(Route(4, "192.0.2.1")))
+    s = session(clock, Listener(), link=link, wait_s=3, linger_s=0)
+    stream, event = Recording(), Recording()
+    s._stream, s._event = stream, event  # type: ignore[assignment]
+    link.resolve(T0)
+    s.machine.start(T0)
+    s._next_hb = s._next_poll = s._next_tick = T0
+    reasons = []
+    with caplog.at_level("INFO", logger="bridge.device.session"):
+        for step in range(40):
+            clock.t = T0 + step * 0.1
+            reasons.append(s._timers(clock.t))
+    assert reasons.index("no-device") == 30
+    assert stream.sent == event.sent == []
+    assert messages(caplog)[-1] == (
+        "WARNING",
+        "no borescope answers at 192.168.10.123 (waited 3 s); exiting",
+    )
