@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from bridge.app.config import Config
 from bridge.app.paths import default_state_dir, is_system_service
-from bridge.app.settings import parse_http
+from bridge.app.settings import parse_http, parse_picture_size
 from bridge.core.buttons import ButtonTracker
 from bridge.core.reassembly import Reassembler
 from bridge.device.session import Listener, Session
@@ -102,6 +102,7 @@ def make_output(config: Config, **pipeline_options: Any) -> Output:
         rotate=config.rotate,
         flip=config.flip,
         fps_hint=config.fps_hint,
+        max_picture_size=parse_picture_size(config.max_picture_size),
         **pipeline_options,
     )
 

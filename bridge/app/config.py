@@ -33,6 +33,7 @@ from bridge.app.settings import (
     BY_NAME,
     DEFAULT_HTTP,
     DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_PICTURE,
     DEFAULT_RCVBUF_BYTES,
     FLIPS,
     FORMATS,
@@ -91,6 +92,7 @@ class Config:
     format: str = "raw"
     fps_hint: float = 30.0
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_picture_size: str = DEFAULT_MAX_PICTURE
     receive_buffer_bytes: int = DEFAULT_RCVBUF_BYTES
     http: str = DEFAULT_HTTP
     config_path: str | None = None

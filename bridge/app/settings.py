@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.app.paths import default_control_socket, default_snapshot_dir
+from bridge.camera.guard import DEFAULT_MAX_PICTURE_SIZE
 from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import ConfigError
 
@@ -31,6 +32,11 @@ DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 # (bridge/core/reassembly.py), so 16 MiB keeps its worst case (128 MiB) well under the unit's
 # MemoryMax.
 MAX_FRAME_BYTES_CAP = 16 * 1024 * 1024
+DEFAULT_MAX_PICTURE = "{}x{}".format(*DEFAULT_MAX_PICTURE_SIZE)
+# A raw picture needs a few buffers of its size (I420, BGR, the camera's); at 8192x8192 they
+# already take a good part of the service's MemoryMax.
+MAX_PICTURE_SIDE = 8192
+MIN_PICTURE_SIDE = 16
 # The web page: loopback only unless the user opens it to the network on purpose.
 DEFAULT_HTTP = "127.0.0.1:8031"
 
@@ -60,6 +66,18 @@ def parse_http(text: str) -> tuple[str, int] | None:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{port_text!r} is not a port number (0..65535; 0 = a free port)")
     return host, int(port_text)
+
+
+def parse_picture_size(text: str) -> tuple[int, int]:
+    """`max_picture_size` / `--max-picture-size`: "WxH" as (width, height); ValueError says
+    why not."""
+    w_text, sep, h_text = text.strip().lower().partition("x")
+    if not sep or not w_text.isdigit() or not h_text.isdigit():
+        raise ValueError('use WIDTHxHEIGHT such as "4096x4096"')
+    size = int(w_text), int(h_text)
+    if not all(MIN_PICTURE_SIDE <= side <= MAX_PICTURE_SIDE for side in size):
+        raise ValueError(f"width and height must be from {MIN_PICTURE_SIDE} to {MAX_PICTURE_SIDE}")
+    return size
 
 
 # ---- validators: (source, key, value) -> the value to use, or ConfigError -----------------
@@ -143,6 +161,14 @@ def _http(source: str, key: str, v: Any) -> str:
     except ValueError as exc:
         raise _fail(source, key, v, str(exc)) from None
     return "off" if where is None else f"{where[0]}:{where[1]}"
+
+
+def _picture_size(source: str, key: str, v: Any) -> str:
+    try:
+        size = parse_picture_size(_string(source, key, v))
+    except ValueError as exc:
+        raise _fail(source, key, v, str(exc)) from None
+    return f"{size[0]}x{size[1]}"
 
 
 def _choice(source: str, key: str, v: Any, choices: tuple[Any, ...]) -> Any:
@@ -303,6 +329,17 @@ SETTINGS: tuple[Setting, ...] = (
         group="outputs",
         choices=FLIPS,
         live=True,
+    ),
+    Setting(
+        "max_picture_size",
+        str,
+        DEFAULT_MAX_PICTURE,
+        _picture_size,
+        "drop frames that declare a larger picture, before decoding them (default "
+        f"{DEFAULT_MAX_PICTURE}: no supported borescope comes near it; a damaged or hostile "
+        "frame could otherwise make the decoder allocate gigabytes)",
+        metavar="WxH",
+        group="outputs",
     ),
     Setting(
         "snapshot_dir",

@@ -72,6 +72,8 @@ def status_fields(
             "frames_skipped": output.get("skipped", 0),
             "frames_incomplete": reassembly.get("incomplete", 0),
             "frames_corrupt": reassembly.get("corrupt", 0),
+            "decode_errors": output.get("decode_errors", 0),
+            "frames_too_large": output.get("frames_too_large", 0),
             "duplicate_fragments": reassembly.get("duplicates", 0),
             "packets": reassembly.get("packets", 0),
             "rejected": reassembly.get("rejected", {}),

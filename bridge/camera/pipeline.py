@@ -30,6 +30,9 @@ costs no thread hand-over; see bench: "nobody watching"). Only the worker touche
 its reader count: while parked it asks the count every PARKED_CHECK_S, and when a reader starts
 it unparks and shows the newest dropped frame at once.
 
+A frame whose SOF declares more than ``max_picture_size`` is dropped before the camera or a
+decoder is asked for its size (bridge.camera.guard): four header bytes must not cost gigabytes.
+
 Thread ownership: the worker alone uses the sink, the decoders and the reader count. What other
 threads read (``stats()``, ``stuck()``) is published as plain values replaced whole.
 
@@ -49,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.camera.guard import DEFAULT_MAX_PICTURE_SIZE, PictureGuard
 from bridge.camera.loopback import find_camera
 from bridge.camera.meter import ShownMeter
 from bridge.camera.sink import CameraState, FrameLike, Sink, SinkFactory
@@ -56,7 +60,7 @@ from bridge.camera.usage import Usage, usage_for
 from bridge.camera.v4l2 import V4L2Writer
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.errors import CameraError, ConfigError
-from bridge.pixels.decode import DecodeError, Decoder
+from bridge.pixels.decode import DecodeError, Decoder, PictureTooLarge
 from bridge.pixels.encode import encode_jpeg_yuv_planes
 from bridge.pixels.fit import Fitter, full_range_planes
 from bridge.pixels.nosignal import no_signal_i420, no_signal_jpeg
@@ -113,6 +117,7 @@ class Pipeline:
         decoder_backend: str = "auto",
         usage_factory: Callable[[Sink], Usage | None] = usage_for,
         clock: Callable[[], float] = time.monotonic,
+        max_picture_size: tuple[int, int] = DEFAULT_MAX_PICTURE_SIZE,
     ) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"format: {fmt!r} is not one of raw, mjpeg")
@@ -128,7 +133,10 @@ class Pipeline:
         if camera_finder is None:
             camera_finder = find_camera if sink_factory is None else _passthrough_finder
         self._finder = camera_finder
-        self._decoder = Decoder(decoder_backend) if fmt == "raw" else None
+        self._guard = PictureGuard(max_picture_size)
+        self._decoder = (
+            Decoder(decoder_backend, max_size=max_picture_size) if fmt == "raw" else None
+        )
         self._usage_factory = usage_factory
         self._usage: Usage | None = None
         self._primed = False  # a frame was written since the sink opened
@@ -274,6 +282,7 @@ class Pipeline:
             "format": self.fmt,
             "decoder": self._decoder.backend if self._decoder is not None else None,
             "decode_errors": self.decode_errors,
+            "frames_too_large": self._guard.refused,
             "not_shown": self.not_shown,
             "no_signal": self._lost,
             "no_signal_shown": self.no_signal_shown,
@@ -360,6 +369,8 @@ class Pipeline:
         if dims is None:
             self.decode_errors += 1
             return
+        if not self._guard.allows(dims, self._clock()):  # before any size is asked or allocated
+            return
         w, h = dims
         if self.fmt == "raw":
             w, h = w & ~1, h & ~1
@@ -377,6 +388,9 @@ class Pipeline:
         camera = sink.size
         try:
             picture = self._render(data, (w, h), transform, out_size, camera)
+        except PictureTooLarge as exc:  # the decoder read another SOF than the one above
+            self._guard.allows(exc.size, self._clock())
+            return
         except DecodeError as exc:
             self.decode_errors += 1
             log.debug("frame not decodable: %s", exc)
@@ -405,7 +419,7 @@ class Pipeline:
             if out_size == camera:
                 return data
             if self._fit_decoder is None:
-                self._fit_decoder = Decoder()
+                self._fit_decoder = Decoder(max_size=self._guard.max_size)
             i420 = self._fit_decoder.decode(data)
             fitted = self._fitter.fit(i420, self._fit_decoder.size, camera)
             return encode_jpeg_yuv_planes(

@@ -175,7 +175,8 @@ def format_status(s: dict[str, Any]) -> str:
             "frames",
             f"received {s.get('frames_received')}, shown {s.get('frames_shown')}, "
             f"skipped {s.get('frames_skipped')}, incomplete {s.get('frames_incomplete')}, "
-            f"corrupt {s.get('frames_corrupt')}",
+            f"corrupt {s.get('frames_corrupt')}, undecodable {s.get('decode_errors', 0)}, "
+            f"too large {s.get('frames_too_large', 0)}",
         ),
         ("foreign packets", foreign),
         (

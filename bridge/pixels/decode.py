@@ -40,7 +40,15 @@ from bridge.pixels.yuv import RangeFix, bgr_to_i420
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DecodeError", "Decoder"]
+__all__ = ["DecodeError", "Decoder", "PictureTooLarge"]
+
+
+class PictureTooLarge(DecodeError):
+    """The JPEG declares a picture beyond the decoder's ``max_size``: nothing was allocated."""
+
+    def __init__(self, size: tuple[int, int], limit: tuple[int, int]) -> None:
+        super().__init__(f"the JPEG declares {size[0]}x{size[1]}, beyond {limit[0]}x{limit[1]}")
+        self.size = size
 
 
 class Decoder:
@@ -50,7 +58,12 @@ class Decoder:
     I420 (and Chrome's capture of it) needs even dimensions.
     """
 
-    def __init__(self, backend: str = "auto", fast_dct: bool = False) -> None:
+    def __init__(
+        self,
+        backend: str = "auto",
+        fast_dct: bool = False,
+        max_size: tuple[int, int] | None = None,
+    ) -> None:
         if backend not in ("auto", "turbojpeg", "simplejpeg"):
             raise ValueError(f"unknown decoder backend {backend!r}")
         self._tj: TurboJPEG | None = None
@@ -69,6 +82,7 @@ class Decoder:
         self.backend = "turbojpeg" if self._tj is not None else "simplejpeg"
         self._range = RangeFix()
         self._fast_dct = fast_dct
+        self.max_size = max_size  # (width, height): buffers are sized by the JPEG's header
         self._tj_flags = TJFLAG_FASTDCT if fast_dct else 0
         self._out = np.empty((0, 0), np.uint8)
         self._out_wh = (0, 0)
@@ -79,6 +93,11 @@ class Decoder:
     def size(self) -> tuple[int, int]:
         """(width, height) of the last decoded picture."""
         return self._out_wh
+
+    def _check_size(self, w: int, h: int) -> None:
+        limit = self.max_size
+        if limit is not None and (w > limit[0] or h > limit[1]):
+            raise PictureTooLarge((w, h), limit)
 
     def _output(self, w: int, h: int) -> np.ndarray:
         if self._out_wh != (w, h):
@@ -92,6 +111,7 @@ class Decoder:
             jpeg = bytes(jpeg)
         if self._tj is not None:
             w, h, sub = self._tj.header(jpeg)
+            self._check_size(w, h)
             if sub in (TJSAMP_420, TJSAMP_422) and w % 2 == 0 and h % 2 == 0:
                 return self._decode_yuv(jpeg, w, h, sub)
         return self._decode_bgr(jpeg)
@@ -123,6 +143,7 @@ class Decoder:
         if dims is None:
             raise DecodeError("not a JPEG (no frame header)")
         w, h = dims
+        self._check_size(w, h)
         if self._bgr.shape != (h, w, 3):
             self._bgr = np.empty((h, w, 3), np.uint8)
         if simplejpeg is not None:

@@ -153,7 +153,12 @@ def turbojpeg_available() -> bool:
 
 
 class TurboJPEG:
-    """One decompressor handle of a bound library, decoding into caller-owned buffers."""
+    """One decompressor handle of a bound library, decoding into caller-owned buffers.
+
+    After an error (a damaged header: a bogus table index, a bad marker length) libturbojpeg's
+    decompressor stays in its failed state and every later frame fails with the same error, so
+    every error replaces the handle: the next frame starts from a fresh one.
+    """
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
@@ -179,7 +184,7 @@ class TurboJPEG:
             ctypes.byref(self._cs),
         )
         if rc != 0:
-            raise DecodeError(self._error())
+            raise self._failed()
         return self._w.value, self._h.value, self._sub.value
 
     def decode_planes(
@@ -210,11 +215,17 @@ class TurboJPEG:
     def _check(self, rc: int) -> None:
         # A warning (e.g. a corrupt byte in the entropy data) still produced a full picture.
         if rc != 0 and self._lib.tjGetErrorCode(self._handle) != TJERR_WARNING:
-            raise DecodeError(self._error())
+            raise self._failed()
 
-    def _error(self) -> str:
+    def _failed(self) -> DecodeError:
+        """The library's error as a DecodeError, the failed handle replaced by a fresh one."""
         msg = self._lib.tjGetErrorStr2(self._handle)
-        return msg.decode(errors="replace") if msg else "libturbojpeg error"
+        error = DecodeError(msg.decode(errors="replace") if msg else "libturbojpeg error")
+        if self._handle:
+            self._lib.tjDestroy(self._handle)
+        # NULL when out of memory: the next call then fails ("Invalid handle") and tries again.
+        self._handle = self._lib.tjInitDecompress()
+        return error
 
     def close(self) -> None:
         if self._handle:

@@ -49,6 +49,8 @@ def test_ready_status_snapshot_and_clean_stop(run_daemon: Callable[..., Daemon])
             "frames_skipped",
             "frames_incomplete",
             "frames_corrupt",
+            "decode_errors",
+            "frames_too_large",
             "last_frame_age_s",
             "latency_p50_ms",
             "latency_p99_ms",

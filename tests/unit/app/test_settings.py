@@ -49,3 +49,23 @@ def test_validate_names_the_source() -> None:
     with pytest.raises(ConfigError, match="unknown setting"):
         settings.validate("nope", 1, "--nope")
     assert settings.validate("record", "", "--record") is None
+
+
+def test_max_picture_size_is_width_x_height_within_bounds() -> None:
+    assert settings.validate("max_picture_size", "1920X1080", "--max-picture-size") == "1920x1080"
+    assert settings.parse_picture_size(settings.DEFAULT_MAX_PICTURE) == (4096, 4096)
+    for bad, why in (
+        ("4096", "WIDTHxHEIGHT"),
+        ("4096x", "WIDTHxHEIGHT"),
+        ("-1x10", "WIDTHxHEIGHT"),
+        ("30000x30000", "from 16 to 8192"),
+        ("8x8", "from 16 to 8192"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            settings.validate("max_picture_size", bad, "/etc/x.toml")
+    with pytest.raises(ConfigError, match="in quotes"):
+        settings.validate("max_picture_size", 4096, "/etc/x.toml")
+    p = argparse.ArgumentParser()
+    settings.add_run_flags(p)
+    over = settings.flag_overrides(p.parse_args(["--max-picture-size", "640x480"]))
+    assert over["max_picture_size"] == "640x480"

@@ -47,6 +47,9 @@ def test_status_fields_map_the_parts_stats_in_order() -> None:
     assert s["rejected"] == {"short": 1}
     assert s["camera_readers"] == "unknown" and s["decoding_idle"] is False
     assert fields(output={})["resolution"] == "320x240"
+    assert (s["decode_errors"], s["frames_too_large"]) == (0, 0)
+    hurt = fields(output={"decode_errors": 3, "frames_too_large": 2})
+    assert (hurt["decode_errors"], hurt["frames_too_large"]) == (3, 2)
 
 
 def test_web_and_snapshot_fields() -> None:

@@ -68,6 +68,7 @@ def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture
         "--format",
         "--print-config",
         "--http",
+        "--max-picture-size",
     ):
         assert flag in out
 
@@ -138,6 +139,8 @@ def test_human_status_is_readable() -> None:
             "frames_skipped": 2,
             "frames_incomplete": 1,
             "frames_corrupt": 0,
+            "decode_errors": 4,
+            "frames_too_large": 5,
             "foreign_packets": 3,
             "last_frame_age_s": 0.01,
             "latency_p50_ms": 3.2,
@@ -161,6 +164,7 @@ def test_human_status_is_readable() -> None:
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
     assert "capped" in text
     assert "p99 7.5 ms" in text
+    assert "corrupt 0, undecodable 4, too large 5" in text
     assert "3 being written" in text and "refused" not in text
     routed = format_status({"interface": None, "device_interface": "enx2", "wrong_interface": 4,
                             "foreign_packets": 6})  # fmt: skip
