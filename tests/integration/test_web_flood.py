@@ -7,8 +7,10 @@ the soft limit cannot help and the web server's own caps must.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from support.sim import simulator
 from support.waiting import wait_for
 
 from bridge.control.client import request
+from bridge.web.limits import HEADER_TIMEOUT_S
 
 FLOOD = 1100  # more than the daemon's 1024 descriptors
 LOG_LIMIT = 20 * 1024  # bytes the daemon may log during the whole test
@@ -55,9 +58,7 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
 ) -> None:
     record = tmp_path / "sent.mjpeg"
     with simulator() as sim:
-        d = run_daemon(
-            sim, "--record", str(record), wrap=["prlimit", "--nofile=1024:1024", "--"]
-        )
+        d = run_daemon(sim, "--record", str(record), wrap=["prlimit", "--nofile=1024:1024", "--"])
         d.wait_streaming()
         reply = request(d.sock, {"cmd": "url"}, timeout=10)
         assert reply["ok"], reply
@@ -98,6 +99,14 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
                 f"flood: {flood.connects} connections, {flood.closed_by_server} closed by the "
                 f"server, {flood.open} open, in {window:.1f} s; daemon fds {open_fds(d.proc.pid)}"
             )
+        # Without a flood to give way to, a silent or slow connection meets the header deadline.
+        for sent in (b"", b"GET /api/status HTTP/1.1\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+                s.sendall(sent)
+                started = time.monotonic()
+                with contextlib.suppress(ConnectionError):
+                    assert s.recv(65536) == b""
+                assert time.monotonic() - started < HEADER_TIMEOUT_S + 3
         log = d.log.read_text()
         assert len(log.encode()) < LOG_LIMIT, log[-3000:]
         assert "Traceback" not in log, log[-3000:]

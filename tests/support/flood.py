@@ -293,7 +293,7 @@ class WebFlood:
                         except OSError:
                             self._closed.value += 1
                             self._drop(sel, connecting, next_send, s)
-                for key, events in sel.select(0.05):
+                for key, _events in sel.select(0.05):
                     s = key.fileobj  # type: ignore[assignment]
                     assert isinstance(s, socket.socket)
                     if s in connecting:
