@@ -95,10 +95,8 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
                 what=f"the server closing {FLOOD} flood connections",
             )
             window = time.monotonic() - t0
-            print(
-                f"flood: {flood.connects} connections, {flood.closed_by_server} closed by the "
-                f"server, {flood.open} open, in {window:.1f} s; daemon fds {open_fds(d.proc.pid)}"
-            )
+            counts = (flood.connects, flood.closed_by_server, flood.open)
+        fds = open_fds(d.proc.pid)
         # Without a flood to give way to, a silent or slow connection meets the header deadline.
         for sent in (b"", b"GET /api/status HTTP/1.1\r\n"):
             with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
@@ -108,6 +106,10 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
                     assert s.recv(65536) == b""
                 assert time.monotonic() - started < HEADER_TIMEOUT_S + 3
         log = d.log.read_text()
+        print(
+            f"flood: {counts[0]} connections, {counts[1]} closed by the server, {counts[2]} "
+            f"open, in {window:.1f} s; daemon fds {fds}, log {len(log.encode())} bytes"
+        )
         assert len(log.encode()) < LOG_LIMIT, log[-3000:]
         assert "Traceback" not in log, log[-3000:]
         assert "forged" not in log, log[-3000:]
