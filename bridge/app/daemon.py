@@ -65,6 +65,7 @@ from bridge.app.config import Config
 from bridge.app.lock import lock_instance
 from bridge.app.paths import check_snapshot_dir
 from bridge.app.reload import plan_reload
+from bridge.app.rlimit import raise_nofile_limit
 from bridge.app.status import FPS_WINDOW_S
 from bridge.app.systemd import Notifier
 from bridge.capture.recorder import Recorder
@@ -146,6 +147,7 @@ class Daemon:
             self.config.camera,
             self.config.snapshot_dir,
         )
+        raise_nofile_limit()  # the caps bound a flood; this is the margin for the rest
         lock_fd = lock_instance(self.config.control_socket)
         try:
             return self._run_locked()

@@ -36,6 +36,11 @@ would send out of that interface (asked with RTA_OIF when the sockets are bound 
 socket's route is looked up). The session sends with MSG_DONTROUTE as well, so the kernel itself
 refuses a gateway between two of these checks.
 
+When the process is short of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM: a flood
+on some other socket), the question cannot be asked, which says nothing about the route: the
+last answer stands, with one warning a minute, so the video goes on instead of every datagram
+being refused as arriving on the wrong interface.
+
 One object per daemon instance, so a second instance on a second adapter is a second
 object with its own ``--interface``.
 """
@@ -50,6 +55,7 @@ import struct
 from collections.abc import Callable
 from typing import Protocol
 
+from bridge.core.ratelimit import RateLimiter
 from bridge.core.rtnetlink import Route, decode_route_reply, encode_route_request
 from bridge.errors import BridgeError
 
@@ -64,10 +70,25 @@ NETLINK_TIMEOUT_S = 1.0  # the kernel answers at once; this only bounds a broken
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Python 3.11 does not export it
 PKTINFO_CMSG_SPACE = socket.CMSG_SPACE(12)  # struct in_pktinfo: ifindex, spec_dst, addr
 _I32 = struct.Struct("=i")  # struct in_pktinfo's ipi_ifindex
+# A lookup failing with these says the process is short of resources, not where the route goes.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class NetlinkUnavailable(BridgeError):
     """The kernel cannot be asked at all (a sandbox without AF_NETLINK): say so, do not guess."""
+
+
+class _NoResources(Exception):
+    """A lookup could not be made for lack of descriptors or memory: keep the last answer."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror)
+        self.error = error
+
+
+def _check_resources(exc: OSError) -> None:
+    if exc.errno in RESOURCE_ERRNOS:
+        raise _NoResources(exc) from None
 
 
 class RouteLookup(Protocol):
@@ -160,12 +181,19 @@ class DeviceLink:
         self._name_to_index = name_to_index
         self._index_to_name = index_to_name
         self._resolved_at: float | None = None
+        self.resource_failures = 0  # lookups skipped for lack of descriptors or memory
+        self._warn = RateLimiter(60.0)
 
     def resolve(self, now: float) -> bool:
         """Look the interface up again; True when the answer changed (then it is logged)."""
         self._resolved_at = now
-        ifindex, name, reason = self._lookup()
-        self.direct, self.indirect_reason = self._direct(ifindex, reason)
+        try:
+            ifindex, name, reason = self._lookup()
+            direct, indirect_reason = self._direct(ifindex, reason)
+        except _NoResources as exc:
+            self._keep_last_answer(exc.error, now)
+            return False
+        self.direct, self.indirect_reason = direct, indirect_reason
         if ifindex == self.ifindex:
             self.name = name if ifindex is not None else None
             self.reason = reason
@@ -186,11 +214,26 @@ class DeviceLink:
             log.info("the borescope is now reached via %s (#%d)", name, ifindex)
         return True
 
+    def _keep_last_answer(self, error: OSError, now: float) -> None:
+        self.resource_failures += 1
+        ok, suppressed = self._warn.allow("resources", now)
+        if ok:
+            log.warning(
+                "cannot check which interface leads to %s (%s): keeping the last answer (%s) "
+                "until it can (%d more since the last warning). The process is short of "
+                "descriptors or memory; if this repeats, raise the service's LimitNOFILE=",
+                self.device_ip,
+                error.strerror,
+                self.name or f"none: {self.reason}",
+                suppressed,
+            )
+
     def _lookup(self) -> tuple[int | None, str | None, str]:
         if self.interface:
             try:
                 return self._name_to_index(self.interface), self.interface, ""
-            except OSError:
+            except OSError as exc:
+                _check_resources(exc)
                 return None, None, f"no interface named {self.interface}"
         try:
             r = self._route(self.device_ip)
@@ -198,6 +241,7 @@ class DeviceLink:
             self.unavailable = str(exc)
             return None, None, "netlink sockets are not allowed"
         except OSError as exc:
+            _check_resources(exc)
             return None, None, f"no route: {exc.strerror}"
         try:
             name = self._index_to_name(r.ifindex)
@@ -225,6 +269,7 @@ class DeviceLink:
             # keeps every send on-link, and a bound socket on the named interface.
             return True, ""
         except OSError as exc:
+            _check_resources(exc)
             return False, f"no route: {exc.strerror}"
         if r.gateway is not None:
             return False, f"routed via the gateway {r.gateway}, not a direct link"

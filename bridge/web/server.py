@@ -42,7 +42,7 @@ from aiohttp import web
 
 from bridge.capture.names import SNAPSHOT_NAME
 from bridge.errors import BridgeError
-from bridge.web import auth
+from bridge.web import auth, limits
 from bridge.web.feed import Feed
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ class WebServer:
         self._stopping = False
         self._frame_event: asyncio.Event | None = None
         self._transports: set[asyncio.Transport] = set()
+        self.limiter: limits.ConnectionLimiter | None = None
         self._subscribers: set[_Subscriber] = set()
         self._no_signal: dict[tuple[int, int], bytes] = {}
         self._page = self._load_page()
@@ -207,11 +208,18 @@ class WebServer:
         loop = self._loop
         assert loop is not None
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._make_app(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=limits.KEEPALIVE_S,
+        )
         self._frame_event = asyncio.Event()
         try:
             loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
+            assert runner.server is not None
+            self.limiter = limits.ConnectionLimiter(runner.server)  # our accept loop, not a site
+            self.limiter.start(loop, sock)
         except BaseException as exc:  # reported by start() in the daemon's thread
             self._start_error = exc
             sock.close()
@@ -221,6 +229,8 @@ class WebServer:
         self._ready.set()
         try:
             loop.run_forever()
+            if self.limiter is not None:
+                self.limiter.close()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(asyncio.wait_for(runner.cleanup(), 3.0))
         finally:

@@ -6,6 +6,7 @@ hostile group member would open them, and the /proc readings that show what the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import resource
@@ -184,3 +185,155 @@ def cpu_seconds(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# ---- the web port ------------------------------------------------------------------------------
+
+PARTIAL_REQUEST = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+class WebFlood:
+    """`count` TCP connections to 127.0.0.1:`port`, each a request whose headers never end: the
+    request line at once, then one header byte every `trickle_s`.
+
+    Run in a forked child that drops to `user` (another uid, as a hostile local user), after
+    raising its own descriptor limit while it still may. Every connection the server closes
+    (EOF or reset) is counted and opened again, at most `reconnect_per_s` a second. The flood
+    stops by itself after `duration_s`, whatever the test does.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        count: int = 1100,
+        trickle_s: float = 1.0,
+        reconnect_per_s: int = 500,
+        user: str = "nobody",
+        duration_s: float = 90.0,
+    ) -> None:
+        self.port = port
+        self.count = count
+        self.trickle_s = trickle_s
+        self.reconnect_per_s = reconnect_per_s
+        self.user = user
+        self.duration_s = duration_s
+        ctx = multiprocessing.get_context("fork")
+        self._connects, self._closed, self._open = (ctx.RawValue("q") for _ in range(3))
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=self._child, name="web-flood", daemon=True)
+
+    @property
+    def connects(self) -> int:
+        """Connections the server accepted into its listen queue (the handshake completed)."""
+        return int(self._connects.value)
+
+    @property
+    def closed_by_server(self) -> int:
+        return int(self._closed.value)
+
+    @property
+    def open(self) -> int:
+        return int(self._open.value)
+
+    def __enter__(self) -> WebFlood:
+        self._proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(10)
+
+    def wait_connects(self, n: int, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while self.connects < n:
+            if not self._proc.is_alive():
+                raise AssertionError(f"the flood process ended (exit code {self._proc.exitcode})")
+            if time.monotonic() > end:
+                raise AssertionError(f"flood connected only {self.connects} of {n} times")
+            time.sleep(0.05)
+
+    def _child(self) -> None:
+        import pwd
+
+        raise_fd_limit(self.count + 200)
+        pw = pwd.getpwnam(self.user)
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+        self._run()
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        connecting: set[socket.socket] = set()
+        next_send: dict[socket.socket, float] = {}
+        tokens, last = float(self.count), time.monotonic()
+        end = last + self.duration_s
+        try:
+            while not self._stop.is_set() and time.monotonic() < end:
+                now = time.monotonic()
+                tokens = min(max(tokens, 50.0), tokens + (now - last) * self.reconnect_per_s)
+                last = now
+                while len(connecting) + len(next_send) < self.count and tokens >= 1:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                    err = s.connect_ex(("127.0.0.1", self.port))
+                    if err not in (0, errno.EINPROGRESS):
+                        s.close()
+                        break
+                    tokens -= 1
+                    connecting.add(s)
+                    sel.register(s, selectors.EVENT_WRITE)
+                for s, due in list(next_send.items()):
+                    if now >= due:
+                        try:
+                            s.send(b"X")
+                            next_send[s] = now + self.trickle_s
+                        except OSError:
+                            self._closed.value += 1
+                            self._drop(sel, connecting, next_send, s)
+                for key, _events in sel.select(0.05):
+                    s = key.fileobj  # type: ignore[assignment]
+                    assert isinstance(s, socket.socket)
+                    if s in connecting:
+                        connecting.discard(s)
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            self._drop(sel, connecting, next_send, s)
+                            continue
+                        self._connects.value += 1
+                        try:
+                            s.send(PARTIAL_REQUEST)
+                        except OSError:
+                            self._closed.value += 1
+                            self._drop(sel, connecting, next_send, s)
+                            continue
+                        sel.modify(s, selectors.EVENT_READ)
+                        next_send[s] = now + self.trickle_s
+                        continue
+                    # Readable: the server's EOF, a reset, or an error reply before its close.
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        self._closed.value += 1
+                        self._drop(sel, connecting, next_send, s)
+                self._open.value = len(next_send)
+        finally:
+            for s in list(connecting) + list(next_send):
+                self._drop(sel, connecting, next_send, s)
+            sel.close()
+
+    @staticmethod
+    def _drop(
+        sel: selectors.BaseSelector,
+        connecting: set[socket.socket],
+        next_send: dict[socket.socket, float],
+        s: socket.socket,
+    ) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(s)
+        connecting.discard(s)
+        next_send.pop(s, None)
+        s.close()

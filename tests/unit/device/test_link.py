@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import socket
 
+import pytest
+
 from bridge.core.rtnetlink import Route
 from bridge.device.link import (
     RESOLVE_EVERY_S,
@@ -213,3 +215,45 @@ def test_a_named_interface_without_netlink_still_sends() -> None:
     link = DeviceLink("192.168.10.123", "enx1", route=sandboxed, name_to_index=lambda n: 4)
     link.resolve(0.0)
     assert link.direct and link.unavailable is None
+
+
+def test_out_of_descriptors_keeps_the_last_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """EMFILE or ENFILE on the route check says nothing about the route: the video goes on."""
+    table = Routes(Route(5, None))
+    link = DeviceLink("192.168.10.123", route=table, index_to_name=names)
+    link.resolve(0.0)
+    for i, err in enumerate([errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM] * 5):
+        table.answer = err
+        with caplog.at_level("WARNING"):
+            assert not link.resolve(1.0 + i)
+        assert (link.ifindex, link.name, link.direct) == (5, "if5", True)
+        assert link.accepts(5, 1.5 + i) and not link.accepts(3, 1.5 + i)
+    assert link.resource_failures >= 20
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings  # one a minute, not one a second
+    assert "keeping the last answer (if5)" in warnings[0] and "LimitNOFILE=" in warnings[0]
+    table.answer = errno.ENETUNREACH  # a real answer again: no route, nothing accepted
+    link.maybe_resolve(100.0)
+    assert link.ifindex is None and not link.direct
+
+
+def test_out_of_descriptors_keeps_a_named_interface_and_its_route() -> None:
+    index = {"enx1": 4}
+    failing = {"name": False}
+
+    def lookup(name: str) -> int:
+        if failing["name"]:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return index[name]
+
+    table = Routes(Route(4, None))
+    link = DeviceLink("192.168.10.123", "enx1", route=table, name_to_index=lookup)
+    link.resolve(0.0)
+    assert link.direct
+    failing["name"] = True
+    link.resolve(1.0)
+    failing["name"] = False
+    table.answer = errno.ENFILE
+    link.resolve(2.0)
+    assert (link.ifindex, link.direct) == (4, True)
+    assert link.resource_failures == 2
