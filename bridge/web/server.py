@@ -336,7 +336,8 @@ class WebServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Host (DNS rebinding), method, then token: in that order, for every request."""
+        """Host (DNS rebinding), token, then method, for every request: a stranger gets 401
+        whatever the path and method, and learns nothing of which exist."""
         if self.loopback and not auth.host_ok(request.headers.get("Host"), self.port):
             return self._refuse(
                 request,
@@ -344,35 +345,37 @@ class WebServer:
                 f"refused: Host {request.headers.get('Host')!r} is not this machine's loopback "
                 f"address (use http://127.0.0.1:{self.port}/)",
             )
-        error = request.match_info.http_exception
-        if isinstance(error, web.HTTPMethodNotAllowed):
-            raise error
         given = request.query.get("token")
         if given is not None:
             if not auth.token_ok(given, self.token):
                 return self._refuse(request, 401, UNAUTHORIZED_TEXT)
-            if request.method == "GET":
-                # First visit: keep the token in a cookie, drop it from the address bar.
-                query = [(k, v) for k, v in request.query.items() if k != "token"]
-                path = request.rel_url.raw_path
-                location = str(request.rel_url.with_query(query))
-                if path.startswith("//"):
-                    location = "/"
-                response = web.Response(status=303, headers={"Location": location})
-                response.set_cookie(
-                    auth.cookie_name(self.port),
-                    self.token,
-                    httponly=True,
-                    samesite="Strict",
-                    path="/",
-                    max_age=COOKIE_MAX_AGE_S,
-                )
-                return response
-        elif not (
-            auth.token_ok(auth.bearer(request.headers.get("Authorization")), self.token)
-            or auth.token_ok(request.cookies.get(auth.cookie_name(self.port)), self.token)
+        elif not auth.request_token_ok(
+            self.token,
+            header=request.headers.get(auth.TOKEN_HEADER),
+            authorization=request.headers.get("Authorization"),
+            cookie=request.cookies.get(auth.cookie_name(self.port)),
         ):
             return self._refuse(request, 401, UNAUTHORIZED_TEXT)
+        error = request.match_info.http_exception
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            raise error
+        if given is not None and request.method == "GET":
+            # First visit: keep the token in a cookie, drop it from the address bar.
+            query = [(k, v) for k, v in request.query.items() if k != "token"]
+            path = request.rel_url.raw_path
+            location = str(request.rel_url.with_query(query))
+            if path.startswith("//"):
+                location = "/"
+            response = web.Response(status=303, headers={"Location": location})
+            response.set_cookie(
+                auth.cookie_name(self.port),
+                self.token,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                max_age=COOKIE_MAX_AGE_S,
+            )
+            return response
         return await handler(request)
 
     # ---- the page ------------------------------------------------------------------------------
@@ -498,7 +501,7 @@ class WebServer:
     async def _snapshot(self, request: web.Request) -> web.Response:
         # The cookie alone is not enough: a cross-site form can make the browser send it, but
         # no other site can set this header (and a cross-site script asking to is preflighted
-        # with OPTIONS, which is refused with 405).
+        # with OPTIONS, which carries no token and is refused with 401).
         header = request.headers.get(auth.TOKEN_HEADER) or auth.bearer(
             request.headers.get("Authorization")
         )

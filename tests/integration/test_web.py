@@ -280,9 +280,32 @@ def test_only_the_contract_methods(web_daemon: Callable[..., Any]) -> None:
     ):
         status, _h, _b = web.get(path, method=method)
         assert status == 405, (method, path, status)
-        # The rule holds without a token too.
-        assert web.http(path, method=method)[0] == 405, (method, path)
     assert web.get("/nothing-here")[0] == 404
+
+
+def test_token_header_alone_and_401_before_405(web_daemon: Callable[..., Any]) -> None:
+    """The README's promise: X-Borescope-Token alone authenticates any request; and a
+    stranger learns nothing about which paths and methods exist (401 before 405 and 404)."""
+    _sim, _d, web = web_daemon()
+    header = {"X-Borescope-Token": web.token}
+    for path in ("/", "/api/status", "/frame.jpg", "/api/snapshots"):
+        assert web.http(path, headers=header)[0] == 200, path
+    status, _h, body = web.http("/api/snapshot", method="POST", headers=header)
+    assert status == 200 and json.loads(body)["ok"] is True
+    wrong = web.token[:-1] + ("A" if web.token[-1] != "A" else "B")
+    assert web.http("/api/status", headers={"X-Borescope-Token": wrong})[0] == 401
+    for method, path in (
+        ("PUT", "/"),
+        ("HEAD", "/"),
+        ("OPTIONS", "/api/snapshot"),
+        ("GET", "/api/snapshot"),
+        ("POST", "/api/status"),
+        ("DELETE", "/api/snapshots"),
+        ("GET", "/nothing-here"),
+    ):
+        assert web.http(path, method=method)[0] == 401, (method, path)
+    # With the token, the method rule still answers 405.
+    assert web.http("/api/status", method="POST", headers=header)[0] == 405
 
 
 # ---- endpoints --------------------------------------------------------------------------------
@@ -369,7 +392,7 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
             "Access-Control-Request-Headers": "x-borescope-token",
         },
     )
-    assert status == 405
+    assert status == 401
     assert d.snapshot()["ok"]  # sync: a snapshot the refused requests queued would show too
     assert len(d.jpgs()) == 1
     # Same origin, with the header (what the page does): works.
