@@ -85,9 +85,13 @@ def _percentile(values: list[float], q: float) -> float | None:
     return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        text=json.dumps(data), status=status, content_type="application/json", charset="utf-8"
+        text=json.dumps(data),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
     )
 
 
@@ -518,8 +522,11 @@ class WebServer:
         reply = await asyncio.wrap_future(self.feed.take_snapshot(SNAPSHOT_TIMEOUT_S, "web page"))
         if reply.get("ok") and reply.get("path"):
             return _json({"ok": True, "name": os.path.basename(reply["path"])})
+        error = reply.get("error") or "snapshot failed"
+        if reply.get("limited"):
+            return _json({"ok": False, "error": error}, 429, {"Retry-After": "1"})
         status = 503 if reply.get("busy") else 500
-        return _json({"ok": False, "error": reply.get("error") or "snapshot failed"}, status)
+        return _json({"ok": False, "error": error}, status)
 
     # Directory listings and file reads stay on the executor: a hung disk (a stale NFS mount)
     # blocks that thread, never this loop and every viewer with it.

@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from http.client import HTTPMessage
@@ -400,6 +401,36 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
         "/api/snapshot", method="POST", headers={**cookie, "X-Borescope-Token": web.token}
     )
     assert status == 200 and len(d.jpgs()) == 2
+
+
+def test_a_snapshot_flood_from_the_page_gets_429(web_daemon: Callable[..., Any]) -> None:
+    """A token holder's phone (or script) asking for a snapshot per frame: beyond 4 per second
+    it gets 429 with the reason at once, and no file."""
+    _sim, d, web = web_daemon()
+    header = {"X-Borescope-Token": web.token}
+    statuses: list[tuple[int, dict[str, Any]]] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def post() -> None:
+        go.wait(10)
+        status, headers, body = web.http("/api/snapshot", method="POST", headers=header)
+        with lock:
+            statuses.append((status, {**json.loads(body), "retry": headers["Retry-After"]}))
+
+    threads = [threading.Thread(target=post) for _ in range(12)]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join(30)
+    limited = [r for s, r in statuses if s == 429]
+    saved = [r for s, r in statuses if s == 200]
+    assert len(statuses) == 12 and len(limited) + len(saved) == 12, statuses
+    assert 4 <= len(saved) <= 6 and len(limited) >= 6
+    for r in limited:
+        assert r["ok"] is False and "at most 4 per second" in r["error"] and r["retry"] == "1"
+    assert len(d.jpgs()) == len(saved)
 
 
 def test_snapshot_files_only_ours(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
