@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import socket
-import stat
 import threading
 import time
 from collections import deque
@@ -40,10 +39,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.capture.names import SNAPSHOT_NAME
 from bridge.errors import BridgeError
 from bridge.web import auth
 from bridge.web.feed import Feed
+from bridge.web.files import list_snapshots, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,53 +92,6 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
         charset="utf-8",
         headers=headers,
     )
-
-
-def list_snapshots(directory: str) -> list[dict[str, Any]]:
-    """Our snapshot files (regular files with our name pattern), newest first."""
-    out = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return []
-    for entry in entries:
-        if not SNAPSHOT_NAME.fullmatch(entry.name):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            out.append({"name": entry.name, "bytes": st.st_size, "time": st.st_mtime})
-    out.sort(key=lambda e: (e["time"], e["name"]), reverse=True)
-    return out
-
-
-def read_snapshot(directory: str, name: str) -> bytes | None:
-    """The file's bytes if `name` is ours and a regular file (no symlink followed), else None."""
-    if not SNAPSHOT_NAME.fullmatch(name):
-        return None
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError:
-        return None
-    finally:
-        os.close(dfd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 class WebServer:
