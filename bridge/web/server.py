@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.errors import BridgeError
-from bridge.web import auth
+from bridge.web import auth, stall
 from bridge.web.feed import Feed
 from bridge.web.files import list_snapshots, read_snapshot
 
@@ -402,6 +402,7 @@ class WebServer:
         transport = request.transport
         if transport is not None:
             self._transports.add(transport)
+        watcher = self._watch(request, "a viewer")
         response = web.StreamResponse(
             headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"}
         )
@@ -443,11 +444,30 @@ class WebServer:
         except ConnectionError:
             pass  # the viewer went away (closing the page closes its stream)
         finally:
+            watcher.cancel()
             self.stream_clients -= 1
             self.feed.wanted = self.stream_clients > 0
             if transport is not None:
                 self._transports.discard(transport)
         return response
+
+    def _watch(
+        self, request: web.Request, what: str, then: Callable[[], None] | None = None
+    ) -> asyncio.Future[None]:
+        """Drop this client once it takes nothing for STALL_S while data waits for it."""
+        transport = request.transport
+
+        def stalled() -> None:
+            self.dropped_stalled += 1
+            log.info("web: dropped %s (%s): took nothing for %g s", what, request.remote, STALL_S)
+            if then is not None:
+                then()
+            if transport is not None:
+                transport.abort()
+
+        if transport is None:
+            return asyncio.get_running_loop().create_future()
+        return asyncio.ensure_future(stall.watch(transport, STALL_S, stalled))
 
     # ---- API ---------------------------------------------------------------------------------
 
@@ -505,17 +525,19 @@ class WebServer:
         )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        if self.event_clients >= MAX_EVENT_CLIENTS:
-            self.refused += 1
-            return web.Response(
-                status=503, text=f"too many event listeners (at most {MAX_EVENT_CLIENTS})\n"
-            )
+        if self.event_clients >= MAX_EVENT_CLIENTS and self._subscribers:
+            # Listeners get too little data for TCP to show one that never reads: when all
+            # places are taken the oldest makes room (a page's EventSource reconnects).
+            oldest = min(self._subscribers, key=lambda s: s.started)
+            log.info("web: %d event listeners: closing the oldest", self.event_clients)
+            oldest.close()
         self.event_clients += 1
         sub = _Subscriber()
         self._subscribers.add(sub)
         transport = request.transport
         if transport is not None:
             self._transports.add(transport)
+        watcher = self._watch(request, "an event listener", sub.close)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         try:
             await response.prepare(request)
@@ -534,6 +556,7 @@ class WebServer:
         except (TimeoutError, ConnectionError):
             pass  # a stalled or departed listener; a cancelled task stays cancelled
         finally:
+            watcher.cancel()
             self.event_clients -= 1
             self._subscribers.discard(sub)
             if transport is not None:
@@ -549,3 +572,10 @@ class _Subscriber:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(SSE_QUEUE)
         self.overflow = False
+        self.started = time.monotonic()
+
+    def close(self) -> None:
+        """End this listener's response: its handler wakes and drops the connection."""
+        self.overflow = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)

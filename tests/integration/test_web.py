@@ -558,6 +558,48 @@ def test_a_client_that_never_reads_stalls_nothing(
         reader.close()
 
 
+def test_clients_that_never_read_lose_their_slots(web_daemon: Callable[..., Any]) -> None:
+    """16 viewers and 16 event listeners that connect and never read (ordinary buffers, a
+    modest frame rate): within about 10 s a good client gets a stream and the events."""
+    _sim, _d, web = web_daemon(fps=10.0)
+    idle = [RawStream(web.port, web.bearer) for _ in range(16)]
+    idle += [RawStream(web.port, web.bearer, path="/api/events") for _ in range(16)]
+    try:
+        wait_for(
+            lambda: (
+                (s := web.json("/api/status"))["stream_clients"] == 16 and s["event_clients"] == 16
+            ),
+            what="every slot taken",
+        )
+        t0 = time.monotonic()
+        listener = RawStream(web.port, web.bearer, path="/api/events")
+        status, _headers, _ = listener.head()
+        while status != 200:
+            listener.close()
+            assert time.monotonic() - t0 < 12, "no event slot for a good listener"
+            time.sleep(0.5)
+            listener = RawStream(web.port, web.bearer, path="/api/events")
+            status, _headers, _ = listener.head()
+        assert b"event: state" in listener.chunk()
+        listener.close()
+        viewer = RawStream(web.port, web.bearer)
+        status, _headers, _ = viewer.head()
+        while status != 200:
+            viewer.close()
+            assert time.monotonic() - t0 < 12, "no stream slot for a good viewer"
+            time.sleep(0.5)
+            viewer = RawStream(web.port, web.bearer)
+            status, _headers, _ = viewer.head()
+        assert viewer.chunk() == b"--" + BOUNDARY + b"\r\n"
+        viewer.part()
+        viewer.close()
+        # Every idle viewer was dropped, not just one.
+        wait_for(lambda: web.json("/api/status")["stream_clients"] == 0, what="no viewers")
+    finally:
+        for c in idle:
+            c.close()
+
+
 def test_no_signal_picture_and_sse_events(web_daemon: Callable[..., Any]) -> None:
     sim, d, web = web_daemon()
     events = RawStream(web.port, web.bearer, path="/api/events")
