@@ -310,6 +310,7 @@ class Daemon:
             "host": self.web.host,
             "port": self.web.port,
             "token": self.web.token,
+            "token_file": self.web.token_file,
         }
 
     def _control_snapshot(self, timeout: Any) -> dict[str, Any] | Future[dict[str, Any]]:

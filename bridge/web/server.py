@@ -102,6 +102,7 @@ class WebServer:
         self.host = host
         self.port = port
         self.token = token
+        self.token_file: str | None = None  # where the token is kept, if anywhere
         self.loopback = host.startswith("127.")
         self.stream_clients = 0
         self.event_clients = 0

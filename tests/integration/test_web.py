@@ -682,15 +682,25 @@ def test_url_command(web_daemon: Callable[..., Any]) -> None:
     r = run_cli("url", "--socket", d.sock, "--lan")
     assert r.returncode == 1
     assert "127.0.0.1 only" in r.stderr and "0.0.0.0" in r.stderr and "IPAddressAllow" in r.stderr
+    assert "plain HTTP" in r.stderr  # what opening it means, before one does
+    assert "unencrypted" not in d.log.read_text()  # on loopback: no warning
     # The address works as printed: the browser's first visit.
     status, headers, _ = web.http(web.url.split(str(web.port), 1)[1])
     assert status == 303 and "HttpOnly" in headers["Set-Cookie"]
 
 
-def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any]) -> None:
+def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     _sim, d, web = web_daemon("--http", "0.0.0.0:0")
     r = run_cli("url", "--socket", d.sock, "--lan")
     from bridge.web.urls import interface_addresses
+
+    # Plain HTTP beyond loopback: the start-up log and `url --lan` say what that means and
+    # how to change the token.
+    token_file = tmp_path / "state" / "borescope-bridge" / "http-token"
+    for text in (d.log.read_text(), r.stderr):
+        assert f"the web page on 0.0.0.0:{web.port} is unencrypted HTTP" in text, text
+        assert "anyone on that network who sees one request" in text
+        assert f"delete {token_file}" in text and "start it again" in text
 
     others = [a for _n, a in interface_addresses() if not a.startswith("127.")]
     if not others:
