@@ -404,13 +404,15 @@ def test_a_snapshot_flood_gets_four_per_second(
         go.set()
         for t in threads:
             t.join(30)
+        elapsed = time.monotonic() - t0  # every request was admitted or refused by then
         refused = [r for r in replies if not r["ok"]]
         saved = [r for r in replies if r["ok"]]
         assert len(replies) == 20
         for r in refused:
             assert "too many snapshots: at most 4 per second" in r["error"], r
             assert "limited" not in r and "busy" not in r
-        assert 4 <= len(saved) <= 6, (len(saved), time.monotonic() - t0)
+        assert elapsed < 2.0, elapsed
+        assert 4 <= len(saved) <= 4 + 4 * elapsed + 1, (len(saved), elapsed)
         assert len(d.jpgs()) == len(saved)
         assert d.status()["snapshots_refused"] == len(refused)
 
