@@ -9,6 +9,7 @@ keeps only the wiring between the parts.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from typing import Any, Protocol
 
@@ -122,9 +123,11 @@ def start_web(
     from bridge.web.server import WebServer
 
     state_dir = state_dir or default_state_dir()
+    token_file: str | None = os.path.join(state_dir, auth.TOKEN_FILE)
     try:
         token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
     except OSError as exc:
+        token_file = None
         token = secrets.token_urlsafe(auth.TOKEN_BYTES)
         log.warning(
             "cannot keep the web page's access token in %s (%s): using one for this run "
@@ -147,4 +150,9 @@ def start_web(
         except BridgeError as again:
             log.error("%s; the camera and snapshots work without it", again)
             return None, str(again)
+    web.token_file = token_file
+    if not web.loopback:
+        from bridge.web.urls import cleartext_warning
+
+        log.warning("%s", cleartext_warning(web.host, web.port, token_file))
     return web, None

@@ -312,6 +312,7 @@ class Daemon:
             "host": self.web.host,
             "port": self.web.port,
             "token": self.web.token,
+            "token_file": self.web.token_file,
         }
 
     def _control_snapshot(self, timeout: Any) -> dict[str, Any] | Future[dict[str, Any]]:
@@ -336,6 +337,7 @@ class Daemon:
         def without_busy(answer: Future[dict[str, Any]]) -> None:
             control = dict(answer.result())
             control.pop("busy", None)
+            control.pop("limited", None)
             reply.set_result(control)
 
         self.take_snapshot(timeout, "control").add_done_callback(without_busy)
@@ -346,8 +348,9 @@ class Daemon:
 
         The reply is what the control socket sends. ``busy`` marks a failure that a retry may
         cure (no frame yet, too many waiting, the disk still writing this one) as opposed to a
-        frame that was taken and could not be written. The loop thread's tick answers by the
-        deadline (`Snapshots.expire`); the future is running, so it cannot be cancelled.
+        frame that was taken and could not be written; ``limited``, a refusal by the rate
+        limit. The loop thread's tick answers by the deadline (`Snapshots.expire`); the future
+        is running, so it cannot be cancelled.
         """
         reply: Future[dict[str, Any]] = Future()
         reply.set_running_or_notify_cancel()
@@ -362,6 +365,8 @@ class Daemon:
                 "busy": result.pending or req.directory is None,
                 "error": result.error or "snapshot failed",
             }
+            if result.limited:
+                failed["limited"] = True
             if result.pending:
                 failed.update(pending=True, name=result.name)
             reply.set_result(failed)

@@ -4,6 +4,8 @@
 A concatenation of JPEGs is what `ffplay -f mjpeg FILE` and VLC play (the reference
 script's `--save` wrote the same). Writes happen on a worker thread; a full disk or an
 unwritable file stops the recording with a logged, reported reason, and streaming goes on.
+So does a disk below its free-space floor (`bridge.capture.space`), checked before the file is
+opened and then at most every `SPACE_CHECK_S` while frames are written.
 
 The worker owns the file: it writes what was queued, then closes the file itself when told to
 stop, so :meth:`Recorder.stop` never waits on a slow disk (the daemon's loop thread calls it on
@@ -17,7 +19,10 @@ import logging
 import os
 import queue
 import threading
+import time
+from collections.abc import Callable
 
+from bridge.capture.space import low_space
 from bridge.errors import write_error_advice
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,8 @@ log = logging.getLogger(__name__)
 # Frames waiting for the disk; beyond this the disk is hopelessly slow and frames are dropped
 # (counted), because the receive path must never wait.
 MAX_QUEUED_FRAMES = 512
+# How often the free-space floor is asked while recording.
+SPACE_CHECK_S = 1.0
 
 
 def _describe(exc: OSError, path: str) -> str:
@@ -34,11 +41,29 @@ def _describe(exc: OSError, path: str) -> str:
     )
 
 
-class Recorder:
-    """Appends frames to one file from a worker thread."""
+def _low_space_error(path: str, low: str) -> str:
+    return (
+        f"disk nearly full: recording to {path} stopped: {low}; free some space, then reload "
+        "or restart (or choose another --record path)"
+    )
 
-    def __init__(self, path: str) -> None:
+
+class Recorder:
+    """Appends frames to one file from a worker thread.
+
+    `free_space` and `clock` are the edges a test may replace (a nearly full disk, time).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        free_space: Callable[[str, int], str | None] = low_space,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
+        self._free_space = free_space
+        self._clock = clock
+        self._space_checked: float | None = None
         self.frames = 0
         self.bytes = 0
         self.dropped = 0
@@ -59,7 +84,22 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
+    def _space_ok(self, need: int) -> bool:
+        """Below the floor: stop with the reason (checked at most every SPACE_CHECK_S)."""
+        now = self._clock()
+        if self._space_checked is not None and now - self._space_checked < SPACE_CHECK_S:
+            return True
+        self._space_checked = now
+        low = self._free_space(os.path.dirname(os.path.abspath(self.path)), need)
+        if low is None:
+            return True
+        self.error = _low_space_error(self.path, low)
+        log.error("%s", self.error)
+        return False
+
     def _open(self) -> int | None:
+        if not self._space_ok(0):
+            return None
         try:
             directory = os.path.dirname(self.path)
             if directory:
@@ -126,7 +166,7 @@ class Recorder:
         try:
             while not (self._closing and self._queue.empty()):
                 data = self._queue.get()
-                if data is None or self.error is not None:
+                if data is None or self.error is not None or not self._space_ok(len(data)):
                     continue
                 try:
                     view = memoryview(data)

@@ -19,6 +19,10 @@ owned by one object, `Snapshots`, with one rule for time and one for space:
 - Space: at most `MAX_IN_FLIGHT` requests exist at once, waiting for a frame and being written
   together (each being written holds one frame). Beyond that a request is refused at once with
   the true cause: a slow disk ("N snapshots still being written to DIR") or no frames.
+- Rate and disk: at most `MAX_PER_SECOND` requests per second from every origin together
+  (`BURST` at once), so nobody who may press or ask can fill the disk one frame at a time;
+  more are refused at once. And no file is written that would leave the disk below its
+  free-space floor (`bridge.capture.space`).
 
 Writing happens on a worker thread so the receive path never waits for the disk.
 """
@@ -41,13 +45,18 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 from bridge.capture.names import snapshot_name, with_suffix
+from bridge.capture.space import low_space
 from bridge.core.ratelimit import RateLimiter
+from bridge.core.tokenbucket import TokenBucket
 from bridge.errors import write_error_advice
 
 log = logging.getLogger(__name__)
 
 # Requests waiting for a frame plus snapshots being written; more are refused, not queued.
 MAX_IN_FLIGHT = 32
+# Snapshots per second from the button, SIGUSR1, the control socket and the page together.
+MAX_PER_SECOND = 4.0
+BURST = 4
 # A press or SIGUSR1 whose next frame never comes (device gone) fails after this.
 FRAME_WAIT_S = 10.0
 # Our own temporary files; only these are ever swept, and only when nobody writes them.
@@ -58,6 +67,8 @@ STALE_TEMP_MIN_AGE_S = 60.0
 STOP_WAIT_S = 5.0
 
 WriteFn = Callable[[str, bytes, float, int], str]
+# (directory, bytes about to be written) -> why that is refused, or None
+SpaceFn = Callable[[str, int], str | None]
 
 
 @dataclass
@@ -65,13 +76,14 @@ class SnapshotResult:
     """Outcome of one request: a path, or an error sentence.
 
     `pending` means accepted but not on disk yet when the answer was due: the file will
-    appear in the snapshot directory as `name`.
+    appear in the snapshot directory as `name`. `limited`: refused by the rate limit.
     """
 
     path: str | None = None
     error: str | None = None
     pending: bool = False
     name: str | None = None
+    limited: bool = False
 
 
 @dataclass(eq=False)
@@ -248,8 +260,8 @@ def sweep_stale_temp(directory: str, min_age_s: float = STALE_TEMP_MIN_AGE_S) ->
 class SnapshotWriter:
     """Worker thread that saves (frame bytes, request) pairs and keeps the counters for status.
 
-    `write` is the one edge a test may replace (a slow or failing disk); it defaults to
-    `write_atomically`.
+    `write` and `free_space` are the edges a test may replace (a slow, failing or nearly full
+    disk); they default to `write_atomically` and `low_space`.
     """
 
     def __init__(
@@ -258,6 +270,7 @@ class SnapshotWriter:
         on_saved: Callable[[str], None] | None = None,
         umask: int | None = None,
         write: WriteFn = write_atomically,
+        free_space: SpaceFn = low_space,
     ) -> None:
         self.directory = directory
         self.mode = 0o666 & ~(current_umask() if umask is None else umask)
@@ -267,6 +280,7 @@ class SnapshotWriter:
         self.last_path: str | None = None
         self.last_error: str | None = None
         self._write = write
+        self._free_space = free_space
         self._pending = 0
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -325,6 +339,15 @@ class SnapshotWriter:
 
     def _save(self, data: bytes, wall: float, directory: str, request: SnapshotRequest) -> None:
         try:
+            low = self._free_space(directory, len(data))
+            if low is not None:
+                error = (
+                    f"disk nearly full: snapshot not saved in {directory}: {low}; free some "
+                    "space or choose another --snapshot-dir"
+                )
+                self._finish(request, error=error)
+                log.error("snapshot (%s) refused: %s", request.origin, error)
+                return
             path = self._write(directory, data, wall, self.mode)
         except OSError as exc:
             error = describe_os_error(exc, directory)
@@ -371,11 +394,14 @@ class Snapshots:
         state: Callable[[], str] = lambda: "unknown",
         max_in_flight: int = MAX_IN_FLIGHT,
         clock: Callable[[], float] = time.monotonic,
+        per_second: float | None = MAX_PER_SECOND,
+        burst: int = BURST,
     ) -> None:
         self.writer = writer
         self.state = state
         self.max_in_flight = max_in_flight
         self.clock = clock
+        self._bucket = TokenBucket(per_second, burst) if per_second is not None else None
         self.refused = 0
         self._waiting: collections.deque[SnapshotRequest] = collections.deque()
         # Accepted (a frame taken) and not answered yet: answered "pending" at their deadline.
@@ -389,14 +415,26 @@ class Snapshots:
 
     def request(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
         """A request for the next complete frame, or one already refused with the reason."""
-        req = SnapshotRequest(origin, requested_at=self.clock(), wait_s=wait_s)
+        now = self.clock()
+        req = SnapshotRequest(origin, requested_at=now, wait_s=wait_s)
+        limited = False
         with self._lock:
             waiting, writing = len(self._waiting), self.writer.pending
-            if waiting + writing < self.max_in_flight:
+            if waiting + writing >= self.max_in_flight:
+                pass
+            elif self._bucket is None or self._bucket.take(now):
                 self._waiting.append(req)
                 return req
+            else:
+                limited = True
             self.refused += 1
-            if writing >= waiting:
+            if limited:
+                assert self._bucket is not None
+                why = (
+                    f"too many snapshots: at most {self._bucket.rate:g} per second (button, "
+                    "web page, control socket and SIGUSR1 together); try again in a moment"
+                )
+            elif writing >= waiting:
                 why = (
                     f"the disk is slow: {writing} snapshots still being written to "
                     f"{self.writer.directory}; no more are taken until they are "
@@ -411,7 +449,7 @@ class Snapshots:
         if ok:
             more = f" ({suppressed} more refused since the last message)" if suppressed else ""
             log.warning("snapshot (%s) refused: %s%s", origin, why, more)
-        req.finish(SnapshotResult(error=why))
+        req.finish(SnapshotResult(error=why, limited=limited))
         return req
 
     def offer(self, data: bytes) -> None:

@@ -90,7 +90,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_url(args: argparse.Namespace) -> int:
     from bridge.control.client import request
-    from bridge.web.urls import lan_urls, loopback_only_advice, qr_text
+    from bridge.web.urls import cleartext_warning, lan_urls, loopback_only_advice, qr_text
 
     path = _socket_path(args)
     reply = request(path, {"cmd": "url"}, timeout=args.timeout)
@@ -100,6 +100,8 @@ def cmd_url(args: argparse.Namespace) -> int:
     if args.lan:
         if str(reply["host"]).startswith("127."):
             raise BridgeError(loopback_only_advice(int(reply["port"])))
+        warning = cleartext_warning(str(reply["host"]), int(reply["port"]), reply.get("token_file"))
+        print(f"warning: {warning}", file=sys.stderr)
         urls = lan_urls(str(reply["host"]), int(reply["port"]), str(reply["token"]))
         if not urls:
             raise BridgeError(

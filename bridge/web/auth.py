@@ -5,9 +5,10 @@ Threat model: other local users, and web pages open in the user's own browser (c
 requests, DNS rebinding to 127.0.0.1), must not see the borescope or take snapshots, on
 loopback too. So every request carries the token: ``?token=`` once (answered with an
 HttpOnly, SameSite=Strict cookie and a redirect that drops it from the address bar), the
-cookie after that, or ``Authorization: Bearer`` for scripts. A state-changing POST also needs
-the token in a header, which a cross-site form cannot set. While listening on loopback, a
-``Host`` other than 127.0.0.1 / localhost / [::1] with our port is refused (DNS rebinding).
+cookie after that, or ``X-Borescope-Token`` / ``Authorization: Bearer`` for scripts. A
+state-changing POST also needs the token in a header, which a cross-site form cannot set.
+While listening on loopback, a ``Host`` other than 127.0.0.1 / localhost / [::1] with our
+port is refused (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def token_ok(given: str | None, token: str) -> bool:
     if not given:
         return False
     return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("ascii"))
+
+
+def request_token_ok(
+    token: str, *, header: str | None, authorization: str | None, cookie: str | None
+) -> bool:
+    """Does a request carry the token in any of the places the README names: the
+    X-Borescope-Token header, ``Authorization: Bearer``, or the page's cookie?"""
+    return (
+        token_ok(header, token) or token_ok(bearer(authorization), token) or token_ok(cookie, token)
+    )
 
 
 def bearer(authorization: str | None) -> str | None:

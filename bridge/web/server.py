@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import socket
-import stat
 import threading
 import time
 from collections import deque
@@ -40,10 +39,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.capture.names import SNAPSHOT_NAME
 from bridge.errors import BridgeError
-from bridge.web import auth, limits
+from bridge.web import auth, limits, stall
 from bridge.web.feed import Feed
+from bridge.web.files import list_snapshots, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -85,57 +84,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        text=json.dumps(data), status=status, content_type="application/json", charset="utf-8"
+        text=json.dumps(data),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
     )
-
-
-def list_snapshots(directory: str) -> list[dict[str, Any]]:
-    """Our snapshot files (regular files with our name pattern), newest first."""
-    out = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return []
-    for entry in entries:
-        if not SNAPSHOT_NAME.fullmatch(entry.name):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            out.append({"name": entry.name, "bytes": st.st_size, "time": st.st_mtime})
-    out.sort(key=lambda e: (e["time"], e["name"]), reverse=True)
-    return out
-
-
-def read_snapshot(directory: str, name: str) -> bytes | None:
-    """The file's bytes if `name` is ours and a regular file (no symlink followed), else None."""
-    if not SNAPSHOT_NAME.fullmatch(name):
-        return None
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError:
-        return None
-    finally:
-        os.close(dfd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 class WebServer:
@@ -146,6 +102,7 @@ class WebServer:
         self.host = host
         self.port = port
         self.token = token
+        self.token_file: str | None = None  # where the token is kept, if anywhere
         self.loopback = host.startswith("127.")
         self.stream_clients = 0
         self.event_clients = 0
@@ -346,7 +303,8 @@ class WebServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Host (DNS rebinding), method, then token: in that order, for every request."""
+        """Host (DNS rebinding), token, then method, for every request: a stranger gets 401
+        whatever the path and method, and learns nothing of which exist."""
         if self.loopback and not auth.host_ok(request.headers.get("Host"), self.port):
             return self._refuse(
                 request,
@@ -354,35 +312,37 @@ class WebServer:
                 f"refused: Host {request.headers.get('Host')!r} is not this machine's loopback "
                 f"address (use http://127.0.0.1:{self.port}/)",
             )
-        error = request.match_info.http_exception
-        if isinstance(error, web.HTTPMethodNotAllowed):
-            raise error
         given = request.query.get("token")
         if given is not None:
             if not auth.token_ok(given, self.token):
                 return self._refuse(request, 401, UNAUTHORIZED_TEXT)
-            if request.method == "GET":
-                # First visit: keep the token in a cookie, drop it from the address bar.
-                query = [(k, v) for k, v in request.query.items() if k != "token"]
-                path = request.rel_url.raw_path
-                location = str(request.rel_url.with_query(query))
-                if path.startswith("//"):
-                    location = "/"
-                response = web.Response(status=303, headers={"Location": location})
-                response.set_cookie(
-                    auth.cookie_name(self.port),
-                    self.token,
-                    httponly=True,
-                    samesite="Strict",
-                    path="/",
-                    max_age=COOKIE_MAX_AGE_S,
-                )
-                return response
-        elif not (
-            auth.token_ok(auth.bearer(request.headers.get("Authorization")), self.token)
-            or auth.token_ok(request.cookies.get(auth.cookie_name(self.port)), self.token)
+        elif not auth.request_token_ok(
+            self.token,
+            header=request.headers.get(auth.TOKEN_HEADER),
+            authorization=request.headers.get("Authorization"),
+            cookie=request.cookies.get(auth.cookie_name(self.port)),
         ):
             return self._refuse(request, 401, UNAUTHORIZED_TEXT)
+        error = request.match_info.http_exception
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            raise error
+        if given is not None and request.method == "GET":
+            # First visit: keep the token in a cookie, drop it from the address bar.
+            query = [(k, v) for k, v in request.query.items() if k != "token"]
+            path = request.rel_url.raw_path
+            location = str(request.rel_url.with_query(query))
+            if path.startswith("//"):
+                location = "/"
+            response = web.Response(status=303, headers={"Location": location})
+            response.set_cookie(
+                auth.cookie_name(self.port),
+                self.token,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                max_age=COOKIE_MAX_AGE_S,
+            )
+            return response
         return await handler(request)
 
     # ---- the page ------------------------------------------------------------------------------
@@ -453,6 +413,7 @@ class WebServer:
         transport = request.transport
         if transport is not None:
             self._transports.add(transport)
+        watcher = self._watch(request, "a viewer")
         response = web.StreamResponse(
             headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"}
         )
@@ -494,11 +455,30 @@ class WebServer:
         except ConnectionError:
             pass  # the viewer went away (closing the page closes its stream)
         finally:
+            watcher.cancel()
             self.stream_clients -= 1
             self.feed.wanted = self.stream_clients > 0
             if transport is not None:
                 self._transports.discard(transport)
         return response
+
+    def _watch(
+        self, request: web.Request, what: str, then: Callable[[], None] | None = None
+    ) -> asyncio.Future[None]:
+        """Drop this client once it takes nothing for STALL_S while data waits for it."""
+        transport = request.transport
+
+        def stalled() -> None:
+            self.dropped_stalled += 1
+            log.info("web: dropped %s (%s): took nothing for %g s", what, request.remote, STALL_S)
+            if then is not None:
+                then()
+            if transport is not None:
+                transport.abort()
+
+        if transport is None:
+            return asyncio.get_running_loop().create_future()
+        return asyncio.ensure_future(stall.watch(transport, STALL_S, stalled))
 
     # ---- API ---------------------------------------------------------------------------------
 
@@ -508,7 +488,7 @@ class WebServer:
     async def _snapshot(self, request: web.Request) -> web.Response:
         # The cookie alone is not enough: a cross-site form can make the browser send it, but
         # no other site can set this header (and a cross-site script asking to is preflighted
-        # with OPTIONS, which is refused with 405).
+        # with OPTIONS, which carries no token and is refused with 401).
         header = request.headers.get(auth.TOKEN_HEADER) or auth.bearer(
             request.headers.get("Authorization")
         )
@@ -525,8 +505,11 @@ class WebServer:
         reply = await asyncio.wrap_future(self.feed.take_snapshot(SNAPSHOT_TIMEOUT_S, "web page"))
         if reply.get("ok") and reply.get("path"):
             return _json({"ok": True, "name": os.path.basename(reply["path"])})
+        error = reply.get("error") or "snapshot failed"
+        if reply.get("limited"):
+            return _json({"ok": False, "error": error}, 429, {"Retry-After": "1"})
         status = 503 if reply.get("busy") else 500
-        return _json({"ok": False, "error": reply.get("error") or "snapshot failed"}, status)
+        return _json({"ok": False, "error": error}, status)
 
     # Directory listings and file reads stay on the executor: a hung disk (a stale NFS mount)
     # blocks that thread, never this loop and every viewer with it.
@@ -553,17 +536,19 @@ class WebServer:
         )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        if self.event_clients >= MAX_EVENT_CLIENTS:
-            self.refused += 1
-            return web.Response(
-                status=503, text=f"too many event listeners (at most {MAX_EVENT_CLIENTS})\n"
-            )
+        if self.event_clients >= MAX_EVENT_CLIENTS and self._subscribers:
+            # Listeners get too little data for TCP to show one that never reads: when all
+            # places are taken the oldest makes room (a page's EventSource reconnects).
+            oldest = min(self._subscribers, key=lambda s: s.started)
+            log.info("web: %d event listeners: closing the oldest", self.event_clients)
+            oldest.close()
         self.event_clients += 1
         sub = _Subscriber()
         self._subscribers.add(sub)
         transport = request.transport
         if transport is not None:
             self._transports.add(transport)
+        watcher = self._watch(request, "an event listener", sub.close)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         try:
             await response.prepare(request)
@@ -582,6 +567,7 @@ class WebServer:
         except (TimeoutError, ConnectionError):
             pass  # a stalled or departed listener; a cancelled task stays cancelled
         finally:
+            watcher.cancel()
             self.event_clients -= 1
             self._subscribers.discard(sub)
             if transport is not None:
@@ -597,3 +583,10 @@ class _Subscriber:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(SSE_QUEUE)
         self.overflow = False
+        self.started = time.monotonic()
+
+    def close(self) -> None:
+        """End this listener's response: its handler wakes and drops the connection."""
+        self.overflow = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)

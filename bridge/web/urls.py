@@ -52,7 +52,26 @@ def loopback_only_advice(port: int) -> str:
         f"run --http 0.0.0.0:{port}); for the service also let the network through its "
         "firewall: `sudo systemctl edit borescope-bridge`, add the lines [Service] and "
         "IPAddressAllow=192.168.1.0/24 (your network), then `sudo systemctl restart "
-        "borescope-bridge` (README: The web page)"
+        "borescope-bridge` (README: The web page). The page is plain HTTP: anyone on that "
+        "network who sees one request to it can take the access token"
+    )
+
+
+def cleartext_warning(host: str, port: int, token_file: str | None) -> str:
+    """What listening beyond loopback means: plain HTTP, so the token travels readable."""
+    if token_file:
+        change = (
+            f"to change the token, stop the daemon, delete {token_file} (with sudo for the "
+            "service) and start it again: it makes a new one, and every old address and "
+            "cookie stops working"
+        )
+    else:
+        change = "this run's token is kept nowhere: a restart makes a new one"
+    return (
+        f"the web page on {host}:{port} is unencrypted HTTP: anyone on that network who sees "
+        "one request to it (a shared or open Wi-Fi, a hostile device on the LAN) can read "
+        "the access token and watch the borescope and take snapshots with it. Open it only "
+        f"on a network you trust; {change}"
     )
 
 

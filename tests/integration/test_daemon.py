@@ -106,6 +106,7 @@ def test_button_presses_one_file_each_including_bursts_and_wrap(
         wait_for(lambda: len(d.jpgs()) == 4, what="three more snapshots")
         sim.press_button(0xFFFE - sim.button_counter)  # a jump: re-baseline, not 65530 presses
         wait_for(lambda: d.status()["buttons"]["rebaselines"] >= 1, what="re-baseline")
+        time.sleep(1.0)  # the rate limit's burst (4) is spent: let it fill up again
         sim.press_button(3)  # 0xFFFE -> 0x0001 across the 16-bit wrap
         wait_for(lambda: len(d.jpgs()) == 7, what="three snapshots across the wrap")
         # Sync on a control snapshot: anything extra from the button would show up before it.
@@ -123,8 +124,8 @@ def test_no_snapshot_flood_after_device_reboot(run_daemon: Callable[..., Daemon]
         d = run_daemon(sim)
         d.wait_streaming()
         wait_for(lambda: d.status()["buttons"]["replies"] > 0, what="a baseline reply")
-        sim.press_button(5)
-        wait_for(lambda: len(d.jpgs()) == 5, what="five snapshots")
+        sim.press_button(4)  # at most 4 at once: the snapshot rate limit's burst
+        wait_for(lambda: len(d.jpgs()) == 4, what="four snapshots")
         mark = d.mark()
         sim.reboot(downtime_s=1.5)
         # The stream stalls (no frames for > 1 s), then resumes by itself.
@@ -133,9 +134,9 @@ def test_no_snapshot_flood_after_device_reboot(run_daemon: Callable[..., Daemon]
         )
         d.wait_streaming(since=d.messages.index(stall))
         sim.press_button(1)
-        wait_for(lambda: len(d.jpgs()) == 6, what="one snapshot after the reboot")
+        wait_for(lambda: len(d.jpgs()) == 5, what="one snapshot after the reboot")
         assert d.snapshot()["ok"]
-        assert len(d.jpgs()) == 7
+        assert len(d.jpgs()) == 6
         assert d.terminate() == 0
 
 
@@ -271,6 +272,13 @@ def test_sighup_reloads_snapshot_dir(tmp_path: Path, run_daemon: Callable[..., D
         assert d.terminate() == 0
 
 
+def snapshot_within_the_rate(d: Daemon, timeout: float = 5) -> dict[str, Any]:
+    """A control snapshot, asked again while the rate limit (4 per second) refuses it."""
+    while "at most 4 per second" in (reply := d.snapshot(timeout=timeout)).get("error", ""):
+        time.sleep(0.1)
+    return reply
+
+
 @contextlib.contextmanager
 def tiny_filesystem(path: Path) -> Iterator[str]:
     """A 256 KiB tmpfs (root) or, failing that, a read-only bind mount; skip otherwise."""
@@ -318,13 +326,14 @@ def test_full_disk_is_reported_and_streaming_goes_on(
         d.wait_streaming()
         reply = d.snapshot()
         assert reply["ok"] is False
-        assert "disk full" in reply["error"] or "No space" in reply["error"]
+        # A 256 KiB tmpfs is below the free-space floor too: either sentence says "full".
+        assert "disk full" in reply["error"] or "disk nearly full" in reply["error"]
         status = wait_for(
             lambda: (s := d.status())["recording"]["error"] and s, what="recording error"
         )
-        assert "disk full" in status["recording"]["error"]
+        assert "full" in status["recording"]["error"]
         assert status["snapshots_failed"] == 1
-        assert "disk full" in status["snapshot_error"]
+        assert "full" in status["snapshot_error"]
         before = status["frames_received"]
         wait_for(lambda: d.status()["frames_received"] >= before + 10, what="frames flowing on")
         assert d.status()["state"] == "streaming"
@@ -334,6 +343,78 @@ def test_full_disk_is_reported_and_streaming_goes_on(
         )
         assert leftovers == []
         assert d.terminate() == 0
+
+
+def test_below_the_free_space_floor_nothing_is_written(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    """A disk with room for a few frames but below the floor: snapshots and the recording are
+    refused with the disk named, and not one byte lands there."""
+    tiny = tmp_path / "tiny"
+    with tiny_filesystem(tiny), simulator() as sim:
+        d = run_daemon(
+            sim,
+            "--snapshot-dir",
+            str(tiny / "snaps"),
+            "--record",
+            str(tiny / "rec.mjpeg"),
+            snapshot_flag=False,
+        )
+        d.wait_streaming()
+        for _ in range(2):
+            reply = d.snapshot()
+            assert reply["ok"] is False, reply
+            assert reply["error"].startswith(f"disk nearly full: snapshot not saved in {tiny}")
+            assert f"free on the disk mounted on {tiny}" in reply["error"]
+        status = wait_for(
+            lambda: (s := d.status())["recording"]["error"] and s, what="recording error"
+        )
+        assert status["recording"]["error"].startswith(
+            f"disk nearly full: recording to {tiny / 'rec.mjpeg'} stopped"
+        )
+        assert f"mounted on {tiny}" in status["recording"]["error"]
+        assert "disk nearly full" in status["snapshot_error"]
+        assert d.status()["state"] == "streaming"
+        assert [p for p in tiny.rglob("*") if not p.is_dir()] == []
+        assert d.terminate() == 0
+
+
+def test_a_snapshot_flood_gets_four_per_second(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    """20 control snapshots at once: the burst of 4 (and what the rate refills meanwhile) is
+    saved, every other one is refused at once with the reason."""
+    with simulator() as sim:
+        d = run_daemon(sim)
+        d.wait_streaming()
+        replies: list[dict[str, Any]] = []
+        lock = threading.Lock()
+        go = threading.Event()
+
+        def ask() -> None:
+            go.wait(10)
+            reply = d.snapshot()
+            with lock:
+                replies.append(reply)
+
+        threads = [threading.Thread(target=ask) for _ in range(20)]
+        for t in threads:
+            t.start()
+        t0 = time.monotonic()
+        go.set()
+        for t in threads:
+            t.join(30)
+        elapsed = time.monotonic() - t0  # every request was admitted or refused by then
+        refused = [r for r in replies if not r["ok"]]
+        saved = [r for r in replies if r["ok"]]
+        assert len(replies) == 20
+        for r in refused:
+            assert "too many snapshots: at most 4 per second" in r["error"], r
+            assert "limited" not in r and "busy" not in r
+        assert elapsed < 2.0, elapsed
+        assert 4 <= len(saved) <= 4 + 4 * elapsed + 1, (len(saved), elapsed)
+        assert len(d.jpgs()) == len(saved)
+        assert d.status()["snapshots_refused"] == len(refused)
 
 
 def test_resumes_after_a_stall(run_daemon: Callable[..., Daemon]) -> None:
@@ -633,7 +714,9 @@ def test_control_flood_leaves_the_daemon_serving(
                 cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
                 served0 = flood.closed_by_server
                 frames0 = d.status()["frames_received"]
-                for _ in range(3):
+                for i in range(3):
+                    if i:
+                        time.sleep(0.5)  # within the snapshot rate limit (4 per second)
                     # The command as a user runs it (its own timeout bounds it) ...
                     r = run_cli("snapshot", "--socket", d.sock, "--timeout", "5")
                     assert r.returncode == 0, r.stderr
@@ -709,7 +792,7 @@ def freezable_disk(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     image, mnt = tmp_path / "disk.img", tmp_path / "disk"
     mnt.mkdir()
     with open(image, "wb") as f:
-        f.truncate(16 << 20)
+        f.truncate(256 << 20)  # sparse; above the free-space floor (64 MiB) with room to spare
     subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
     wrap = private_mount_prefix(["-o", "loop", str(image), str(mnt)])
     probe = subprocess.run([*wrap, "true"], capture_output=True, text=True, check=False)
@@ -758,7 +841,7 @@ def test_a_hung_disk_is_named_bounded_and_loses_no_accepted_snapshot(
             announced.append(r.stderr.rsplit(" as ", 1)[1].strip())
             # Up to the bound every request is accepted; beyond it, refused with the cause.
             while True:
-                reply = d.snapshot(timeout=0.2)
+                reply = snapshot_within_the_rate(d, timeout=0.2)
                 if not reply.get("pending"):
                     break
                 announced.append(reply["name"])
@@ -834,16 +917,17 @@ def test_stale_temporary_files_are_swept_at_start(
 def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
     tmp_path: Path, run_daemon: Callable[..., Daemon]
 ) -> None:
-    """64 KiB tmpfs in the daemon's private mount namespace: more failing snapshots than the
-    bound, each answered "disk full" at once, none left counted as in flight, nothing partial;
-    once space is free again, snapshots work."""
+    """A filled tmpfs in the daemon's private mount namespace: more failing snapshots than the
+    bound, each answered "disk nearly full" at once, none left counted as in flight, nothing
+    partial; once space is free again, snapshots work."""
     from bridge.capture.snapshots import MAX_IN_FLIGHT
 
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    wrap = private_mount_prefix(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)])
+    # Just above the free-space floor (64 MiB) when empty, so freeing the filler cures it.
+    wrap = private_mount_prefix(["-t", "tmpfs", "-o", "size=80m,mode=0755", "tmpfs", str(mnt)])
     if subprocess.run([*wrap, "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs in a private mount namespace here")
     with simulator() as sim:
@@ -853,16 +937,18 @@ def test_a_full_disk_fails_each_snapshot_at_once_and_frees_its_place(
         wait_for(lambda: (inside / "snaps").is_dir(), what="the snapshot directory")
         fill(inside)
         for _ in range(MAX_IN_FLIGHT + 8):
-            reply = d.snapshot(timeout=5)
-            assert reply["ok"] is False and "disk full" in reply["error"], reply
+            reply = snapshot_within_the_rate(d)
+            # Full: below the free-space floor, so refused before a byte is written.
+            assert reply["ok"] is False and "full" in reply["error"], reply
             assert not reply.get("pending")
         status = d.status()
         assert status["snapshots_writing"] == 0 and status["snapshots_pending"] == 0
         assert status["snapshots_failed"] == MAX_IN_FLIGHT + 8
-        assert status["snapshots_refused"] == 0
+        # Refusals there were the rate limit's only (the loop retries those): a snapshot that
+        # kept its place would have been refused as "still being written", failing above.
         assert os.listdir(inside / "snaps") == []  # nothing partial, no temporary file
         (inside / "filler").unlink()
-        reply = d.snapshot()
+        reply = snapshot_within_the_rate(d)
         assert reply["ok"], reply
         saved = inside / "snaps" / Path(reply["path"]).name
         assert saved.read_bytes() in frames_of(sim)
@@ -884,21 +970,23 @@ def test_waiting_snapshots_never_take_every_handler(run_daemon: Callable[..., Da
         waiters = MAX_IN_FLIGHT
         replies: list[dict[str, Any]] = []
         threads = [
-            threading.Thread(target=lambda: replies.append(d.snapshot(timeout=8)))
+            threading.Thread(target=lambda: replies.append(d.snapshot(timeout=20)))
             for _ in range(waiters)
         ]
-        for t in threads:
+        for i, t in enumerate(threads):
+            if i >= 4:
+                time.sleep(0.3)  # within the snapshot rate limit (4 per second, 4 at once)
             t.start()
         wait_for(lambda: d.status()["snapshots_pending"] == waiters, what="the waiting requests")
         extra = d.snapshot(timeout=8)
-        assert extra["ok"] is False and "too many" in extra["error"], extra
+        assert extra["ok"] is False and "too many snapshots (32)" in extra["error"], extra
         t0 = time.monotonic()
         assert d.status()["state"] == "waiting for device"
         assert time.monotonic() - t0 < 5
         for t in threads:
             t.join(30)
         assert len(replies) == waiters
-        assert all("no complete frame arrived within 8 s" in r["error"] for r in replies)
+        assert all("no complete frame arrived within 20 s" in r["error"] for r in replies)
         assert d.terminate() == 0
 
 

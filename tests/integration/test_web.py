@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from http.client import HTTPMessage
@@ -280,9 +281,32 @@ def test_only_the_contract_methods(web_daemon: Callable[..., Any]) -> None:
     ):
         status, _h, _b = web.get(path, method=method)
         assert status == 405, (method, path, status)
-        # The rule holds without a token too.
-        assert web.http(path, method=method)[0] == 405, (method, path)
     assert web.get("/nothing-here")[0] == 404
+
+
+def test_token_header_alone_and_401_before_405(web_daemon: Callable[..., Any]) -> None:
+    """The README's promise: X-Borescope-Token alone authenticates any request; and a
+    stranger learns nothing about which paths and methods exist (401 before 405 and 404)."""
+    _sim, _d, web = web_daemon()
+    header = {"X-Borescope-Token": web.token}
+    for path in ("/", "/api/status", "/frame.jpg", "/api/snapshots"):
+        assert web.http(path, headers=header)[0] == 200, path
+    status, _h, body = web.http("/api/snapshot", method="POST", headers=header)
+    assert status == 200 and json.loads(body)["ok"] is True
+    wrong = web.token[:-1] + ("A" if web.token[-1] != "A" else "B")
+    assert web.http("/api/status", headers={"X-Borescope-Token": wrong})[0] == 401
+    for method, path in (
+        ("PUT", "/"),
+        ("HEAD", "/"),
+        ("OPTIONS", "/api/snapshot"),
+        ("GET", "/api/snapshot"),
+        ("POST", "/api/status"),
+        ("DELETE", "/api/snapshots"),
+        ("GET", "/nothing-here"),
+    ):
+        assert web.http(path, method=method)[0] == 401, (method, path)
+    # With the token, the method rule still answers 405.
+    assert web.http("/api/status", method="POST", headers=header)[0] == 405
 
 
 # ---- endpoints --------------------------------------------------------------------------------
@@ -369,7 +393,7 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
             "Access-Control-Request-Headers": "x-borescope-token",
         },
     )
-    assert status == 405
+    assert status == 401
     assert d.snapshot()["ok"]  # sync: a snapshot the refused requests queued would show too
     assert len(d.jpgs()) == 1
     # Same origin, with the header (what the page does): works.
@@ -377,6 +401,39 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
         "/api/snapshot", method="POST", headers={**cookie, "X-Borescope-Token": web.token}
     )
     assert status == 200 and len(d.jpgs()) == 2
+
+
+def test_a_snapshot_flood_from_the_page_gets_429(web_daemon: Callable[..., Any]) -> None:
+    """A token holder's phone (or script) asking for a snapshot per frame: beyond 4 per second
+    it gets 429 with the reason at once, and no file."""
+    _sim, d, web = web_daemon()
+    header = {"X-Borescope-Token": web.token}
+    statuses: list[tuple[int, dict[str, Any]]] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def post() -> None:
+        go.wait(10)
+        status, headers, body = web.http("/api/snapshot", method="POST", headers=header)
+        with lock:
+            statuses.append((status, {**json.loads(body), "retry": headers["Retry-After"]}))
+
+    threads = [threading.Thread(target=post) for _ in range(12)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    go.set()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - t0  # every request was admitted or refused by then
+    limited = [r for s, r in statuses if s == 429]
+    saved = [r for s, r in statuses if s == 200]
+    assert len(statuses) == 12 and len(limited) + len(saved) == 12, statuses
+    assert elapsed < 2.0, elapsed
+    assert 4 <= len(saved) <= 4 + 4 * elapsed + 1, (len(saved), elapsed)
+    for r in limited:
+        assert r["ok"] is False and "at most 4 per second" in r["error"] and r["retry"] == "1"
+    assert len(d.jpgs()) == len(saved)
 
 
 def test_snapshot_files_only_ours(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
@@ -504,6 +561,48 @@ def test_a_client_that_never_reads_stalls_nothing(
         reader.close()
 
 
+def test_clients_that_never_read_lose_their_slots(web_daemon: Callable[..., Any]) -> None:
+    """16 viewers and 16 event listeners that connect and never read (ordinary buffers, a
+    modest frame rate): within about 10 s a good client gets a stream and the events."""
+    _sim, _d, web = web_daemon(fps=10.0)
+    idle = [RawStream(web.port, web.bearer) for _ in range(16)]
+    idle += [RawStream(web.port, web.bearer, path="/api/events") for _ in range(16)]
+    try:
+        wait_for(
+            lambda: (
+                (s := web.json("/api/status"))["stream_clients"] == 16 and s["event_clients"] == 16
+            ),
+            what="every slot taken",
+        )
+        t0 = time.monotonic()
+        listener = RawStream(web.port, web.bearer, path="/api/events")
+        status, _headers, _ = listener.head()
+        while status != 200:
+            listener.close()
+            assert time.monotonic() - t0 < 12, "no event slot for a good listener"
+            time.sleep(0.5)
+            listener = RawStream(web.port, web.bearer, path="/api/events")
+            status, _headers, _ = listener.head()
+        assert b"event: state" in listener.chunk()
+        listener.close()
+        viewer = RawStream(web.port, web.bearer)
+        status, _headers, _ = viewer.head()
+        while status != 200:
+            viewer.close()
+            assert time.monotonic() - t0 < 12, "no stream slot for a good viewer"
+            time.sleep(0.5)
+            viewer = RawStream(web.port, web.bearer)
+            status, _headers, _ = viewer.head()
+        assert viewer.chunk() == b"--" + BOUNDARY + b"\r\n"
+        viewer.part()
+        viewer.close()
+        # Every idle viewer was dropped, not just one.
+        wait_for(lambda: web.json("/api/status")["stream_clients"] == 0, what="no viewers")
+    finally:
+        for c in idle:
+            c.close()
+
+
 def test_no_signal_picture_and_sse_events(web_daemon: Callable[..., Any]) -> None:
     sim, d, web = web_daemon()
     events = RawStream(web.port, web.bearer, path="/api/events")
@@ -586,15 +685,25 @@ def test_url_command(web_daemon: Callable[..., Any]) -> None:
     r = run_cli("url", "--socket", d.sock, "--lan")
     assert r.returncode == 1
     assert "127.0.0.1 only" in r.stderr and "0.0.0.0" in r.stderr and "IPAddressAllow" in r.stderr
+    assert "plain HTTP" in r.stderr  # what opening it means, before one does
+    assert "unencrypted" not in d.log.read_text()  # on loopback: no warning
     # The address works as printed: the browser's first visit.
     status, headers, _ = web.http(web.url.split(str(web.port), 1)[1])
     assert status == 303 and "HttpOnly" in headers["Set-Cookie"]
 
 
-def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any]) -> None:
+def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     _sim, d, web = web_daemon("--http", "0.0.0.0:0")
     r = run_cli("url", "--socket", d.sock, "--lan")
     from bridge.web.urls import interface_addresses
+
+    # Plain HTTP beyond loopback: the start-up log and `url --lan` say what that means and
+    # how to change the token.
+    token_file = tmp_path / "state" / "borescope-bridge" / "http-token"
+    for text in (d.log.read_text(), r.stderr):
+        assert f"the web page on 0.0.0.0:{web.port} is unencrypted HTTP" in text, text
+        assert "anyone on that network who sees one request" in text
+        assert f"delete {token_file}" in text and "start it again" in text
 
     others = [a for _n, a in interface_addresses() if not a.startswith("127.")]
     if not others:

@@ -423,7 +423,7 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
             assert other_port["pixels"] == "refused", other_port
             for out in (cross_site, other_port):
                 assert out["status"] == "refused", out
-                assert out["post"] == "refused", out  # its preflight gets 405
+                assert out["post"] == "refused", out  # its preflight gets 401
             assert d.snapshot()["ok"]  # sync: a snapshot the attacks queued would show too
             assert len(d.jpgs()) == 1  # the form POSTs took none
 

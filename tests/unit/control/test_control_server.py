@@ -129,7 +129,10 @@ def test_slow_snapshot_futures_do_not_block_status(tmp_path: Path) -> None:
 
     now = [0.0]
     snaps = Snapshots(
-        SnapshotWriter(str(tmp_path / "snaps")), state=lambda: "quiet", clock=lambda: now[0]
+        SnapshotWriter(str(tmp_path / "snaps")),
+        state=lambda: "quiet",
+        clock=lambda: now[0],
+        per_second=None,  # the subject here is waiting, not the rate limit
     )
 
     def handler(msg: dict[str, Any]) -> Reply | Future[Reply]:
