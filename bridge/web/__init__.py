@@ -6,6 +6,10 @@
   the daemon.
 - ``auth.py``: the access token (made once, kept in the state directory) and the pure rules
   every request passes: Host allow-list, token from query, cookie or bearer header.
-- ``server.py``: aiohttp on its own asyncio thread; the HTTP interface of issue 11.
+- ``server.py``: aiohttp on its own asyncio thread; the routes, streams and events.
+- ``limits.py``: our own accept loop in front of aiohttp: connection caps and header deadlines.
+- ``stall.py``: which viewer or listener has taken nothing while data waited for it.
+- ``files.py``: the snapshot files the page lists and serves (read off the loop's thread).
+- ``urls.py``: the addresses `borescope-bridge url` prints, the LAN advice, the QR code.
 - ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package.
 """
