@@ -411,7 +411,8 @@ def test_a_snapshot_flood_gets_four_per_second(
         for r in refused:
             assert "too many snapshots: at most 4 per second" in r["error"], r
             assert "limited" not in r and "busy" not in r
-        assert elapsed < 2.0, elapsed
+        # Never more than the bucket allows over the time the burst took, however slow the
+        # machine; the tests assert no speed, so on a fast one the bound refuses most of them.
         assert 4 <= len(saved) <= 4 + 4 * elapsed + 1, (len(saved), elapsed)
         assert len(d.jpgs()) == len(saved)
         assert d.status()["snapshots_refused"] == len(refused)
@@ -710,7 +711,7 @@ def test_control_flood_leaves_the_daemon_serving(
         with flood:
             extras.start()
             try:
-                flood.wait_open(2000, timeout=60)
+                flood.wait_connects(2000, timeout=60)
                 cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
                 served0 = flood.closed_by_server
                 frames0 = d.status()["frames_received"]

@@ -429,7 +429,7 @@ def test_a_snapshot_flood_from_the_page_gets_429(web_daemon: Callable[..., Any])
     limited = [r for s, r in statuses if s == 429]
     saved = [r for s, r in statuses if s == 200]
     assert len(statuses) == 12 and len(limited) + len(saved) == 12, statuses
-    assert elapsed < 2.0, elapsed
+    # Never more than the bucket allows over the time the burst took (no speed is asserted).
     assert 4 <= len(saved) <= 4 + 4 * elapsed + 1, (len(saved), elapsed)
     for r in limited:
         assert r["ok"] is False and "at most 4 per second" in r["error"] and r["retry"] == "1"

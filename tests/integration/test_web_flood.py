@@ -97,14 +97,14 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
             window = time.monotonic() - t0
             counts = (flood.connects, flood.closed_by_server, flood.open)
         fds = open_fds(d.proc.pid)
-        # Without a flood to give way to, a silent or slow connection meets the header deadline.
+        # Without a flood to give way to, a silent or slow connection meets the header deadline:
+        # the server closes it (before the fix it stayed open for minutes); the socket's timeout,
+        # generous over the deadline, only bounds a hung test.
         for sent in (b"", b"GET /api/status HTTP/1.1\r\n"):
-            with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT_S + 15) as s:
                 s.sendall(sent)
-                started = time.monotonic()
                 with contextlib.suppress(ConnectionError):
                     assert s.recv(65536) == b""
-                assert time.monotonic() - started < HEADER_TIMEOUT_S + 3
         log = d.log.read_text()
         print(
             f"flood: {counts[0]} connections, {counts[1]} closed by the server, {counts[2]} "

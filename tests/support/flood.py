@@ -13,6 +13,7 @@ import resource
 import selectors
 import socket
 import time
+from typing import Self
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -25,17 +26,62 @@ def raise_fd_limit(wanted: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-class SlowFlood:
+class ForkedFlood:
+    """A flood in a forked process of its own, as a runaway script or a hostile user would run
+    it: the server sees another peer, and the test's own clients do not queue for this process's
+    GIL behind it. Started on entering, stopped (killed if need be) on leaving; what it has done
+    is counted in shared memory, read live."""
+
+    def __init__(self, name: str) -> None:
+        self._ctx = multiprocessing.get_context("fork")
+        self._connects, self._closed = self._ctx.RawValue("q"), self._ctx.RawValue("q")
+        self._stop = self._ctx.Event()
+        self._proc = self._ctx.Process(target=self._child, name=name, daemon=True)
+
+    @property
+    def connects(self) -> int:
+        return int(self._connects.value)
+
+    @property
+    def closed_by_server(self) -> int:
+        return int(self._closed.value)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def __enter__(self) -> Self:
+        self._proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(10)
+
+    def wait_connects(self, n: int, timeout: float = 30.0) -> None:
+        """Until the flood has connected `n` times; fails if its process ends or time is up."""
+        end = time.monotonic() + timeout
+        while self.connects < n:
+            if not self._proc.is_alive():
+                raise AssertionError(f"the flood process ended (exit code {self._proc.exitcode})")
+            if time.monotonic() > end:
+                raise AssertionError(f"flood connected only {self.connects} of {n} times")
+            time.sleep(0.05)
+
+    def _child(self) -> None:
+        raise NotImplementedError
+
+
+class SlowFlood(ForkedFlood):
     """`count` connections that each send one space per `trickle_s` and never a newline.
 
     With `reconnect`, every connection the server closes is opened again: at most
     `reconnect_per_s` a second on average (a token bucket on the monotonic clock, so the rate
     holds however often the loop turns), or as fast as it can with None.
     Connections refused with EAGAIN (the server's accept queue is full) are retried.
-
-    The flood runs in a process of its own, as a runaway script or a hostile user would: the
-    server sees another peer, and the test's own clients do not queue for this process's GIL
-    behind the flood. Its counters are shared memory, read live.
     """
 
     def __init__(
@@ -51,47 +97,12 @@ class SlowFlood:
         self.trickle_s = trickle_s
         self.reconnect = reconnect
         self.reconnect_per_s = reconnect_per_s
-        ctx = multiprocessing.get_context("fork")
-        # What the flood has done, live across the fork (the properties below read them).
-        self._connects, self._eagain, self._closed = (ctx.RawValue("q") for _ in range(3))
-        self._stop = ctx.Event()
-        self._proc = ctx.Process(target=self._child, name="flood", daemon=True)
-
-    @property
-    def connects(self) -> int:
-        return int(self._connects.value)
+        super().__init__("flood")
+        self._eagain = self._ctx.RawValue("q")
 
     @property
     def eagain(self) -> int:
         return int(self._eagain.value)
-
-    @property
-    def closed_by_server(self) -> int:
-        return int(self._closed.value)
-
-    def __enter__(self) -> SlowFlood:
-        self._proc.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(10)
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
-    def wait_open(self, n: int, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while self.connects < n:
-            if not self._proc.is_alive():
-                raise AssertionError(f"the flood process ended (exit code {self._proc.exitcode})")
-            if time.monotonic() > end:
-                raise AssertionError(f"flood opened only {self.connects} of {n} connections")
-            time.sleep(0.05)
 
     def _child(self) -> None:
         raise_fd_limit(self.count + 1000)
@@ -192,7 +203,7 @@ def open_fds(pid: int) -> int:
 PARTIAL_REQUEST = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
-class WebFlood:
+class WebFlood(ForkedFlood):
     """`count` TCP connections to 127.0.0.1:`port`, each a request whose headers never end: the
     request line at once, then one header byte every `trickle_s`.
 
@@ -217,43 +228,12 @@ class WebFlood:
         self.reconnect_per_s = reconnect_per_s
         self.user = user
         self.duration_s = duration_s
-        ctx = multiprocessing.get_context("fork")
-        self._connects, self._closed, self._open = (ctx.RawValue("q") for _ in range(3))
-        self._stop = ctx.Event()
-        self._proc = ctx.Process(target=self._child, name="web-flood", daemon=True)
-
-    @property
-    def connects(self) -> int:
-        """Connections the server accepted into its listen queue (the handshake completed)."""
-        return int(self._connects.value)
-
-    @property
-    def closed_by_server(self) -> int:
-        return int(self._closed.value)
+        super().__init__("web-flood")
+        self._open = self._ctx.RawValue("q")
 
     @property
     def open(self) -> int:
         return int(self._open.value)
-
-    def __enter__(self) -> WebFlood:
-        self._proc.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(10)
-
-    def wait_connects(self, n: int, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while self.connects < n:
-            if not self._proc.is_alive():
-                raise AssertionError(f"the flood process ended (exit code {self._proc.exitcode})")
-            if time.monotonic() > end:
-                raise AssertionError(f"flood connected only {self.connects} of {n} times")
-            time.sleep(0.05)
 
     def _child(self) -> None:
         import pwd

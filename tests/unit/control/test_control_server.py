@@ -329,7 +329,7 @@ def test_flood_of_slow_reconnecting_clients_does_not_starve_a_good_one(tmp_path:
     threads_before = threading.active_count()
     with serving(tmp_path) as server:
         with SlowFlood(server.path, count=2000, trickle_s=1.0, reconnect_per_s=None) as flood:
-            flood.wait_open(2000)
+            flood.wait_connects(2000)
             answered = 0
             for i in range(20):
                 t0 = time.monotonic()
@@ -395,7 +395,7 @@ def test_accept_failing_with_emfile_backs_off_instead_of_spinning(tmp_path: Path
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         with SlowFlood(path, count=200, trickle_s=1.0, reconnect=False) as flood:
-            flood.wait_open(50)
+            flood.wait_connects(50)
             time.sleep(0.5)
             before, t0 = cpu_seconds(proc.pid), time.monotonic()
             time.sleep(3.0)
