@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from support.daemon import Daemon, frames_of, run_cli, split_recording
 from support.sim import simulator
-from support.waiting import DEADLINE_S, wait_for
+from support.waiting import DEADLINE_S, at_once, wait_for
 
 from bridge.control.client import request
 
@@ -387,24 +387,7 @@ def test_a_snapshot_flood_gets_four_per_second(
     with simulator() as sim:
         d = run_daemon(sim)
         d.wait_streaming()
-        replies: list[dict[str, Any]] = []
-        lock = threading.Lock()
-        go = threading.Event()
-
-        def ask() -> None:
-            go.wait(10)
-            reply = d.snapshot()
-            with lock:
-                replies.append(reply)
-
-        threads = [threading.Thread(target=ask) for _ in range(20)]
-        for t in threads:
-            t.start()
-        t0 = time.monotonic()
-        go.set()
-        for t in threads:
-            t.join(30)
-        elapsed = time.monotonic() - t0  # every request was admitted or refused by then
+        replies, elapsed = at_once(d.snapshot, 20)  # each admitted or refused by then
         refused = [r for r in replies if not r["ok"]]
         saved = [r for r in replies if r["ok"]]
         assert len(replies) == 20

@@ -15,7 +15,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http.client import HTTPMessage
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 from support.daemon import Daemon, clean_env, run_cli, split_recording
 from support.sim import simulator
-from support.waiting import wait_for
+from support.waiting import at_once, wait_for
 
 from bridge.control.client import request
 from bridge.sim.server import Simulator
@@ -408,24 +407,12 @@ def test_a_snapshot_flood_from_the_page_gets_429(web_daemon: Callable[..., Any])
     it gets 429 with the reason at once, and no file."""
     _sim, d, web = web_daemon()
     header = {"X-Borescope-Token": web.token}
-    statuses: list[tuple[int, dict[str, Any]]] = []
-    lock = threading.Lock()
-    go = threading.Event()
 
-    def post() -> None:
-        go.wait(10)
+    def post() -> tuple[int, dict[str, Any]]:
         status, headers, body = web.http("/api/snapshot", method="POST", headers=header)
-        with lock:
-            statuses.append((status, {**json.loads(body), "retry": headers["Retry-After"]}))
+        return status, {**json.loads(body), "retry": headers["Retry-After"]}
 
-    threads = [threading.Thread(target=post) for _ in range(12)]
-    for t in threads:
-        t.start()
-    t0 = time.monotonic()
-    go.set()
-    for t in threads:
-        t.join(30)
-    elapsed = time.monotonic() - t0  # every request was admitted or refused by then
+    statuses, elapsed = at_once(post, 12)  # each admitted or refused by then
     limited = [r for s, r in statuses if s == 429]
     saved = [r for s, r in statuses if s == 200]
     assert len(statuses) == 12 and len(limited) + len(saved) == 12, statuses
