@@ -23,17 +23,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.daemon import clean_env
 from support.netns import ip as _ip
-from support.netns import netns_env as _netns_env
 from support.netns import status as _status
 from support.netns import stop as _stop
+from support.paths import REPO
 from support.waiting import wait_for
 
 from bridge.sim.scene import make_loop
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 
 # Runs inside the client namespace: heartbeat, source filter, reassembly, one button poll.
 CLIENT = r"""
@@ -276,7 +276,7 @@ def test_forged_datagrams_from_the_lan_reach_neither_camera_nor_snapshots(
     from support.daemon import split_recording
 
     pc, scope, lan = attack_net["pc"], attack_net["scope"], attack_net["lan"]
-    env = _netns_env()
+    env = clean_env()
     picture = make_loop(64, 48, count=1, quality=50)[0]  # distinctive: the real loop is 640x480
     (tmp_path / "forged.jpg").write_bytes(picture)
     record, snaps, sock = tmp_path / "rec.mjpeg", tmp_path / "snaps", str(tmp_path / "ctl.sock")

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.netns import REPO, ip, netns_env, status, stop
+from support.daemon import clean_env
+from support.netns import ip, status, stop
+from support.paths import REPO
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -100,7 +102,7 @@ class Counter:
     def __init__(self, ns: str) -> None:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-c", COUNTER, "gwlan", DEVICE_IP],
-            cwd=REPO, env=netns_env(), stdout=subprocess.PIPE, text=True,
+            cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "counting"
@@ -121,7 +123,7 @@ class Counter:
 def start_daemon(ns: str, tmp: Path, *extra: str) -> subprocess.Popen[Any]:
     """`borescope-bridge run` in `ns` at the default device address, as the unit runs it."""
     (tmp / "none.toml").write_text("")
-    env = dict(netns_env(), XDG_STATE_HOME=str(tmp / "state"), XDG_RUNTIME_DIR=str(tmp))
+    env = dict(clean_env(), XDG_STATE_HOME=str(tmp / "state"), XDG_RUNTIME_DIR=str(tmp))
     return subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, "-m", "bridge", "run",
          "--config", str(tmp / "none.toml"), "--camera", "none", "--http", "127.0.0.1:0",
@@ -167,7 +169,7 @@ def test_a_direct_link_that_appears_during_the_wait_streams(
     sim = subprocess.Popen(
         ["ip", "netns", "exec", lan_only["scope"], sys.executable, "-m", "bridge", "simulate",
          "--bind", DEVICE_IP, "--fps", "30"],
-        cwd=REPO, env=netns_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     sock = str(tmp_path / "ctl.sock")
     daemon = start_daemon(lan_only["pc"], tmp_path, "--wait", "60", "--linger", "0")

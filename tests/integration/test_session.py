@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.daemon import clean_env
+from support.netns import ip as _ip
+from support.netns import status
 from support.waiting import wait_for
 
-from bridge.control.client import request
 from bridge.core.buttons import ButtonTracker
 from bridge.core.protocol import (
     HEARTBEAT,
@@ -363,10 +365,6 @@ def test_bound_to_an_interface_still_streams(device: ScriptedDevice) -> None:
 # ---- a replugged adapter, for real: two network namespaces and a veth pair -------------------
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
 @pytest.fixture
 def netns_pair() -> Iterator[tuple[str, str]]:
     """Namespaces "bridge side" and "device side"; skipped where `ip netns` is not permitted."""
@@ -415,22 +413,6 @@ def _bridge_argv(host: str, tmp_path: Path, *extra: str) -> list[str]:
     )
 
 
-def _netns_env() -> dict[str, str]:
-    """This checkout importable, and no systemd variables inherited from whoever runs pytest."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM"):
-        env.pop(var, None)
-    return env
-
-
-def _status(sock: str) -> dict[str, Any] | None:
-    """The daemon's status, or None while its control socket is not up (yet, or any more)."""
-    try:
-        return request(sock, {"cmd": "status"}, timeout=5)["status"]
-    except Exception:
-        return None
-
-
 def plug(host: str, dev: str) -> None:
     """The USB adapter appears: a veth pair, bridge side 10.99.0.1, device 10.99.0.2."""
     _ip("link", "add", "bbh0", "netns", host, "type", "veth", "peer", "name", "bbd0", "netns", dev)
@@ -445,7 +427,7 @@ def plug(host: str, dev: str) -> None:
 def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, bind: bool) -> None:
     host, dev = netns_pair
     plug(host, dev)
-    env = _netns_env()
+    env = clean_env()
     sim = subprocess.Popen(
         _in_netns(
             dev, "simulate", "--bind", "10.99.0.2", "--stream-port", "8030", "--event-port", "50000"
@@ -464,22 +446,22 @@ def test_replugged_adapter_resumes(netns_pair: tuple[str, str], tmp_path: Path, 
 
     try:
         wait_for(
-            lambda: (s := _status(sock)) and s["state"] == "streaming",
+            lambda: (s := status(sock)) and s["state"] == "streaming",
             timeout=60,
             what="streaming over the veth pair",
         )
         _ip("-n", host, "link", "del", "bbh0")  # unplugged (the peer goes with it)
-        wait_for(lambda: (s := _status(sock)) and s["state"] != "streaming", what="signal lost")
-        before = _status(sock)["frames_received"]  # type: ignore[index]
+        wait_for(lambda: (s := status(sock)) and s["state"] != "streaming", what="signal lost")
+        before = status(sock)["frames_received"]  # type: ignore[index]
         plug(host, dev)  # replugged: same name, new interface index
         wait_for(
             lambda: (
-                (s := _status(sock)) and s["state"] == "streaming" and s["frames_received"] > before
+                (s := status(sock)) and s["state"] == "streaming" and s["frames_received"] > before
             ),
             timeout=30,
             what="streaming again",
         )
-        s = _status(sock)
+        s = status(sock)
         assert s is not None
         assert (s["rebinds"] >= 1) == bind
         # The new interface index is trusted at once: no real datagram was taken for a forgery.
@@ -499,7 +481,7 @@ def test_started_before_the_network_exists_waits_then_streams(
 ) -> None:
     """The udev-started service races DHCP: no route yet is a waiting state, not an error."""
     host, dev = netns_pair
-    env = _netns_env()
+    env = clean_env()
     sock = str(tmp_path / "control.sock")
     log = tmp_path / "log"
     _ip("-n", host, "link", "set", "lo", "up")
@@ -513,7 +495,7 @@ def test_started_before_the_network_exists_waits_then_streams(
 
     try:
         wait_for(
-            lambda: (s := _status(sock)) and s["state"] == "waiting for network",
+            lambda: (s := status(sock)) and s["state"] == "waiting for network",
             what="waiting for network",
         )
         plug(host, dev)
@@ -524,11 +506,11 @@ def test_started_before_the_network_exists_waits_then_streams(
             stderr=subprocess.DEVNULL,
         )
         wait_for(
-            lambda: (s := _status(sock)) and s["state"] == "streaming",
+            lambda: (s := status(sock)) and s["state"] == "streaming",
             timeout=60,
             what="streaming once the network is up",
         )
-        s = _status(sock)
+        s = status(sock)
         assert s is not None and (s["device_interface"], s["wrong_interface"]) == ("bbh0", 0)
         bridge.send_signal(signal.SIGTERM)
         assert bridge.wait(10) == 0

@@ -11,14 +11,12 @@ import contextlib
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from support.daemon import Daemon, clean_env, split_recording
+from support.daemon import Daemon, run_cli, split_recording
 from support.flood import WebFlood, open_fds
 from support.sim import simulator
 from support.waiting import wait_for
@@ -42,17 +40,6 @@ def status_over_http(port: int, token: str) -> dict[str, Any]:
         conn.close()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(),
-        check=False,
-    )
-
-
 def test_web_flood_by_another_user_leaves_the_daemon_serving(
     run_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -72,9 +59,9 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
                 frames0 = d.status()["frames_received"]
                 recorded0 = d.status()["recording"]["frames"]
                 assert status_over_http(port, token)["state"] == "streaming"
-                r = cli("status", "--socket", d.sock)
+                r = run_cli("status", "--socket", d.sock)
                 assert r.returncode == 0, r.stderr
-                r = cli("snapshot", "--socket", d.sock, "--timeout", "5")
+                r = run_cli("snapshot", "--socket", d.sock, "--timeout", "5")
                 assert r.returncode == 0, r.stderr
                 assert Path(r.stdout.strip()).read_bytes() in set(sim.frames)
                 wait_for(

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the network-namespace tests share: `ip`, the child environment, status and stopping.
+"""What the network-namespace tests share: `ip`, status and stopping (the child's environment is
+support.daemon.clean_env, as for every daemon the tests start).
 
 The namespaces themselves are each test's own fixtures (their shapes differ); these are the
 small steps every one of them repeats.
@@ -7,28 +8,16 @@ small steps every one of them repeats.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from bridge.control.client import request
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run iproute2's `ip`; raises on failure unless `check` is False."""
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
-def netns_env() -> dict[str, str]:
-    """This checkout importable, and no systemd variables inherited from whoever runs pytest."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    for var in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_USEC"):
-        env.pop(var, None)
-    return env
 
 
 def status(sock: str) -> dict[str, Any] | None:

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 import bridge
 
-REPO = Path(__file__).resolve().parents[2]
 VERSION = bridge.__version__
 DEB_NAME = f"borescope-bridge_{VERSION}_all.deb"
 BUILD_TOOLS = ("dpkg-buildpackage", "dh", "pybuild", "dpkg-deb")

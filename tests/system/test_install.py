@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from support.paths import REPO
 
 pytestmark = [
     pytest.mark.slow,

@@ -21,9 +21,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 from support.units import unit_limits, unit_settings
 
-REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "borescope-bridge.service"
 RULE = REPO / "udev" / "90-borescope-bridge.rules"
 MODPROBE = REPO / "systemd" / "borescope-bridge.modprobe.conf"

@@ -11,12 +11,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 from bridge import __version__
 from bridge.cli.client import format_status
 from bridge.cli.main import main
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

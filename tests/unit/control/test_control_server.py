@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 from support.flood import SlowFlood, cpu_seconds
+from support.paths import REPO
 from support.waiting import wait_for
 
 from bridge.control.client import request
 from bridge.control.server import ControlServer, Reply
 from bridge.control.wire import MAX_CONNECTIONS, REPLY_DEADLINE_S, REQUEST_DEADLINE_S
 from bridge.errors import ControlError
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def echo_handler(msg: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,9 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
+from support.paths import REPO as ROOT
 
 UNIMPORTABLE = textwrap.dedent(
     """

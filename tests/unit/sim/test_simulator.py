@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.paths import REPO
 
 from bridge.core.buttons import ButtonTracker
 from bridge.core.protocol import DEVICE_IP, HEARTBEAT, STOP, decode_retcmd
@@ -27,7 +28,6 @@ from bridge.sim import cli as sim_cli
 from bridge.sim.scene import make_loop, render_frame
 from bridge.sim.server import Simulator, SimulatorConfig
 
-REPO = Path(__file__).resolve().parents[3]
 SO_RCVBUFFORCE = 33  # Linux; not exported by Python's socket module
 
 
