@@ -124,8 +124,9 @@ def start_web(
 
     state_dir = state_dir or default_state_dir()
     token_file: str | None = os.path.join(state_dir, auth.TOKEN_FILE)
+    token_mode = 0o640 if is_system_service() else 0o600
     try:
-        token = auth.load_or_create_token(state_dir, 0o640 if is_system_service() else 0o600)
+        token = auth.load_or_create_token(state_dir, token_mode)
     except OSError as exc:
         token_file = None
         token = secrets.token_urlsafe(auth.TOKEN_BYTES)
@@ -151,6 +152,7 @@ def start_web(
             log.error("%s; the camera and snapshots work without it", again)
             return None, str(again)
     web.token_file = token_file
+    web.token_mode = token_mode
     if not web.loopback:
         from bridge.web.urls import cleartext_warning
 

@@ -34,10 +34,11 @@ is a future, answered by whichever thread completes it).
         owns: the --record file  in: its bounded frame queue  out: the file
     control: ControlServer (bridge.control)
         owns: the control socket and its connections
-        in:   requests  out: replies, at once (status, url) or when a snapshot future
-              completes (the completing thread wakes this one)
+        in:   requests  out: replies, at once (status, url) or when a future completes:
+              a snapshot's, or the web thread's for a one-time code or a new token (the
+              completing thread wakes this one)
     web: WebServer (bridge.web, an asyncio loop)
-        owns: the HTTP socket and its clients
+        owns: the HTTP socket and its clients, the token and the credentials made from it
         in:   Feed (newest frame, state, saved files)  out: pages, streams, events; it awaits
               snapshot futures, and its executor only reads snapshot files (a hung disk
               must not stall the loop)
@@ -294,10 +295,44 @@ class Daemon:
             return self._control_snapshot(msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S))
         if cmd == "url":
             return self.url_reply()
-        return {"ok": False, "error": f"unknown command {cmd!r} (known: status, snapshot, url)"}
+        if cmd in ("code", "new-token"):
+            return self._credential_reply(cmd)
+        return {
+            "ok": False,
+            "error": f"unknown command {cmd!r} (known: status, snapshot, url, code, new-token)",
+        }
 
-    def url_reply(self) -> dict[str, Any]:
-        """What `borescope-bridge url` prints from: the page's address with its token."""
+    def _credential_reply(self, cmd: str) -> dict[str, Any] | Future[dict[str, Any]]:
+        """`open` (a one-time code for the page's address) and `url --new-token` (a new token,
+        every old credential refused): the web thread does it, the reply follows its future."""
+        off = self._web_off()
+        if off is not None:
+            return off
+        made = self.web.issue_code() if cmd == "code" else self.web.new_token()
+        reply: Future[dict[str, Any]] = Future()
+        reply.set_running_or_notify_cancel()
+
+        def answer(done: Future[str]) -> None:
+            error = done.exception()
+            if error is not None:
+                reply.set_result({"ok": False, "error": str(error)})
+            elif cmd == "code":
+                reply.set_result(
+                    {
+                        "ok": True,
+                        "code": done.result(),
+                        "host": self.web.host,
+                        "port": self.web.port,
+                    }
+                )
+            else:
+                reply.set_result(self.url_reply())
+
+        made.add_done_callback(answer)
+        return reply
+
+    def _web_off(self) -> dict[str, Any] | None:
+        """Why there is no web page to ask, or None when there is one."""
         if self.web is None:
             if self.web_error:
                 return {"ok": False, "error": f"the web page is not available: {self.web_error}"}
@@ -306,6 +341,13 @@ class Daemon:
                 "error": 'the web page is off (http = "off"); turn it on with '
                 '--http 127.0.0.1:8031 or http = "127.0.0.1:8031" in the config file',
             }
+        return None
+
+    def url_reply(self) -> dict[str, Any]:
+        """What `borescope-bridge url` prints from: the page's address with its token."""
+        off = self._web_off()
+        if off is not None:
+            return off
         return {
             "ok": True,
             "url": self.web.url,

@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The commands that talk to a running daemon over its control socket: snapshot, status, url."""
+"""The commands that talk to a running daemon over its control socket: snapshot, status, url,
+open."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 from typing import Any
 
@@ -34,15 +37,33 @@ examples:
 
 URL_EXAMPLES = """\
 examples:
-  xdg-open "$(borescope-bridge url)"
-      open the live view (picture, snapshot button, recent snapshots) in your browser
+  borescope-bridge url
+      the address of the live view (picture, snapshot button, recent snapshots); to open it
+      on this machine use `borescope-bridge open`, which keeps the token off the process list
   borescope-bridge url --lan --qr
       the address a phone on the same network uses, as a QR code for its camera
   borescope-bridge url --socket /run/user/1000/borescope-bridge/control.sock
       the page of a daemon started with `run` by a user (or by `demo`)
 
+  borescope-bridge url --new-token
+      make a new access token: every old address, open page and script token stops working
+
 The address contains the page's access token: share it only with people who may see the
 borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
+
+OPEN_EXAMPLES = """\
+examples:
+  borescope-bridge open
+      open the live view in your default browser (through xdg-open)
+  borescope-bridge open --lan
+      the same with the machine's network address, as a phone would use it
+
+The browser is given a one-time code (valid once, within 60 s), never the access token: a
+browser's command line is readable by every user of the machine (ps). The page then keeps the
+token for its address, as if opened from `borescope-bridge url`'s."""
+
+# Seconds to wait for xdg-open; most return at once, a few run the browser until it closes.
+XDG_OPEN_WAIT_S = 10.0
 
 
 def _socket_path(args: argparse.Namespace) -> str:
@@ -90,30 +111,82 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_url(args: argparse.Namespace) -> int:
     from bridge.control.client import request
-    from bridge.web.urls import cleartext_warning, lan_urls, loopback_only_advice, qr_text
+    from bridge.web.urls import qr_text
 
     path = _socket_path(args)
-    reply = request(path, {"cmd": "url"}, timeout=args.timeout)
+    cmd = "new-token" if args.new_token else "url"
+    reply = request(path, {"cmd": cmd}, timeout=args.timeout)
     if not reply.get("ok"):
-        raise BridgeError(f"url failed: {reply.get('error', 'unknown error')}")
+        raise BridgeError(f"{cmd} failed: {reply.get('error', 'unknown error')}")
+    if args.new_token:
+        print(
+            "made a new access token: every old address, open page and script token is "
+            "refused from now on",
+            file=sys.stderr,
+        )
     url = str(reply["url"])
     if args.lan:
-        if str(reply["host"]).startswith("127."):
-            raise BridgeError(loopback_only_advice(int(reply["port"])))
-        warning = cleartext_warning(str(reply["host"]), int(reply["port"]), reply.get("token_file"))
-        print(f"warning: {warning}", file=sys.stderr)
-        urls = lan_urls(str(reply["host"]), int(reply["port"]), str(reply["token"]))
-        if not urls:
-            raise BridgeError(
-                "this machine has no network address besides loopback: connect it to the "
-                "network the phone is on"
-            )
-        url = urls[0]
-        for other in urls[1:]:
-            print(f"(also: {other})", file=sys.stderr)
+        url = _lan_url(reply, f"token={reply['token']}")
     if args.qr:
         sys.stdout.write(qr_text(url))
     print(url)
+    return 0
+
+
+def _lan_url(reply: dict[str, Any], query: str) -> str:
+    """The page's address for another device, with `query`; the warning and the other
+    candidates on stderr; BridgeError when the page is on loopback only."""
+    from bridge.web.urls import cleartext_warning, lan_urls, loopback_only_advice
+
+    host, port = str(reply["host"]), int(reply["port"])
+    if host.startswith("127."):
+        raise BridgeError(loopback_only_advice(port))
+    warning = cleartext_warning(host, port, reply.get("token_file"))
+    print(f"warning: {warning}", file=sys.stderr)
+    urls = lan_urls(host, port, query)
+    if not urls:
+        raise BridgeError(
+            "this machine has no network address besides loopback: connect it to the "
+            "network the phone is on"
+        )
+    for other in urls[1:]:
+        print(f"(also: {other})", file=sys.stderr)
+    return urls[0]
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    """Open the page in the default browser with a one-time code, never the token."""
+    from bridge.control.client import request
+
+    xdg_open = shutil.which("xdg-open")
+    if xdg_open is None:
+        raise BridgeError(
+            "xdg-open is not installed, so the default browser cannot be started: install it "
+            "(sudo apt install xdg-utils), or start your browser yourself and paste the "
+            "address that `borescope-bridge url` prints into its address bar"
+        )
+    reply = request(_socket_path(args), {"cmd": "code"}, timeout=args.timeout)
+    if not reply.get("ok"):
+        raise BridgeError(f"open failed: {reply.get('error', 'unknown error')}")
+    query = f"code={reply['code']}"
+    if args.lan:
+        url = _lan_url(reply, query)
+    else:
+        host = "127.0.0.1" if reply["host"] in ("0.0.0.0", "127.0.0.1") else reply["host"]
+        url = f"http://{host}:{reply['port']}/?{query}"
+    try:
+        opener = subprocess.Popen([xdg_open, url], stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise BridgeError(f"cannot run {xdg_open}: {exc.strerror or exc}") from None
+    try:
+        status = opener.wait(XDG_OPEN_WAIT_S)
+    except subprocess.TimeoutExpired:
+        return 0  # it runs the browser itself: the page is open
+    if status != 0:
+        raise BridgeError(
+            f"xdg-open could not open the page (exit status {status}); is a default browser "
+            "set? (xdg-settings set default-web-browser firefox-esr.desktop)"
+        )
     return 0
 
 
@@ -225,7 +298,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    """The flags of the client command `name` (snapshot, status or url)."""
+    """The flags of the client command `name` (snapshot, status, url or open)."""
     p.add_argument(
         "--socket",
         metavar="PATH",
@@ -248,10 +321,17 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     )
     if name == "status":
         p.add_argument("--json", action="store_true", help="machine-readable output")
-    if name == "url":
+    if name in ("url", "open"):
         p.add_argument(
             "--lan",
             action="store_true",
             help="the address for another device on the network (a phone), not 127.0.0.1",
         )
+    if name == "url":
         p.add_argument("--qr", action="store_true", help="also draw the address as a QR code")
+        p.add_argument(
+            "--new-token",
+            action="store_true",
+            help="first make a new access token (kept in the token file): every old address, "
+            "open page and script token stops working; then print the new address",
+        )

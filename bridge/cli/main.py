@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The `borescope-bridge` command: run, simulate, snapshot, status, url, demo, doctor.
+"""The `borescope-bridge` command: run, simulate, snapshot, status, url, open, demo, doctor.
 
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
 1 for everything else; clean stops (Ctrl-C, SIGTERM, no device) exit 0.
 
 The parser and the dispatch live here; the commands live by reason to change: bridge.cli.run
-(the daemon), bridge.cli.client (snapshot, status, url: talking to a running daemon),
+(the daemon), bridge.cli.client (snapshot, status, url, open: talking to a running daemon),
 bridge.cli.demo, bridge.cli.doctor and bridge.sim.cli. Whatever is heavy (numpy, aiohttp, the
 daemon) is imported inside the command that needs it, so `--help` starts fast.
 """
@@ -107,6 +107,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
               borescope-bridge snapshot    save the next frame of the running bridge
               borescope-bridge status      what the running bridge is doing
               borescope-bridge url         the address of the live view in a browser
+              borescope-bridge open        open the live view in your browser
 
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
@@ -167,6 +168,15 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             "button, recent snapshots), including its access token.",
             client.URL_EXAMPLES,
             client.cmd_url,
+        ),
+        (
+            "open",
+            "open the web page in your browser (a one-time code, never the token)",
+            "Open the running daemon's web page in your default browser through xdg-open, with "
+            "an address that carries a one-time code (valid once, within 60 s) instead of the "
+            "access token, so the token appears on no process list.",
+            client.OPEN_EXAMPLES,
+            client.cmd_open,
         ),
     ):
         p = _subparser(sub, name, help_, desc, epi)

@@ -5,7 +5,6 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const token = document.querySelector('meta[name="borescope-token"]').content;
   const img = $("live"), view = $("view"), flash = $("flash");
   const statusEl = $("status"), strip = $("strip"), snap = $("snap");
   const params = new URLSearchParams(location.search);
@@ -16,6 +15,7 @@
   let state = { state: "starting", streaming: false };
   let status = null;
   let notice = null;
+  let denied = null; // the access token is missing or refused (bbAuth.onLost)
   let pollRunning = false;
   let flashes = 0;
   const shown = new Set();
@@ -62,9 +62,12 @@
       return Array.from(g.getImageData(0, 0, 16, 9).data).join(",");
     } catch (e) { return null; }
   }
-  function startStream() {
+  async function startStream() {
     if (mode !== "stream" || document.hidden) return;
-    img.src = `/stream.mjpeg?t=${Date.now()}`;
+    let src;
+    try { src = await bbAuth.url("/stream.mjpeg"); } catch (e) { setTimeout(startStream, 2000); return; }
+    if (mode !== "stream" || document.hidden) return;
+    img.src = src;
     const started = img.src;
     setTimeout(() => {
       if (img.src !== started || mode !== "stream") return;
@@ -90,7 +93,7 @@
       while (mode === "poll" && !document.hidden) {
         const t0 = performance.now();
         try {
-          const r = await fetch("/frame.jpg", { cache: "no-store" });
+          const r = await bbAuth.fetch("/frame.jpg", { cache: "no-store" });
           if (!r.ok) throw new Error(`HTTP ${r.status}`);
           const url = URL.createObjectURL(await r.blob());
           const old = img.src;
@@ -116,6 +119,7 @@
 
   // ---- status line -------------------------------------------------------------------------
   function describe() {
+    if (denied) return denied;
     if (notice) return notice;
     if (!status) return "connecting…";
     const s = state.state || status.state;
@@ -135,9 +139,10 @@
   }
   async function refreshStatus() {
     try {
-      const r = await fetch("/api/status", { cache: "no-store" });
+      const r = await bbAuth.fetch("/api/status", { cache: "no-store" });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       status = await r.json();
+      denied = null;
       if (!events) state = { state: status.state, streaming: status.state === "streaming" };
     } catch (e) {
       status = null;
@@ -158,14 +163,21 @@
     if (shown.has(name)) return;
     shown.add(name);
     const a = document.createElement("a");
-    a.href = `/snapshots/${encodeURIComponent(name)}`;
+    const path = `/snapshots/${encodeURIComponent(name)}`;
+    a.href = path;
     a.target = "_blank";
     a.rel = "noopener";
     a.title = name;
     a.dataset.name = name;
     if (fresh) a.className = "new";
+    // The file needs a ticket in its URL: one for the thumbnail now, a fresh one per opening.
+    a.addEventListener("click", async (e) => {
+      e.preventDefault();
+      try { window.open(await bbAuth.url(path), "_blank", "noopener"); } catch (err) { say("cannot open the snapshot: no connection", 4000); }
+    });
     const t = document.createElement("img");
-    t.src = a.href; t.alt = name; t.loading = "lazy";
+    t.alt = name;
+    bbAuth.url(path).then((src) => { t.src = src; }).catch(() => {});
     a.appendChild(t);
     if (fresh) strip.prepend(a); else strip.append(a);
     while (strip.children.length > STRIP_MAX) strip.lastElementChild.remove();
@@ -179,7 +191,7 @@
   }
   async function loadStrip() {
     try {
-      const r = await fetch("/api/snapshots", { cache: "no-store" });
+      const r = await bbAuth.fetch("/api/snapshots", { cache: "no-store" });
       if (!r.ok) return;
       (await r.json()).slice(0, STRIP_MAX).forEach((f) => addThumb(f.name, false));
     } catch (e) { /* the strip fills from events */ }
@@ -187,7 +199,7 @@
   snap.addEventListener("click", async () => {
     snap.disabled = true;
     try {
-      const r = await fetch("/api/snapshot", { method: "POST", headers: { "X-Borescope-Token": token } });
+      const r = await bbAuth.fetch("/api/snapshot", { method: "POST" });
       const reply = await r.json().catch(() => ({ ok: false, error: `HTTP ${r.status}` }));
       if (reply.ok) { if (!events) { flashNow(); addThumb(reply.name, true); } }
       else say(`snapshot failed: ${reply.error}`, 6000);
@@ -198,8 +210,23 @@
 
   // ---- events ------------------------------------------------------------------------------
   let events = null;
-  function listen() {
-    events = new EventSource("/api/events");
+  let eventsBroke = false;
+  async function listen() {
+    let src;
+    try { src = await bbAuth.url("/api/events"); } catch (e) { setTimeout(listen, 2000); return; }
+    events = new EventSource(src);
+    // A ticket works once: on any error listen again with a new one (after a daemon restart
+    // that also restarts the picture, whose stream ended with the old daemon).
+    events.addEventListener("error", () => {
+      events.close();
+      events = null;
+      eventsBroke = true;
+      setTimeout(listen, 2000);
+    });
+    events.addEventListener("open", () => {
+      if (eventsBroke && mode === "stream") startStream();
+      eventsBroke = false;
+    });
     events.addEventListener("snapshot", (e) => { flashNow(); addThumb(JSON.parse(e.data).name, true); });
     events.addEventListener("state", (e) => {
       const was = state.streaming;
@@ -210,11 +237,17 @@
     });
   }
 
+  bbAuth.onLost(() => {
+    denied = "no access: open the address that `borescope-bridge url` prints (or run `borescope-bridge open`) again";
+    render();
+  });
   setMode(mode);
   layout();
-  listen();
-  refreshStatus();
-  setInterval(refreshStatus, 2000);
-  loadStrip();
-  show();
+  bbAuth.ready().then(() => {
+    listen();
+    refreshStatus();
+    setInterval(refreshStatus, 2000);
+    loadStrip();
+    show();
+  });
 })();

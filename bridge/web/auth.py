@@ -1,14 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The web page's access token and the rules each request is checked against (no I/O but the file).
 
-Threat model: other local users, and web pages open in the user's own browser (cross-site
-requests, DNS rebinding to 127.0.0.1), must not see the borescope or take snapshots, on
-loopback too. So every request carries the token: ``?token=`` once (answered with an
-HttpOnly, SameSite=Strict cookie and a redirect that drops it from the address bar), the
-cookie after that, or ``X-Borescope-Token`` / ``Authorization: Bearer`` for scripts. A
-state-changing POST also needs the token in a header, which a cross-site form cannot set.
-While listening on loopback, a ``Host`` other than 127.0.0.1 / localhost / [::1] with our
-port is refused (DNS rebinding).
+Threat model: other local users, other servers on this host (another user's, or one that takes
+the port while the daemon is down), and web pages open in the user's own browser (cross-site
+requests, DNS rebinding to 127.0.0.1) must not see the borescope or take snapshots, on loopback
+too. So every request but the static page carries a credential in a header or, for one GET, a
+ticket in its URL (bridge.web.credentials); scripts send the token as ``X-Borescope-Token`` or
+``Authorization: Bearer``. No cookie is set or accepted: browsers send cookies to every port
+of a host. While listening on loopback, a ``Host`` other than 127.0.0.1 / localhost / [::1]
+with our port is refused (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -30,11 +30,6 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Borescope-Token"
 
 
-def cookie_name(port: int) -> str:
-    """Cookies are shared by all ports of a host: one name per port keeps two daemons apart."""
-    return f"borescope_token_{port}"
-
-
 def _read_token(path: str) -> str | None:
     """The token in `path`; None when there is no file, "" when it holds no valid token."""
     try:
@@ -43,6 +38,23 @@ def _read_token(path: str) -> str | None:
     except FileNotFoundError:
         return None
     return token if _TOKEN_RE.fullmatch(token) else ""
+
+
+def _write_temporary(state_dir: str, token: str, mode: int) -> str:
+    """A fsynced temporary file in `state_dir` holding `token`; its path."""
+    os.makedirs(state_dir, mode=0o750, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".http-token-", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, (token + "\n").encode("ascii"))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
 
 
 def load_or_create_token(state_dir: str, mode: int) -> str:
@@ -59,15 +71,8 @@ def load_or_create_token(state_dir: str, mode: int) -> str:
     if found == "":
         log.warning("%s does not hold a valid token: making a new one", path)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    os.makedirs(state_dir, mode=0o750, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".http-token-", suffix=".tmp")
+    tmp = _write_temporary(state_dir, token, mode)
     try:
-        try:
-            os.fchmod(fd, mode)
-            os.write(fd, (token + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         if found is None:
             try:
                 os.link(tmp, path)
@@ -87,6 +92,21 @@ def load_or_create_token(state_dir: str, mode: int) -> str:
     return token
 
 
+def replace_token(state_dir: str, mode: int) -> str:
+    """A new token, in place of the old one in `state_dir` at once (rename: never half a token,
+    never none); OSError if it cannot be written, and then the old one stays."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    tmp = _write_temporary(state_dir, token, mode)
+    try:
+        os.replace(tmp, os.path.join(state_dir, TOKEN_FILE))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    log.info("made a new access token for the web page in %s", state_dir)
+    return token
+
+
 def token_ok(given: str | None, token: str) -> bool:
     """Constant-time comparison; an empty or missing token never matches."""
     if not given:
@@ -94,14 +114,10 @@ def token_ok(given: str | None, token: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("ascii"))
 
 
-def request_token_ok(
-    token: str, *, header: str | None, authorization: str | None, cookie: str | None
-) -> bool:
-    """Does a request carry the token in any of the places the README names: the
-    X-Borescope-Token header, ``Authorization: Bearer``, or the page's cookie?"""
-    return (
-        token_ok(header, token) or token_ok(bearer(authorization), token) or token_ok(cookie, token)
-    )
+def header_token_ok(token: str, *, header: str | None, authorization: str | None) -> bool:
+    """Does a request carry the token where scripts put it: the X-Borescope-Token header or
+    ``Authorization: Bearer``?"""
+    return token_ok(header, token) or token_ok(bearer(authorization), token)
 
 
 def bearer(authorization: str | None) -> str | None:

@@ -29,22 +29,27 @@ import errno
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from bridge.errors import BridgeError
 from bridge.web import auth, limits, stall
+from bridge.web.access import PAGE_FILES, Access, json_response
+from bridge.web.credentials import Credentials
 from bridge.web.feed import Feed
 from bridge.web.files import list_snapshots, read_snapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_STREAM_CLIENTS = 16
 MAX_EVENT_CLIENTS = 16
@@ -56,25 +61,10 @@ SNAPSHOT_TIMEOUT_S = 5.0
 LATENCY_SAMPLES = 2000
 BOUNDARY = "borescope-frame"
 NO_SIGNAL_SIZE = (640, 480)
-COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
-PAGE_FILES = {"/app.js": "text/javascript", "/style.css": "text/css"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-UNAUTHORIZED_TEXT = (
-    "This is the live view of borescope-bridge. It needs its access token: open the address "
-    "that `borescope-bridge url` prints (on a phone: `borescope-bridge url --lan --qr`)."
-)
-UNAUTHORIZED_HTML = (
-    "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-    "<title>borescope-bridge: access token needed</title>"
-    "<h1>Access token needed</h1><p>This is the live view of borescope-bridge. Open the "
-    "address that <code>borescope-bridge url</code> prints: it contains the access token. "
-    "For a phone on the same network: <code>borescope-bridge url --lan --qr</code>.</p>"
-)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -84,26 +74,27 @@ def _percentile(values: list[float], q: float) -> float | None:
     return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=json.dumps(data),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
+_json = json_response
 
 
 class WebServer:
     """Serves the page and its API on (host, port) until `stop()`; see the module docstring."""
 
-    def __init__(self, feed: Feed, host: str, port: int, token: str) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        host: str,
+        port: int,
+        token: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.feed = feed
         self.host = host
         self.port = port
-        self.token = token
         self.token_file: str | None = None  # where the token is kept, if anywhere
+        self.token_mode = 0o600  # the token file's mode when a new token replaces it
         self.loopback = host.startswith("127.")
+        self.access = Access(Credentials(token, port, clock), self.loopback)
         self.stream_clients = 0
         self.event_clients = 0
         self.dropped_stalled = 0
@@ -129,7 +120,7 @@ class WebServer:
         files = resources.files("bridge.web")
         return {
             name: files.joinpath(name).read_bytes()
-            for name in ("index.html", "app.js", "style.css")
+            for name in ("index.html", "app.js", "style.css", "credential.js")
         }
 
     def start(self) -> None:
@@ -152,6 +143,7 @@ class WebServer:
             ) from None
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
+        self.access.credentials.port = self.port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, args=(sock,), name="web", daemon=True)
         self._thread.start()
@@ -217,6 +209,61 @@ class WebServer:
         self._loop.stop()
 
     @property
+    def token(self) -> str:
+        return self.access.credentials.token
+
+    def _on_loop(self, work: Callable[[], Coroutine[Any, Any, T]]) -> Future[T]:
+        """Run the coroutine `work()` on the web thread (it owns the credentials), from any
+        thread; its result as a future."""
+        loop = self._loop
+        if loop is not None and not self._stopping:
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                return asyncio.run_coroutine_threadsafe(work(), loop)
+        failed: Future[T] = Future()
+        failed.set_exception(BridgeError("the web page is stopping"))
+        return failed
+
+    def issue_code(self) -> Future[str]:
+        """A one-time code for `borescope-bridge open` (any thread)."""
+
+        async def code() -> str:
+            return self.access.credentials.code()
+
+        return self._on_loop(code)
+
+    def new_token(self) -> Future[str]:
+        """A new token, kept in the token file, in place of the old one at once: every
+        session, ticket and code of the old one dies, every open stream and event listener is
+        closed (any thread). If the file cannot be written, nothing changes."""
+        return self._on_loop(self._new_token)
+
+    async def _new_token(self) -> str:
+        token_file = self.token_file
+        if token_file is None:  # kept nowhere: this run's token only
+            token = secrets.token_urlsafe(auth.TOKEN_BYTES)
+        else:
+            loop = asyncio.get_running_loop()
+            try:  # the executor's thread: a slow disk must not stall the viewers
+                token = await loop.run_in_executor(
+                    None, auth.replace_token, os.path.dirname(token_file), self.token_mode
+                )
+            except OSError as exc:
+                raise BridgeError(
+                    f"cannot write a new token to {token_file}: {exc.strerror or exc}; "
+                    "the old one stays valid"
+                ) from None
+        self._rotate(token)
+        return token
+
+    def _rotate(self, token: str) -> None:
+        self.access.credentials.rotate(token)
+        for transport in list(self._transports):
+            transport.abort()
+        for sub in list(self._subscribers):
+            sub.close()
+        log.info("web: a new access token; every old address, page and script is refused")
+
+    @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}/?token={self.token}"
@@ -268,7 +315,7 @@ class WebServer:
     # ---- the application ---------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
+        app = web.Application(middlewares=[self.access.guard], client_max_size=64 * 1024)
         r = app.router
         r.add_get("/", self._index, allow_head=False)
         for path in PAGE_FILES:
@@ -280,6 +327,7 @@ class WebServer:
         r.add_get("/api/snapshots", self._snapshots, allow_head=False)
         r.add_get("/api/events", self._events, allow_head=False)
         r.add_get("/snapshots/{name}", self._snapshot_file, allow_head=False)
+        self.access.add_routes(r)
         app.on_response_prepare.append(self._common_headers)
         return app
 
@@ -292,66 +340,14 @@ class WebServer:
         h["X-Frame-Options"] = "DENY"
         h["Content-Security-Policy"] = CSP
 
-    def _refuse(self, request: web.Request, status: int, text: str) -> web.Response:
-        if request.path.startswith("/api/"):
-            return _json({"ok": False, "error": text}, status)
-        if status == 401:
-            return web.Response(
-                text=UNAUTHORIZED_HTML, status=401, content_type="text/html", charset="utf-8"
-            )
-        return web.Response(text=text + "\n", status=status)
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Host (DNS rebinding), token, then method, for every request: a stranger gets 401
-        whatever the path and method, and learns nothing of which exist."""
-        if self.loopback and not auth.host_ok(request.headers.get("Host"), self.port):
-            return self._refuse(
-                request,
-                403,
-                f"refused: Host {request.headers.get('Host')!r} is not this machine's loopback "
-                f"address (use http://127.0.0.1:{self.port}/)",
-            )
-        given = request.query.get("token")
-        if given is not None:
-            if not auth.token_ok(given, self.token):
-                return self._refuse(request, 401, UNAUTHORIZED_TEXT)
-        elif not auth.request_token_ok(
-            self.token,
-            header=request.headers.get(auth.TOKEN_HEADER),
-            authorization=request.headers.get("Authorization"),
-            cookie=request.cookies.get(auth.cookie_name(self.port)),
-        ):
-            return self._refuse(request, 401, UNAUTHORIZED_TEXT)
-        error = request.match_info.http_exception
-        if isinstance(error, web.HTTPMethodNotAllowed):
-            raise error
-        if given is not None and request.method == "GET":
-            # First visit: keep the token in a cookie, drop it from the address bar.
-            query = [(k, v) for k, v in request.query.items() if k != "token"]
-            path = request.rel_url.raw_path
-            location = str(request.rel_url.with_query(query))
-            if path.startswith("//"):
-                location = "/"
-            response = web.Response(status=303, headers={"Location": location})
-            response.set_cookie(
-                auth.cookie_name(self.port),
-                self.token,
-                httponly=True,
-                samesite="Strict",
-                path="/",
-                max_age=COOKIE_MAX_AGE_S,
-            )
-            return response
-        return await handler(request)
-
     # ---- the page ------------------------------------------------------------------------------
 
     async def _index(self, request: web.Request) -> web.Response:
-        # The token goes into the page so its script can send it as a header with POSTs (the
-        # cookie is HttpOnly); other sites cannot read the page, so they cannot learn it.
-        body = self._page["index.html"].replace(b"{{TOKEN}}", self.token.encode("ascii"))
-        return web.Response(body=body, content_type="text/html", charset="utf-8")
+        # Static: it holds no secret, so it needs no credential (credential.js finds the token
+        # in the address, a one-time code or the browser's storage for this origin).
+        return web.Response(
+            body=self._page["index.html"], content_type="text/html", charset="utf-8"
+        )
 
     async def _page_file(self, request: web.Request) -> web.Response:
         name = request.path.lstrip("/")
@@ -486,21 +482,9 @@ class WebServer:
         return _json(self.feed.status())
 
     async def _snapshot(self, request: web.Request) -> web.Response:
-        # The cookie alone is not enough: a cross-site form can make the browser send it, but
-        # no other site can set this header (and a cross-site script asking to is preflighted
-        # with OPTIONS, which carries no token and is refused with 401).
-        header = request.headers.get(auth.TOKEN_HEADER) or auth.bearer(
-            request.headers.get("Authorization")
-        )
-        if not auth.token_ok(header, self.token):
-            return _json(
-                {
-                    "ok": False,
-                    "error": f"a snapshot needs the token in the {auth.TOKEN_HEADER} header "
-                    "(or Authorization: Bearer TOKEN); cross-site requests are refused",
-                },
-                403,
-            )
+        # The guard admitted this POST for a header (the token, or the page's session): no
+        # other site can set one, and a cross-site script asking to is preflighted with
+        # OPTIONS, which carries none and is refused with 401. Tickets admit GETs only.
         # A future the daemon completes by the deadline: no thread waits for the frame.
         reply = await asyncio.wrap_future(self.feed.take_snapshot(SNAPSHOT_TIMEOUT_S, "web page"))
         if reply.get("ok") and reply.get("path"):

@@ -32,17 +32,18 @@ def interface_addresses() -> list[tuple[str, str]]:
     return out
 
 
-def lan_urls(host: str, port: int, token: str) -> list[str]:
-    """Addresses other devices may use, the likeliest first (private LAN ranges)."""
+def lan_urls(host: str, port: int, query: str) -> list[str]:
+    """Addresses other devices may use, the likeliest first (private LAN ranges); `query` is
+    what follows the ``?`` (``token=...`` or ``code=...``)."""
     if host != "0.0.0.0":
-        return [f"http://{host}:{port}/?token={token}"]
+        return [f"http://{host}:{port}/?{query}"]
     candidates = []
     for _name, addr in interface_addresses():
         ip = ipaddress.IPv4Address(addr)
         if ip.is_loopback or ip.is_link_local or ip in BORESCOPE_NET:
             continue
         candidates.append((not ip.is_private, addr))
-    return [f"http://{addr}:{port}/?token={token}" for _public, addr in sorted(candidates)]
+    return [f"http://{addr}:{port}/?{query}" for _public, addr in sorted(candidates)]
 
 
 def loopback_only_advice(port: int) -> str:
@@ -61,12 +62,15 @@ def cleartext_warning(host: str, port: int, token_file: str | None) -> str:
     """What listening beyond loopback means: plain HTTP, so the token travels readable."""
     if token_file:
         change = (
-            f"to change the token, stop the daemon, delete {token_file} (with sudo for the "
-            "service) and start it again: it makes a new one, and every old address and "
-            "cookie stops working"
+            "to change the token, run `borescope-bridge url --new-token`: it makes a new one "
+            f"(kept in {token_file}), and every old address, open page and script token "
+            "stops working"
         )
     else:
-        change = "this run's token is kept nowhere: a restart makes a new one"
+        change = (
+            "this run's token is kept nowhere: a restart makes a new one, and so does "
+            "`borescope-bridge url --new-token`"
+        )
     return (
         f"the web page on {host}:{port} is unencrypted HTTP: anyone on that network who sees "
         "one request to it (a shared or open Wi-Fi, a hostile device on the LAN) can read "
