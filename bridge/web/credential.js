@@ -21,7 +21,7 @@
   const REFUSED_PAUSE_MS = 5000; // after the token was refused, ask again this much later
 
   // ---- SHA-256 and HMAC (FIPS 180-4, RFC 2104): Web Crypto exists only in secure contexts,
-  // and a phone on the LAN opens plain http://192.168...
+  // and a phone on the LAN opens the page over plain HTTP.
   const K = new Uint32Array([
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,

@@ -30,6 +30,7 @@ from support.waiting import at_once, wait_for
 
 from bridge.control.client import request
 from bridge.sim.server import Simulator
+from bridge.web.credentials import session_proof
 
 BOUNDARY = b"borescope-frame"
 NAME_RE = re.compile(r"^borescope-\d{8}-\d{6}-\d{3}(-\d+)?\.jpg$")
@@ -61,6 +62,32 @@ class Web:
             return r.status, r.headers, r.read()
         finally:
             conn.close()
+
+    def post_json(
+        self, path: str, data: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        status, _h, body = self.http(
+            path,
+            method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})},
+            body=json.dumps(data).encode(),
+        )
+        return status, json.loads(body)
+
+    def session_header(self, token: str | None = None, port: int | None = None) -> dict[str, str]:
+        """What the page does: prove the token for a nonce, send the session it gets."""
+        status, _h, body = self.http("/api/challenge")
+        assert status == 200, body
+        nonce = json.loads(body)["nonce"]
+        proof = session_proof(token or self.token, port or self.port, nonce)
+        status, reply = self.post_json("/api/session", {"nonce": nonce, "proof": proof})
+        assert status == 200, reply
+        return {"X-Borescope-Session": reply["session"]}
+
+    def ticket(self, path: str) -> str:
+        status, reply = self.post_json("/api/ticket", {"path": path}, self.bearer)
+        assert status == 200, reply
+        return str(reply["ticket"])
 
     def get(self, path: str, **kw: Any) -> tuple[int, HTTPMessage, bytes]:
         headers = {**self.bearer, **kw.pop("headers", {})}
@@ -193,37 +220,44 @@ def test_token_rules(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert web.url == f"http://127.0.0.1:{web.port}/?token={web.token}"
 
-    # No token: 401 and a page that says how to get the address.
+    # No credential: the static page (it holds no secret), and 401 for everything else.
     status, headers, body = web.http("/")
-    assert status == 401 and b"borescope-bridge url" in body
-    assert headers["Content-Type"].startswith("text/html")
+    assert status == 200 and b"<title>Borescope</title>" in body
+    assert web.token.encode() not in body
     status, _, body = web.http("/api/status")
     assert status == 401 and "borescope-bridge url" in json.loads(body)["error"]
-    for path in ("/stream.mjpeg", "/frame.jpg", "/api/snapshots", "/api/events", "/app.js"):
+    for path in ("/stream.mjpeg", "/frame.jpg", "/api/snapshots", "/api/events"):
         assert web.http(path)[0] == 401, path
+    assert web.http("/api/ticket", method="POST", body=b'{"path": "/frame.jpg"}')[0] == 401
 
     # Wrong tokens, in every place a token may be.
     wrong = web.token[:-1] + ("A" if web.token[-1] != "A" else "B")
-    assert web.http(f"/?token={wrong}")[0] == 401
+    status, headers, body = web.http(f"/?token={wrong}")
+    assert status == 401 and b"borescope-bridge url" in body  # a stale link says so at once
+    assert headers["Content-Type"].startswith("text/html")
     assert web.http("/?token=")[0] == 401
-    assert web.http("/", headers={"Authorization": f"Bearer {wrong}"})[0] == 401
-    assert web.http("/", headers={"Authorization": f"Basic {web.token}"})[0] == 401
-    cookie_name = f"borescope_token_{web.port}"
-    assert web.http("/", headers={"Cookie": f"{cookie_name}={wrong}"})[0] == 401
-    # A cookie of another port (another daemon on this host) is not ours.
-    assert web.http("/", headers={"Cookie": f"borescope_token_1={web.token}"})[0] == 401
+    for headers in (
+        {"Authorization": f"Bearer {wrong}"},
+        {"Authorization": f"Basic {web.token}"},
+        {"X-Borescope-Token": wrong},
+        {"X-Borescope-Session": web.token},  # the token is no session
+    ):
+        assert web.http("/api/status", headers=headers)[0] == 401, headers
+    # No cookie is a credential: the old page's cookie (its value was the token) and any other.
+    for cookie in (
+        f"borescope_token_{web.port}={web.token}",
+        f"borescope_token_1={web.token}",
+        f"session={web.token}",
+    ):
+        for path in ("/api/status", "/frame.jpg", "/stream.mjpeg"):
+            assert web.http(path, headers={"Cookie": cookie})[0] == 401, (cookie, path)
+    assert web.http(f"/frame.jpg?token={web.token}")[0] == 401  # nor the query, but on the page
 
-    # Token in the query once: a cookie and a redirect that drops it (other parameters kept).
-    status, headers, _ = web.http(f"/?poll=1&token={web.token}")
-    assert status == 303
-    assert headers["Location"] == "/?poll=1"
-    cookie = headers["Set-Cookie"]
-    assert cookie.startswith(f"{cookie_name}={web.token};")
-    attrs = {a.strip().lower() for a in cookie.split(";")[1:]}
-    assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
-    # ... then the cookie alone.
-    status, _, body = web.http("/?poll=1", headers={"Cookie": f"{cookie_name}={web.token}"})
-    assert status == 200 and b"<title>Borescope</title>" in body
+    # The token in the page's address: the page, no cookie, no redirect (the page's script
+    # keeps the token for its origin and cleans the address).
+    status, headers, body = web.http(f"/?poll=1&token={web.token}")
+    assert status == 200 and "Set-Cookie" not in headers
+    assert web.token.encode() not in body
     # Bearer for scripts.
     assert web.get("/frame.jpg")[0] == 200
 
@@ -317,11 +351,15 @@ def test_every_endpoint(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
 
     status, headers, body = web.get("/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert f'content="{web.token}"'.encode() in body  # for the page's POST header
+    assert web.token.encode() not in body  # static: the page holds no secret
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert re.search(rb'src="https?:|href="https?:', body) is None  # no external assets
-    for path, kind in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
-        status, headers, body = web.get(path)
+    for path, kind in (
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+        ("/credential.js", "text/javascript"),
+    ):
+        status, headers, body = web.http(path)  # public, as the page is
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
         assert b"http://" not in body and b"https://" not in body
 
@@ -370,7 +408,7 @@ def test_every_endpoint(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
 
 
 def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
-    """A page on another site makes the browser POST with our cookie: nothing happens."""
+    """A page on another site makes the browser POST with whatever it holds: nothing happens."""
     _sim, d, web = web_daemon()
     cookie = {"Cookie": f"borescope_token_{web.port}={web.token}"}
     form = {
@@ -378,10 +416,16 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
         "Origin": "http://evil.example",
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    for headers in (form, cookie, {**cookie, "X-Borescope-Token": "nope"}):
-        status, _, body = web.http("/api/snapshot", method="POST", headers=headers, body=b"a=1")
-        assert status == 403, headers
-        assert "X-Borescope-Token" in json.loads(body)["error"]
+    ticket = web.ticket("/api/snapshot")
+    for headers, path in (
+        (form, "/api/snapshot"),
+        (cookie, "/api/snapshot"),
+        ({**cookie, "X-Borescope-Token": "nope"}, "/api/snapshot"),
+        ({}, f"/api/snapshot?ticket={ticket}"),  # a ticket admits one GET, never a POST
+    ):
+        status, _, body = web.http(path, method="POST", headers=headers, body=b"a=1")
+        assert status == 401, headers
+        assert "borescope-bridge url" in json.loads(body)["error"]
     # The preflight a cross-site script needs before it may send our header is refused.
     status, _, _ = web.http(
         "/api/snapshot",
@@ -395,10 +439,8 @@ def test_cross_site_post_is_refused(web_daemon: Callable[..., Any]) -> None:
     assert status == 401
     assert d.snapshot()["ok"]  # sync: a snapshot the refused requests queued would show too
     assert len(d.jpgs()) == 1
-    # Same origin, with the header (what the page does): works.
-    status, _, _ = web.http(
-        "/api/snapshot", method="POST", headers={**cookie, "X-Borescope-Token": web.token}
-    )
+    # With the page's session header (what the page does): works.
+    status, _, _ = web.http("/api/snapshot", method="POST", headers=web.session_header())
     assert status == 200 and len(d.jpgs()) == 2
 
 
@@ -682,7 +724,7 @@ def test_url_command(web_daemon: Callable[..., Any]) -> None:
     assert "unencrypted" not in d.log.read_text()  # on loopback: no warning
     # The address works as printed: the browser's first visit.
     status, headers, _ = web.http(web.url.split(str(web.port), 1)[1])
-    assert status == 303 and "HttpOnly" in headers["Set-Cookie"]
+    assert status == 200 and "Set-Cookie" not in headers
 
 
 def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
@@ -696,7 +738,7 @@ def test_lan_listening_gives_lan_addresses(web_daemon: Callable[..., Any], tmp_p
     for text in (d.log.read_text(), r.stderr):
         assert f"the web page on 0.0.0.0:{web.port} is unencrypted HTTP" in text, text
         assert "anyone on that network who sees one request" in text
-        assert f"delete {token_file}" in text and "start it again" in text
+        assert "borescope-bridge url --new-token" in text and str(token_file) in text
 
     others = [a for _n, a in interface_addresses() if not a.startswith("127.")]
     if not others:
@@ -782,10 +824,266 @@ def test_demo_prints_the_page_and_avoids_a_taken_port(tmp_path: Path) -> None:
         assert port != 8031
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
         conn.request("GET", url.split(str(port), 1)[1])
-        assert conn.getresponse().status == 303
+        assert conn.getresponse().status == 200
         conn.close()
         assert not (tmp_path / "state").exists()  # the demo's token stays with the demo
     finally:
         proc.terminate()
         proc.wait(20)
         holder.close()
+
+
+# ---- the page's credentials: sessions, tickets, codes, a new token, `open` ---------------------
+
+
+def test_page_session_and_tickets(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
+    """The page's way in, over real HTTP: a session for a proof of the token (never the token
+    itself), and one-use tickets for the URLs that cannot carry a header."""
+    _sim, d, web = web_daemon()
+    session = web.session_header()
+    assert web.http("/api/status", headers=session)[0] == 200
+    status, _h, body = web.http("/api/snapshot", method="POST", headers=session)
+    assert status == 200 and json.loads(body)["ok"], body
+
+    # Proofs that must fail: another token, another port (a relay to a daemon elsewhere), an
+    # answered nonce again (a replay), a nonce we did not sign.
+    nonce = json.loads(web.http("/api/challenge")[2])["nonce"]
+    wrong = web.token[:-1] + ("A" if web.token[-1] != "A" else "B")
+    for token, port in ((wrong, web.port), (web.token, web.port + 1)):
+        status, reply = web.post_json(
+            "/api/session", {"nonce": nonce, "proof": session_proof(token, port, nonce)}
+        )
+        assert status == 401 and reply["ok"] is False, (token, port)
+    right = {"nonce": nonce, "proof": session_proof(web.token, web.port, nonce)}
+    assert web.post_json("/api/session", right)[0] == 200
+    assert web.post_json("/api/session", right)[0] == 400  # answered already
+    ms, rand, _sig = nonce.split(".")
+    forged = f"{ms}.{rand}.{'0' * 32}"
+    proof = session_proof(web.token, web.port, forged)
+    assert web.post_json("/api/session", {"nonce": forged, "proof": proof})[0] == 400
+    for bad in (b"", b"[]", b"{", b'{"nonce": 1, "proof": 2}'):
+        assert web.http("/api/session", method="POST", body=bad)[0] == 400, bad
+
+    # Tickets: one GET of the path they were made for; any credential but a ticket makes one.
+    status, reply = web.post_json("/api/ticket", {"path": "/frame.jpg"}, session)
+    assert status == 200, reply
+    ticket = reply["ticket"]
+    assert web.token not in ticket
+    assert web.http(f"/frame.jpg?ticket={ticket}")[0] == 200
+    assert web.http(f"/frame.jpg?ticket={ticket}")[0] == 401  # once
+    other = web.ticket("/frame.jpg")
+    assert web.http(f"/api/status?ticket={other}")[0] == 401  # another path
+    assert web.http(f"/frame.jpg?ticket={other}")[0] == 401  # and then it is gone
+    minted = web.ticket("/api/ticket")
+    assert web.http(f"/api/ticket?ticket={minted}", method="POST", body=b"{}")[0] == 401
+    for path in ("frame.jpg", "/frame.jpg?x=1", "x" * 2000, 5):
+        assert web.post_json("/api/ticket", {"path": path}, session)[0] == 400, path
+    # Generic for GET routes: the stream, the events, a snapshot file.
+    name = d.jpgs()[0].name
+    assert web.http(f"/snapshots/{name}?ticket={web.ticket(f'/snapshots/{name}')}")[0] == 200
+    s = RawStream(web.port, {}, path=f"/stream.mjpeg?ticket={web.ticket('/stream.mjpeg')}")
+    try:
+        s.start()
+        s.part()
+    finally:
+        s.close()
+    events = RawStream(web.port, {}, path=f"/api/events?ticket={web.ticket('/api/events')}")
+    try:
+        assert events.head()[0] == 200
+    finally:
+        events.close()
+
+    # Sessions and tickets die with the daemon; the token (in its file) does not.
+    ticket = web.ticket("/frame.jpg")
+    assert d.terminate() == 0
+    d.close()
+    (tmp_path / "notify.sock").unlink()
+    d2 = Daemon(tmp_path, None, "--http", f"127.0.0.1:{web.port}", device_ports=(1, 1))
+    try:
+        d2.wait_ready()
+        assert web.http("/api/status", headers=session)[0] == 401
+        assert web.http(f"/frame.jpg?ticket={ticket}")[0] == 401
+        status, reply = web.post_json("/api/session", right)  # a proof for the old daemon
+        assert status == 400 and reply["ok"] is False
+        assert web.http("/api/status", headers=web.session_header())[0] == 200
+    finally:
+        d2.close()
+
+
+def test_new_token_refuses_every_old_credential(
+    web_daemon: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim, d, web = web_daemon()
+    old = web.token
+    session = web.session_header()
+    ticket = web.ticket("/frame.jpg")
+    code = request(d.sock, {"cmd": "code"}, timeout=10)["code"]
+    viewer = RawStream(web.port, web.bearer)
+    viewer.start()
+    viewer.part()
+
+    r = run_cli("url", "--new-token", "--socket", d.sock)
+    assert r.returncode == 0, r.stderr
+    assert "every old address" in r.stderr
+    new = r.stdout.strip().split("token=", 1)[1]
+    assert new != old and len(new) >= 22
+    token_file = tmp_path / "state" / "borescope-bridge" / "http-token"
+    assert token_file.read_text() == new + "\n"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert [p.name for p in token_file.parent.iterdir()] == ["http-token"]  # no temporary left
+
+    # Right away, every old credential gets 401, and the open stream was closed.
+    for headers in ({"Authorization": f"Bearer {old}"}, {"X-Borescope-Token": old}, session):
+        assert web.http("/api/status", headers=headers)[0] == 401, headers
+    assert web.http(f"/frame.jpg?ticket={ticket}")[0] == 401
+    assert web.post_json("/api/code", {"code": code})[0] == 401
+    assert web.http(f"/?token={old}")[0] == 401
+    with pytest.raises((EOFError, ConnectionError)):
+        for _ in range(100):
+            viewer.part()
+    viewer.close()
+    # The new one works, for scripts and for the page, and `url` prints it.
+    assert web.http("/api/status", headers={"Authorization": f"Bearer {new}"})[0] == 200
+    assert web.http("/api/status", headers=web.session_header(token=new))[0] == 200
+    assert run_cli("url", "--socket", d.sock).stdout.strip() == f"{web.url.split('=')[0]}={new}"
+    assert sim.frames and d.status()["state"] == "streaming"  # the camera side went on
+
+
+XDG_OPEN_STAND_IN = """#!/bin/sh
+# A browser stand-in: records its arguments, then runs until the test lets it go.
+printf '%s\\n' "$@" > "{record}.tmp" && mv "{record}.tmp" "{record}"
+while [ ! -e "{record}.done" ]; do sleep 0.05; done
+"""
+
+
+def process_arguments() -> list[bytes]:
+    """Every process's command line, as `ps` shows it to any user."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                found.append(Path(f"/proc/{entry}/cmdline").read_bytes())
+    return found
+
+
+def test_open_gives_the_browser_a_one_time_code(
+    web_daemon: Callable[..., Any], tmp_path: Path
+) -> None:
+    _sim, d, web = web_daemon()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "xdg-open.args"
+    stand_in = bin_dir / "xdg-open"
+    stand_in.write_text(XDG_OPEN_STAND_IN.format(record=record))
+    stand_in.chmod(0o755)
+    env = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "open", "--socket", d.sock],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_for(record.exists, what="xdg-open to be run")
+        # While the browser (stand-in) runs: the token is on no process's command line.
+        commands = process_arguments()
+        assert any(str(stand_in).encode() in c and b"?code=" in c for c in commands)
+        assert not [c for c in commands if web.token.encode() in c]
+    finally:
+        (tmp_path / "xdg-open.args.done").touch()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert web.token not in out + err
+    (url,) = record.read_text().splitlines()
+    assert web.token not in url
+    m = re.fullmatch(rf"http://127\.0\.0\.1:{web.port}/\?code=([A-Za-z0-9_-]{{22,}})", url)
+    assert m, url
+    code = m.group(1)
+
+    # The page's address is served while the code is unused; the page redeems it once.
+    assert web.http(f"/?code={code}")[0] == 200
+    status, reply = web.post_json("/api/code", {"code": code})
+    assert status == 200 and reply["token"] == web.token
+    # ... and the page then runs as if opened from `url`'s address: the token proves a session.
+    assert web.http("/api/status", headers=web.session_header(token=reply["token"]))[0] == 200
+    # A second use gives nothing.
+    status, reply = web.post_json("/api/code", {"code": code})
+    assert status == 401 and "token" not in reply and "borescope-bridge open" in reply["error"]
+    status, _h, body = web.http(f"/?code={code}")
+    assert status == 401 and b"borescope-bridge open" in body
+    for guess in ("", "x", code[:-1], code + "A", None, 17):
+        assert web.post_json("/api/code", {"code": guess})[0] == 401, guess
+
+
+def test_open_without_xdg_open_says_what_to_do(
+    web_daemon: Callable[..., Any], tmp_path: Path
+) -> None:
+    _sim, d, web = web_daemon()
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge", "open", "--socket", d.sock],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(PATH=str(empty)),
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "xdg-open is not installed" in r.stderr and "xdg-utils" in r.stderr
+    assert web.token not in r.stdout + r.stderr  # no fallback that prints the token
+    assert "code=" not in r.stdout + r.stderr
+
+
+def test_lifetimes_on_a_moved_clock() -> None:
+    """The 60 s of a code, the tickets' and the sessions' lifetimes, over real HTTP against an
+    in-process web server whose clock the test moves (no test sleeps 60 s)."""
+    from concurrent.futures import Future
+
+    from bridge.web import credentials as cr
+    from bridge.web.feed import Feed
+    from bridge.web.server import WebServer
+
+    now = [5000.0]
+
+    def no_snapshot(_timeout: float, _origin: str) -> Future[dict[str, Any]]:
+        refused: Future[dict[str, Any]] = Future()
+        refused.set_result({"ok": False})
+        return refused
+
+    feed = Feed(lambda: {"state": "waiting"}, no_snapshot, lambda: "/nonexistent")
+    token = "L" * 32
+    server = WebServer(feed, "127.0.0.1", 0, token, clock=lambda: now[0])
+    server.start()
+    try:
+        web = Web.__new__(Web)
+        web.port, web.token = server.port, token
+        web.bearer = {"Authorization": f"Bearer {token}"}
+        session = web.session_header()
+        codes = [server.issue_code().result(10) for _ in range(3)]
+        tickets = [web.ticket("/api/status") for _ in range(2)]
+        nonce = json.loads(web.http("/api/challenge")[2])["nonce"]
+
+        now[0] += cr.CODE_TTL_S - 0.5  # just within the 60 s
+        assert web.post_json("/api/code", {"code": codes[0]}) == (200, {"ok": True, "token": token})
+        assert web.http(f"/?code={codes[1]}")[0] == 200
+        assert web.http(f"/api/status?ticket={tickets[0]}")[0] == 401  # tickets are briefer
+        assert (
+            web.post_json(
+                "/api/session", {"nonce": nonce, "proof": session_proof(token, server.port, nonce)}
+            )[0]
+            == 400
+        )  # so are nonces
+        assert web.http("/api/status", headers=session)[0] == 200  # used: kept alive
+
+        now[0] += 0.5  # 60 s after `open`: the code gives no access, first use or not
+        assert web.post_json("/api/code", {"code": codes[1]})[0] == 401
+        assert web.http(f"/?code={codes[2]}")[0] == 401
+
+        now[0] += cr.SESSION_IDLE_S  # a session unused this long is gone
+        assert web.http("/api/status", headers=session)[0] == 401
+        fresh = web.ticket("/api/status")
+        assert web.http(f"/api/status?ticket={fresh}")[0] == 200
+    finally:
+        server.stop()
