@@ -4,12 +4,16 @@
 - ``feed.py``: the one interface between the daemon and the page (newest frame, snapshot
   request, status, snapshot/state events). The daemon fills it; nothing here reaches into
   the daemon.
-- ``auth.py``: the access token (made once, kept in the state directory) and the pure rules
-  every request passes: Host allow-list, token from query, cookie or bearer header.
+- ``auth.py``: the access token (made once, kept in the state directory, replaced by
+  `url --new-token`) and the pure rules: Host allow-list, the token in a header.
+- ``credentials.py``: what the page uses instead of sending the token: sessions got by an
+  HMAC proof, one-use tickets for URLs, one-time codes for `borescope-bridge open`.
+- ``access.py``: the guard every request passes, and the routes that hand those out.
 - ``server.py``: aiohttp on its own asyncio thread; the routes, streams and events.
 - ``limits.py``: our own accept loop in front of aiohttp: connection caps and header deadlines.
 - ``stall.py``: which viewer or listener has taken nothing while data waited for it.
 - ``files.py``: the snapshot files the page lists and serves (read off the loop's thread).
 - ``urls.py``: the addresses `borescope-bridge url` prints, the LAN advice, the QR code.
-- ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package.
+- ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package;
+  ``credential.js``: all the page knows of authentication (``window.bbAuth``).
 """

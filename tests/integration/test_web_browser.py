@@ -33,6 +33,7 @@ import pytest
 from support.daemon import REPO, Daemon, run_cli
 from support.waiting import wait_for
 
+from bridge.control.client import request
 from bridge.pixels.nosignal import no_signal_bgr
 from bridge.sim.server import Simulator, SimulatorConfig
 
@@ -597,5 +598,44 @@ def test_no_ambient_credential_and_the_page_survives_a_restart(
                 what="the status line after the restart",
             )
             assert "token" not in browser.current_url
+
+            # A new token: the open tab loses its access at once and says what to do.
+            r = run_cli("url", "--new-token", "--socket", d.sock)
+            assert r.returncode == 0 and token not in r.stdout, r.stderr
+            wait_for(
+                lambda: (
+                    "open the address"
+                    in js(browser, "document.getElementById('status').textContent")
+                ),
+                what="the page to say its access is gone",
+            )
+            wait_for(lambda: d.status()["stream_clients"] == 0, what="the old stream to close")
+        finally:
+            d.close()
+
+
+def test_the_page_from_a_one_time_code(browser: Any, tmp_path: Path) -> None:
+    """`borescope-bridge open`'s address in a browser that holds nothing yet: the page trades
+    the code for the token, keeps it, cleans the address; the code does not work twice."""
+    with device(stream_port=0, event_port=0) as sim:
+        d = Daemon(tmp_path, sim)
+        try:
+            d.wait_streaming()
+            reply = request(d.sock, {"cmd": "code"}, timeout=10)
+            token = request(d.sock, {"cmd": "url"}, timeout=10)["token"]
+            address = f"http://127.0.0.1:{reply['port']}/?code={reply['code']}"
+            browser.get(address)
+            wait_for(
+                lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+                what="the picture from a one-time code",
+            )
+            assert "code" not in browser.current_url
+            assert js(browser, "localStorage.getItem('borescope-bridge.token')") == token
+            # The same address again, in a browser that forgot the token: no access.
+            browser.execute_script("localStorage.clear()")
+            browser.get(address)
+            body = browser.find_element("tag name", "body").text
+            assert "borescope-bridge open" in body and "again" in body, body
+            assert js(browser, "localStorage.getItem('borescope-bridge.token')") is None
         finally:
             d.close()

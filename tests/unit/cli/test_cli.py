@@ -37,7 +37,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "demo"])
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "open", "demo"])
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -217,3 +217,13 @@ def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_open_and_new_token_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["open", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--socket", "--lan", "one-time code"):
+        assert flag in out, flag
+    assert "--qr" not in out  # the code is for this browser, not for a phone's camera
+    assert main(["url", "--help"]) == 0
+    assert "--new-token" in capsys.readouterr().out

@@ -133,18 +133,17 @@ url=$(runuser -u e2eweb -- /usr/local/bin/borescope-bridge url 2>&1)
 tok=/var/lib/borescope-bridge/http-token
 tokmode=$(stat -c '%a %U:%G' "$tok" 2>&1)
 web=$(runuser -u e2eweb -- /usr/bin/python3 - "$url" /var/lib/borescope-bridge/snapshots 2>&1 <<'PY'
-import json, sys, urllib.request, http.cookiejar
+import json, sys, urllib.request
 url, snapdir = sys.argv[1], sys.argv[2]
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))  # follows the 303
-base = url.split("?")[0]
+base, _, token = url.partition("?token=")
+auth = {"X-Borescope-Token": token}  # as a script does; the page proves it for a session
+op = urllib.request.build_opener()
 page = op.open(url, timeout=60).read()
-frame = op.open(base + "frame.jpg", timeout=60)
+frame = op.open(urllib.request.Request(base + "frame.jpg", headers=auth), timeout=60)
 data = frame.read()
-token = [c.value for c in jar][0]
-req = urllib.request.Request(base + "api/snapshot", method="POST", headers={"X-Borescope-Token": token})
+req = urllib.request.Request(base + "api/snapshot", method="POST", headers=auth)
 name = json.load(op.open(req, timeout=60))["name"]
-served = op.open(base + "snapshots/" + name, timeout=60).read()
+served = op.open(urllib.request.Request(base + "snapshots/" + name, headers=auth), timeout=60).read()
 same = served == open(f"{snapdir}/{name}", "rb").read()
 ok = b"<title>Borescope" in page and data[:2] == b"\xff\xd8" and same
 print(("OK " if ok else "WRONG ") + f"page {len(page)} bytes; /frame.jpg {frame.headers['Content-Type']} {len(data)} bytes; "
