@@ -600,8 +600,8 @@ def test_no_ambient_credential_and_the_page_survives_a_restart(
             assert "token" not in browser.current_url
 
             # A new token: the open tab loses its access at once and says what to do.
-            r = run_cli("url", "--new-token", "--socket", d.sock)
-            assert r.returncode == 0 and token not in r.stdout, r.stderr
+            renewed = run_cli("url", "--new-token", "--socket", d.sock)
+            assert renewed.returncode == 0 and token not in renewed.stdout, renewed.stderr
             wait_for(
                 lambda: (
                     "open the address"
