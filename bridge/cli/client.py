@@ -178,15 +178,21 @@ def cmd_open(args: argparse.Namespace) -> int:
         opener = subprocess.Popen([xdg_open, url], stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise BridgeError(f"cannot run {xdg_open}: {exc.strerror or exc}") from None
+    opened = (
+        f"opened {url.partition('?')[0]} in your browser (its address carries a one-time "
+        "code: it works once, within 60 s)"
+    )
     try:
         status = opener.wait(XDG_OPEN_WAIT_S)
     except subprocess.TimeoutExpired:
-        return 0  # it runs the browser itself: the page is open
+        print(opened, file=sys.stderr)  # it runs the browser itself: the page is open
+        return 0
     if status != 0:
         raise BridgeError(
             f"xdg-open could not open the page (exit status {status}); is a default browser "
             "set? (xdg-settings set default-web-browser firefox-esr.desktop)"
         )
+    print(opened, file=sys.stderr)
     return 0
 
 
