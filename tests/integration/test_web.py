@@ -29,6 +29,7 @@ from support.sim import simulator
 from support.waiting import at_once, wait_for
 
 from bridge.control.client import request
+from bridge.errors import BridgeError
 from bridge.sim.server import Simulator
 from bridge.web.credentials import session_proof
 
@@ -1036,7 +1037,7 @@ def test_open_without_xdg_open_says_what_to_do(
     assert "code=" not in r.stdout + r.stderr
 
 
-def test_lifetimes_on_a_moved_clock() -> None:
+def test_lifetimes_on_a_moved_clock(tmp_path: Path) -> None:
     """The 60 s of a code, the tickets' and the sessions' lifetimes, over real HTTP against an
     in-process web server whose clock the test moves (no test sleeps 60 s)."""
     from concurrent.futures import Future
@@ -1085,5 +1086,16 @@ def test_lifetimes_on_a_moved_clock() -> None:
         assert web.http("/api/status", headers=session)[0] == 401
         fresh = web.ticket("/api/status")
         assert web.http(f"/api/status?ticket={fresh}")[0] == 200
+
+        # A new token that cannot be kept (its directory is a file): nothing changes.
+        blocker = tmp_path / "blocker"
+        blocker.write_text("x")
+        server.token_file = str(blocker / "http-token")
+        session = web.session_header()
+        with pytest.raises(BridgeError, match="the old one stays valid"):
+            server.new_token().result(10)
+        assert server.token == token
+        assert web.http("/api/status", headers=session)[0] == 200
+        assert web.get("/api/status")[0] == 200
     finally:
         server.stop()

@@ -639,3 +639,28 @@ def test_the_page_from_a_one_time_code(browser: Any, tmp_path: Path) -> None:
             assert js(browser, "localStorage.getItem('borescope-bridge.token')") is None
         finally:
             d.close()
+
+
+def test_the_page_where_web_crypto_is_missing(browser: Any, tmp_path: Path) -> None:
+    """A phone opens the page by the machine's network address: plain HTTP on a name that is
+    not loopback, so no secure context and no Web Crypto. The page's own HMAC works there, and
+    the address from `url` is cleaned as on 127.0.0.1."""
+    with device(stream_port=0, event_port=0) as sim:
+        d = Daemon(tmp_path, sim, "--http", "0.0.0.0:0")
+        try:
+            d.wait_streaming()
+            reply = request(d.sock, {"cmd": "url"}, timeout=10)
+            # evil.test resolves to 127.0.0.1 in this browser: a LAN name, as far as it knows.
+            browser.get(f"http://evil.test:{reply['port']}/?token={reply['token']}")
+            assert js(browser, "window.isSecureContext") is False
+            assert js(browser, "typeof crypto.subtle") == "undefined"
+            wait_for(
+                lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+                what="the picture without Web Crypto",
+            )
+            assert "token" not in browser.current_url
+            browser.find_element("id", "snap").click()
+            files = wait_for(lambda: d.jpgs(), what="a snapshot from the page's session")
+            assert files[0].read_bytes() in set(sim.frames)
+        finally:
+            d.close()

@@ -124,3 +124,27 @@ def test_http_setting_rejects(text: str) -> None:
 )
 def test_snapshot_name_pattern(name: str, ours: bool) -> None:
     assert bool(SNAPSHOT_NAME.fullmatch(name)) is ours
+
+
+def test_a_new_token_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    old = auth.load_or_create_token(str(state), 0o600)
+    new = auth.replace_token(str(state), 0o640)
+    path = state / auth.TOKEN_FILE
+    assert new != old and len(new) >= 22 and path.read_text() == new + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(state) == [auth.TOKEN_FILE]  # no temporary file left
+    assert auth.load_or_create_token(str(state), 0o600) == new  # the next start keeps it
+
+
+def test_a_new_token_that_cannot_be_written_raises_and_leaves_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "blocker").write_text("x")
+    with pytest.raises(OSError):
+        auth.replace_token(str(state / "blocker"), 0o600)  # not a directory
+    (state / "blocker").unlink()
+    (state / auth.TOKEN_FILE).mkdir()  # the name is taken by a directory: the rename fails
+    with pytest.raises(OSError):
+        auth.replace_token(str(state), 0o600)
+    assert os.listdir(state) == [auth.TOKEN_FILE]  # the temporary file was removed
