@@ -95,6 +95,7 @@ class WebServer:
         self.token_mode = 0o600  # the token file's mode when a new token replaces it
         self.loopback = host.startswith("127.")
         self.access = Access(Credentials(token, port, clock), self.loopback)
+        self._token_lock = asyncio.Lock()  # one new token at a time: file and memory agree
         self.stream_clients = 0
         self.event_clients = 0
         self.dropped_stalled = 0
@@ -238,22 +239,23 @@ class WebServer:
         return self._on_loop(self._new_token)
 
     async def _new_token(self) -> str:
-        token_file = self.token_file
-        if token_file is None:  # kept nowhere: this run's token only
-            token = secrets.token_urlsafe(auth.TOKEN_BYTES)
-        else:
-            loop = asyncio.get_running_loop()
-            try:  # the executor's thread: a slow disk must not stall the viewers
-                token = await loop.run_in_executor(
-                    None, auth.replace_token, os.path.dirname(token_file), self.token_mode
-                )
-            except OSError as exc:
-                raise BridgeError(
-                    f"cannot write a new token to {token_file}: {exc.strerror or exc}; "
-                    "the old one stays valid"
-                ) from None
-        self._rotate(token)
-        return token
+        async with self._token_lock:
+            token_file = self.token_file
+            if token_file is None:  # kept nowhere: this run's token only
+                token = secrets.token_urlsafe(auth.TOKEN_BYTES)
+            else:
+                loop = asyncio.get_running_loop()
+                try:  # the executor's thread: a slow disk must not stall the viewers
+                    token = await loop.run_in_executor(
+                        None, auth.replace_token, os.path.dirname(token_file), self.token_mode
+                    )
+                except OSError as exc:
+                    raise BridgeError(
+                        f"cannot write a new token to {token_file}: {exc.strerror or exc}; "
+                        "the old one stays valid"
+                    ) from None
+            self._rotate(token)
+            return token
 
     def _rotate(self, token: str) -> None:
         self.access.credentials.rotate(token)

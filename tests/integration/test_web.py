@@ -947,6 +947,12 @@ def test_new_token_refuses_every_old_credential(
     assert web.http("/api/status", headers={"Authorization": f"Bearer {new}"})[0] == 200
     assert web.http("/api/status", headers=web.session_header(token=new))[0] == 200
     assert run_cli("url", "--socket", d.sock).stdout.strip() == f"{web.url.split('=')[0]}={new}"
+    # New tokens asked for at once: the one in the file is the one the daemon uses.
+    replies, _elapsed = at_once(lambda: request(d.sock, {"cmd": "new-token"}, timeout=20), 4)
+    assert all(r["ok"] for r in replies), replies
+    current = request(d.sock, {"cmd": "url"}, timeout=10)["token"]
+    assert token_file.read_text() == current + "\n" and current in {r["token"] for r in replies}
+    assert web.http("/api/status", headers={"Authorization": f"Bearer {current}"})[0] == 200
     assert sim.frames and d.status()["state"] == "streaming"  # the camera side went on
 
 
