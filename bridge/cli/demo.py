@@ -176,7 +176,7 @@ def _status_printer(daemon: Any, stop: threading.Event) -> None:
     if daemon.web is not None:
         _say(f"\n  the web page:    {daemon.web.url}")
         sock = daemon.config.control_socket
-        _say(f"                   (xdg-open it; or: borescope-bridge url --socket {sock})")
+        _say(f"                   (open it in a browser: borescope-bridge open --socket {sock})")
     elif daemon.web_error:
         _say(f"  the web page:    not available: {daemon.web_error}")
     while not stop.wait(STATUS_EVERY_S):
