@@ -226,9 +226,27 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
             what="the new snapshot first in the strip",
         )
         assert newest.read_bytes() in set(sim.frames)
-        # Tapping a snapshot opens it: the link serves the very file.
+        # Tapping a snapshot opens it in a new tab, with a fresh ticket: the very file.
         href = js(browser, "document.querySelector('#strip a').href")
         assert href.endswith(f"/snapshots/{newest.name}")
+        page_tab = browser.current_window_handle
+        browser.find_element("css selector", "#strip a").click()
+        wait_for(lambda: len(browser.window_handles) == 2, what="the snapshot's tab")
+        browser.switch_to.window(next(h for h in browser.window_handles if h != page_tab))
+        opened = browser.current_url
+        assert f"/snapshots/{newest.name}?ticket=" in opened, opened
+        wait_for(
+            lambda: js(browser, "document.images.length && document.images[0].naturalWidth") == 640,
+            what="the snapshot in its tab",
+        )
+        browser.close()
+        browser.switch_to.window(page_tab)
+        # Its ticket was used: the address of that tab opens nothing again.
+        parts = urllib.parse.urlsplit(opened)
+        conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=20)
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        assert conn.getresponse().status == 401
+        conn.close()
         time.sleep(0.5)  # let the flash fade before the next screenshot
         wait_for(fits, what="the picture to fit the view above the strip")
         screen = shot(browser, "desktop-strip")
