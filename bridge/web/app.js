@@ -214,21 +214,22 @@
   async function listen() {
     let src;
     try { src = await bbAuth.url("/api/events"); } catch (e) { setTimeout(listen, 2000); return; }
-    events = new EventSource(src);
+    const source = new EventSource(src);
+    events = source;
     // A ticket works once: on any error listen again with a new one (after a daemon restart
     // that also restarts the picture, whose stream ended with the old daemon).
-    events.addEventListener("error", () => {
-      events.close();
-      events = null;
+    source.addEventListener("error", () => {
+      source.close();
+      if (events === source) events = null;
       eventsBroke = true;
       setTimeout(listen, 2000);
     });
-    events.addEventListener("open", () => {
+    source.addEventListener("open", () => {
       if (eventsBroke && mode === "stream") startStream();
       eventsBroke = false;
     });
-    events.addEventListener("snapshot", (e) => { flashNow(); addThumb(JSON.parse(e.data).name, true); });
-    events.addEventListener("state", (e) => {
+    source.addEventListener("snapshot", (e) => { flashNow(); addThumb(JSON.parse(e.data).name, true); });
+    source.addEventListener("state", (e) => {
       const was = state.streaming;
       state = JSON.parse(e.data);
       render();
