@@ -13,6 +13,7 @@ stranger gets 401 before 404 or 405, so learns nothing of which paths and method
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -71,7 +72,7 @@ def refuse(request: web.Request, status: int, text: str) -> web.Response:
     if request.path.startswith("/api/"):
         return json_response({"ok": False, "error": text}, status)
     if status == 401:
-        body = _HTML.format(text.replace("`", "<code>", 1).replace("`", "</code>", 1))
+        body = _HTML.format(re.sub(r"`([^`]*)`", r"<code>\1</code>", text))
         return web.Response(text=body, status=401, content_type="text/html", charset="utf-8")
     return web.Response(text=text + "\n", status=status)
 
