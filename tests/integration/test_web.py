@@ -1105,3 +1105,34 @@ def test_lifetimes_on_a_moved_clock(tmp_path: Path) -> None:
         assert web.get("/api/status")[0] == 200
     finally:
         server.stop()
+
+
+def test_open_lan_uses_the_network_address(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
+    from bridge.web.urls import interface_addresses
+
+    _sim, d, web = web_daemon("--http", "0.0.0.0:0")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "xdg-open.args"
+    (bin_dir / "xdg-open").write_text(XDG_OPEN_STAND_IN.format(record=record))
+    (bin_dir / "xdg-open").chmod(0o755)
+    (tmp_path / "xdg-open.args.done").touch()  # the stand-in returns at once
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge", "open", "--lan", "--socket", d.sock],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}"),
+        check=False,
+    )
+    assert web.token not in r.stdout + r.stderr
+    assert "unencrypted HTTP" in r.stderr  # what opening it on the network means
+    others = [a for _n, a in interface_addresses() if not a.startswith("127.")]
+    if not others:
+        assert r.returncode == 1 and "no network address" in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    (url,) = record.read_text().splitlines()
+    host = url.split("//", 1)[1].split(":", 1)[0]
+    assert host in others and re.search(rf":{web.port}/\?code=[A-Za-z0-9_-]+$", url), url
+    assert web.token not in url
