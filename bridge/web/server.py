@@ -57,7 +57,11 @@ LATENCY_SAMPLES = 2000
 BOUNDARY = "borescope-frame"
 NO_SIGNAL_SIZE = (640, 480)
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
-PAGE_FILES = {"/app.js": "text/javascript", "/style.css": "text/css"}
+PAGE_FILES = {
+    "/credential.js": "text/javascript",
+    "/app.js": "text/javascript",
+    "/style.css": "text/css",
+}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -129,7 +133,7 @@ class WebServer:
         files = resources.files("bridge.web")
         return {
             name: files.joinpath(name).read_bytes()
-            for name in ("index.html", "app.js", "style.css")
+            for name in ("index.html", *(path.lstrip("/") for path in PAGE_FILES))
         }
 
     def start(self) -> None:
