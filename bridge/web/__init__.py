@@ -2,8 +2,8 @@
 """The built-in web page: live picture, snapshots and status in any browser, phones included.
 
 - ``feed.py``: the one interface between the daemon and the page (newest frame, snapshot
-  request, status, snapshot/state events). The daemon fills it; nothing here reaches into
-  the daemon.
+  request, status, snapshot/snapshot-failed/state events). The daemon fills it; nothing here
+  reaches into the daemon.
 - ``auth.py``: the access token (made once, kept in the state directory) and the pure rules
   every request passes: Host allow-list, token from query, cookie or bearer header.
 - ``server.py``: aiohttp on its own asyncio thread; the routes, streams and events.
@@ -12,4 +12,5 @@
 - ``files.py``: the snapshot files the page lists and serves (read off the loop's thread).
 - ``urls.py``: the addresses `borescope-bridge url` prints, the LAN advice, the QR code.
 - ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package.
+- ``credential.js``: ``window.bbAuth``, the one way the page's requests carry the credential.
 """

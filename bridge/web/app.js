@@ -315,9 +315,10 @@
   }
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const minutes = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+  // A snapshot's name is the moment it was taken, to the millisecond (bridge/capture/names.py).
   function nameTime(name) {
-    const m = /(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)/.exec(name);
-    return m ? new Date(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6]).getTime() / 1000 : Date.now() / 1000;
+    const m = /(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)-(\d{3})/.exec(name);
+    return m ? new Date(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7]).getTime() / 1000 : null;
   }
   // kind: "snapshot" or "recording"; f: {name, time?, duration?}
   function addItem(kind, f, fresh) {
@@ -325,7 +326,7 @@
     if (shown.has(key)) return;
     shown.add(key);
     const path = `/${kind}s/${encodeURIComponent(f.name)}`;
-    const time = f.time || nameTime(f.name);
+    const time = (kind === "snapshot" && nameTime(f.name)) || f.time || Date.now() / 1000;
     const item = document.createElement("div");
     item.className = fresh ? "item new" : "item";
     item.dataset.name = f.name;
@@ -369,7 +370,8 @@
       acts.append(b);
     }
     item.append(open, acts);
-    const later = [...strip.children].find((el) => Number(el.dataset.time) < time);
+    // Newest first; a fresh one goes before others of the same moment.
+    const later = [...strip.children].find((el) => fresh ? Number(el.dataset.time) <= time : Number(el.dataset.time) < time);
     strip.insertBefore(item, later || null);
     while (strip.children.length > GALLERY_MAX) {
       const last = strip.lastElementChild;

@@ -2,9 +2,10 @@
 """The one interface between the daemon and the web page.
 
 The daemon pushes (from its loop and writer threads, never waiting): the newest complete
-frame, state changes, saved snapshots and failed ones (``snapshot-failed``). The page pulls through the callables the daemon
-handed over: ``status()`` and ``take_snapshot()``, the very functions behind the control
-socket's ``status`` and ``snapshot``, so both ask the daemon the same things the same way.
+frame, state changes, saved snapshots and failed ones (``snapshot-failed``). The page pulls
+through the callables the daemon handed over: ``status()`` and ``take_snapshot()``, the very
+functions behind the control socket's ``status`` and ``snapshot``, so both ask the daemon the
+same things the same way.
 ``take_snapshot()`` returns at once with a future of its reply: nobody waits on a thread.
 
 Frames are immutable ``bytes`` (the reassembler makes one per frame), so keeping a reference

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from support.browser import BOX, NEEDS_CHROMIUM, js, shot, viewport
 from support.daemon import Daemon, run_cli
@@ -121,6 +124,17 @@ def contrast(fg: str, bg: str) -> float:
     return (a + 0.05) / (b + 0.05)
 
 
+def save_for_docs(screen: np.ndarray) -> None:
+    """With BRIDGE_DOCS_PAGE=docs/page.png, the desktop screenshot becomes the README's picture:
+    1024 wide, 5 bits a channel (the simulator's noise makes a full PNG half a megabyte)."""
+    target = os.environ.get("BRIDGE_DOCS_PAGE")
+    if not target:
+        return
+    small = np.asarray(cv2.resize(screen, (1024, 576), interpolation=cv2.INTER_AREA), np.uint8)
+    assert cv2.imwrite(target, (small & 0xF8) | 0x04, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f"docs screenshot: {target}")
+
+
 def transform(browser: Any) -> str:
     return str(js(browser, "document.getElementById('live').style.transform"))
 
@@ -184,14 +198,17 @@ def test_three_layouts_zoom_and_the_gallery(browser: Any, tmp_path: Path) -> Non
                 "(() => { const r = document.querySelector('#strip .item a.save')"
                 ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()",
             ), name
-            shot(browser, f"viewer-{name}")
+            screen = shot(browser, f"viewer-{name}")
+            if name == "desktop":
+                save_for_docs(screen)
 
             # Zoom: the buttons, then the reset, at every size.
             browser.find_element("id", "zoom-in").click()
             assert "scale(1.5)" in transform(browser)
             zoomed = js(browser, BOX.format("live"))
             assert zoomed["width"] > live["width"] * 1.45, (zoomed, live)
-            assert js(browser, "document.getElementById('zoom-reset').textContent") == "1.5×"
+            reset = js(browser, "document.getElementById('zoom-reset').textContent")
+            assert reset == "1.5\N{MULTIPLICATION SIGN}", reset
             browser.find_element("id", "zoom-in").click()
             browser.find_element("id", "zoom-in").click()
             browser.find_element("id", "zoom-in").click()
@@ -203,8 +220,8 @@ def test_three_layouts_zoom_and_the_gallery(browser: Any, tmp_path: Path) -> Non
             assert js(browser, BOX.format("live")) == live
 
         # The mouse wheel zooms at the pointer (desktop); the reset brings the picture back.
-        from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
         from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 
         live = js(browser, BOX.format("live"))
         view = browser.find_element("id", "view")
