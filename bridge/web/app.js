@@ -406,7 +406,7 @@
   });
 
   // ---- recording (where the bridge records: its status has a "recording" object) -----------
-  let recording = { running: false, since: 0, asked: 0, error: null };
+  let recording = { running: false, since: 0, stopAsked: 0, error: null };
   function recordingStatus(r) {
     const available = Boolean(r && typeof r === "object" && "running" in r);
     rec.hidden = !available;
@@ -425,7 +425,7 @@
   setInterval(() => { if (recording.running) renderRecording(); }, 1000);
   rec.addEventListener("click", async () => {
     rec.disabled = true;
-    recording.asked = Date.now();
+    if (recording.running) recording.stopAsked = Date.now();
     try {
       const r = await auth.fetch(`/api/record/${recording.running ? "stop" : "start"}`, { method: "POST" });
       if (r.status === 404) { rec.hidden = true; return; }
@@ -462,7 +462,8 @@
       recording.running = d.state === "started";
       if (recording.running) recording.since = Date.now();
       else {
-        if (d.reason && Date.now() - recording.asked > 5000) showError(`Recording stopped: ${d.reason}`);
+        // A stop this page asked for is no failure, whatever reason the bridge gives.
+        if (d.reason && Date.now() - recording.stopAsked > 5000) showError(`Recording stopped: ${d.reason}`);
         loadList("recording");
       }
       renderRecording();

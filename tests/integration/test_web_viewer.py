@@ -415,3 +415,148 @@ def test_a_phone_saves_and_shares_a_snapshot(browser: Any, tmp_path: Path) -> No
         saved = downloads / snap.name
         wait_for(saved.exists, what="the downloaded file", poll_s=POLL_S)
         wait_for(lambda: saved.read_bytes() == data, what="the whole file", poll_s=POLL_S)
+
+
+# The other helpers' contracts (recordings, several instances, the scope's zoom keys) are not
+# served on this branch: a stand-in in the page answers those requests as the contracts say,
+# and hands the test the page's EventSource to send their events on. Everything else is real.
+CONTRACTS_SHIM = """
+window.fake = {recording: {running: false, name: null, duration_s: 0, last_error: null},
+  posts: [], recordings: [], instances: [
+    {interface: "enx00e04c680001", port: 8032},
+    {interface: "enx00e04c680002", port: 8033, url: "http://127.0.0.1:8033/"}]};
+window.sources = [];
+const RealSource = window.EventSource;
+window.EventSource = class extends RealSource {
+  constructor(...args) { super(...args); window.sources.push(this); }
+};
+const realFetch = window.fetch.bind(window);
+const reply = (v) => new Response(JSON.stringify(v), {headers: {"Content-Type": "application/json"}});
+window.fetch = async (url, init = {}) => {
+  const path = new URL(url, location.href).pathname;
+  if (path === "/api/status") {
+    const status = await (await realFetch(url, init)).json();
+    return reply({...status, recording: {...fake.recording}});
+  }
+  if (path.startsWith("/api/record/")) {
+    fake.posts.push([path, new Headers(init.headers).get("X-Borescope-Token")]);
+    const start = path.endsWith("/start");
+    Object.assign(fake.recording, {running: start, duration_s: start ? 7 : 0});
+    return reply({ok: true});
+  }
+  if (path === "/api/recordings") return reply(fake.recordings);
+  if (path === "/api/instances") return reply(fake.instances);
+  return realFetch(url, init);
+};
+window.sendEvent = (kind, data) => {
+  const es = window.sources[window.sources.length - 1];
+  es.dispatchEvent(new MessageEvent(kind, {data: JSON.stringify(data)}));
+};
+"""
+
+
+def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_path: Path) -> None:
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CONTRACTS_SHIM})
+    with bridge(tmp_path) as (_sim, d, url):
+        token = run_cli("url", "--socket", d.sock).stdout.strip().split("token=")[1]
+        browser.get(url)
+        size(browser, "desktop")
+        picture_shown(browser)
+
+        # The header: links to the other instances.
+        links = wait_for(
+            lambda: js(
+                browser,
+                "[...document.querySelectorAll('#instances a')].map((a) => [a.textContent, a.href])",
+            ),
+            what="the other instances in the header",
+            poll_s=POLL_S,
+        )
+        assert links == [
+            ["enx00e04c680001", "http://127.0.0.1:8032/"],
+            ["enx00e04c680002", "http://127.0.0.1:8033/"],
+        ]
+
+        # Record: shown because the status has a "recording" object; the elapsed time while on.
+        record = browser.find_element("id", "record")
+        wait_for(lambda: record.is_displayed(), what="the Record button", poll_s=POLL_S)
+        assert record.text == "Record"
+        assert reachable(browser, "record")
+        record.click()
+        wait_for(
+            lambda: re.fullmatch("\N{BLACK CIRCLE} 0:0[7-9]", record.text),
+            what="the elapsed time",
+            poll_s=POLL_S,
+        )
+        assert js(browser, "fake.posts") == [["/api/record/start", token]]
+
+        # It stops on an error: the reason in the banner, the recording in the gallery.
+        name = "borescope-20260101-120000-000.mkv"
+        browser.execute_script(
+            "fake.recording.running = false;"
+            "fake.recordings = [{name: arguments[0], bytes: 1000, time: Date.now() / 1000,"
+            " duration: 42}];"
+            "sendEvent('recording', {state: 'stopped', name: arguments[0],"
+            " reason: 'disk nearly full: recording stopped in /var/lib/borescope-bridge'});",
+            name,
+        )
+        text = wait_for(
+            lambda: (
+                not js(browser, "document.getElementById('error').hidden")
+                and js(browser, "document.getElementById('error-text').textContent")
+            ),
+            what="the recording's error",
+            poll_s=POLL_S,
+        )
+        assert text == (
+            "Recording stopped: disk nearly full: recording stopped in /var/lib/borescope-bridge"
+        )
+        assert record.text == "Record"
+        item = wait_for(
+            lambda: js(
+                browser,
+                "(() => { const el = document.querySelector('#strip .item[data-kind=recording]');"
+                " return el && {name: el.dataset.name, text: el.querySelector('a.open').textContent,"
+                " save: el.querySelector('a.save').href,"
+                " download: el.querySelector('a.save').getAttribute('download')}; })()",
+            ),
+            what="the recording in the gallery",
+            poll_s=POLL_S,
+        )
+        assert item == {
+            "name": name,
+            "text": "0:42",
+            "save": f"{url.split('?')[0]}recordings/{name}",
+            "download": name,
+        }
+        shot(browser, "viewer-desktop-recording-failed")
+        browser.find_element("id", "error-close").click()
+
+        # A stop the status reports (last_error) shows too, once.
+        browser.execute_script("fake.recording.last_error = 'the USB stick went away'")
+        wait_for(
+            lambda: (
+                js(browser, "document.getElementById('error-text').textContent")
+                == "Recording stopped: the USB stick went away"
+            ),
+            what="the status's recording error",
+            poll_s=POLL_S,
+        )
+
+        # Tapping toggles: start, then stop.
+        record.click()
+        wait_for(lambda: record.text.startswith("\N{BLACK CIRCLE}"), poll_s=POLL_S)
+        record.click()
+        wait_for(lambda: record.text == "Record", what="Record again", poll_s=POLL_S)
+        assert [p for p, _ in js(browser, "fake.posts")] == [
+            "/api/record/start",
+            "/api/record/start",
+            "/api/record/stop",
+        ]
+
+        # The scope's zoom keys drive the page's zoom.
+        browser.execute_script("sendEvent('zoom', {direction: 'in'})")
+        assert js(browser, "document.body.dataset.zoom") == "1.50"
+        assert "scale(1.5)" in transform(browser)
+        browser.execute_script("sendEvent('zoom', {direction: 'out'})")
+        assert js(browser, "document.body.dataset.zoom") == "1.00"
