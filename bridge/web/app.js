@@ -252,6 +252,7 @@
       if (!listening()) state = { state: status.state, streaming: status.state === "streaming" };
     } catch (e) {
       status = null;
+      if (!listening()) state = { state: "unknown", streaming: false }; // nothing to snapshot
       notice = "lost the connection to borescope-bridge; retrying…";
       render();
       return;

@@ -560,3 +560,36 @@ def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_p
         assert "scale(1.5)" in transform(browser)
         browser.execute_script("sendEvent('zoom', {direction: 'out'})")
         assert js(browser, "document.body.dataset.zoom") == "1.00"
+
+
+def test_a_page_whose_access_is_refused_says_what_to_do(browser: Any, tmp_path: Path) -> None:
+    """The bridge comes back on the same port with another token (its state was wiped): the
+    open page's requests get 401, and it tells the user to open the address again."""
+    with simulator() as sim:
+        first = Daemon(tmp_path, sim, "--linger", "0")
+        try:
+            first.wait_streaming()
+            url = run_cli("url", "--socket", first.sock).stdout.strip()
+            browser.get(url)
+            picture_shown(browser)
+        finally:
+            first.close()
+        port = url.split(":")[2].split("/")[0]
+        again = tmp_path / "again"
+        again.mkdir()
+        second = Daemon(again, sim, "--linger", "0", "--http", f"127.0.0.1:{port}")
+        try:
+            second.wait_streaming()
+            text = wait_for(
+                lambda: (
+                    not js(browser, "document.getElementById('error').hidden")
+                    and js(browser, "document.getElementById('error-text').textContent")
+                ),
+                what="the page to say its access was refused",
+                poll_s=POLL_S,
+            )
+            assert "open the address that `borescope-bridge url` prints again" in text, text
+            assert js(browser, "document.getElementById('snap').disabled")
+            shot(browser, "viewer-desktop-access-refused")
+        finally:
+            second.close()
