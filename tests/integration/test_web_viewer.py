@@ -431,7 +431,8 @@ window.EventSource = class extends RealSource {
   constructor(...args) { super(...args); window.sources.push(this); }
 };
 const realFetch = window.fetch.bind(window);
-const reply = (v) => new Response(JSON.stringify(v), {headers: {"Content-Type": "application/json"}});
+const reply = (v) => new Response(JSON.stringify(v),
+  {headers: {"Content-Type": "application/json"}});
 window.fetch = async (url, init = {}) => {
   const path = new URL(url, location.href).pathname;
   if (path === "/api/status") {
@@ -467,7 +468,8 @@ def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_p
         links = wait_for(
             lambda: js(
                 browser,
-                "[...document.querySelectorAll('#instances a')].map((a) => [a.textContent, a.href])",
+                "[...document.querySelectorAll('#instances a')]"
+                ".map((a) => [a.textContent, a.href])",
             ),
             what="the other instances in the header",
             poll_s=POLL_S,
@@ -516,7 +518,8 @@ def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_p
             lambda: js(
                 browser,
                 "(() => { const el = document.querySelector('#strip .item[data-kind=recording]');"
-                " return el && {name: el.dataset.name, text: el.querySelector('a.open').textContent,"
+                " return el && {name: el.dataset.name,"
+                " text: el.querySelector('a.open').textContent,"
                 " save: el.querySelector('a.save').href,"
                 " download: el.querySelector('a.save').getAttribute('download')}; })()",
             ),
