@@ -12,116 +12,33 @@ whether each gallery item downloads and shares its file. Screenshots at each siz
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from support.browser import BOX, NEEDS_CHROMIUM, js, shot, viewport
-from support.daemon import Daemon, run_cli
-from support.sim import simulator
+from support.browser import BOX, NEEDS_CHROMIUM, js, shot
+from support.viewer import (
+    CONTROLS,
+    POLL_S,
+    SIZES,
+    bridge,
+    contrast,
+    picture_shown,
+    reachable,
+    rgb,
+    settled_box,
+    size,
+    transform,
+)
 from support.waiting import wait_for
-
-from bridge.sim.server import Simulator
 
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 pytestmark = [pytest.mark.slow, NEEDS_CHROMIUM]
-
-SIZES = {
-    "phone-portrait": (390, 844, True),
-    "phone-landscape": (844, 390, True),
-    "desktop": (1366, 768, False),
-}
-CONTROLS = ("snap", "rotate", "mirror", "zoom-in", "zoom-out", "zoom-reset", "fullscreen")
-POLL_S = 0.1  # each check runs JavaScript in the browser: no need to spin
-
-
-@contextlib.contextmanager
-def bridge(tmp_path: Path, *extra: str) -> Iterator[tuple[Simulator, Daemon, str]]:
-    """A streaming daemon fed by the simulator, and the page's address with its token."""
-    with simulator() as sim:
-        d = Daemon(
-            tmp_path, sim, "--linger", "0", *extra, snapshot_flag="--snapshot-dir" not in extra
-        )
-        try:
-            d.wait_streaming()
-            r = run_cli("url", "--socket", d.sock)
-            assert r.returncode == 0, r.stderr
-            yield sim, d, r.stdout.strip()
-        finally:
-            d.close()
-
-
-def size(browser: Any, name: str) -> None:
-    width, height, mobile = SIZES[name]
-    viewport(browser, width, height, mobile)
-    wait_for(
-        lambda: js(browser, "[innerWidth, innerHeight]") == [width, height],
-        what=f"the {name} viewport",
-        poll_s=POLL_S,
-    )
-
-
-def picture_shown(browser: Any) -> None:
-    wait_for(
-        lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
-        what="the live picture",
-        poll_s=POLL_S,
-    )
-
-
-def settled_box(browser: Any, element: str) -> dict[str, float]:
-    """The element's box once two readings a moment apart agree (layout follows resizes)."""
-    last: list[dict[str, float]] = []
-
-    def steady() -> dict[str, float] | None:
-        box = js(browser, BOX.format(element))
-        same = last and last[-1] == box
-        last.append(box)
-        return box if same else None
-
-    return wait_for(steady, what=f"#{element} to settle", poll_s=0.2)
-
-
-def reachable(browser: Any, element: str) -> bool:
-    """On screen, and what a tap at its centre hits (nothing covers it)."""
-    return bool(
-        js(
-            browser,
-            f"""(() => {{
-              const el = document.getElementById('{element}');
-              const r = el.getBoundingClientRect();
-              if (el.hidden || r.width < 1 || r.left < 0 || r.top < 0
-                  || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) return false;
-              const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-              return el === hit || el.contains(hit);
-            }})()""",
-        )
-    )
-
-
-def luminance(rgb: list[float]) -> float:
-    def channel(c: float) -> float:
-        c /= 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(c) for c in rgb[:3])
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def rgb(css: str) -> list[float]:
-    return [float(v) for v in re.findall(r"[\d.]+", css)[:3]]
-
-
-def contrast(fg: str, bg: str) -> float:
-    a, b = sorted((luminance(rgb(fg)), luminance(rgb(bg))), reverse=True)
-    return (a + 0.05) / (b + 0.05)
 
 
 def save_for_docs(screen: np.ndarray) -> None:
@@ -133,10 +50,6 @@ def save_for_docs(screen: np.ndarray) -> None:
     small = np.asarray(cv2.resize(screen, (1024, 576), interpolation=cv2.INTER_AREA), np.uint8)
     assert cv2.imwrite(target, (small & 0xF8) | 0x04, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"docs screenshot: {target}")
-
-
-def transform(browser: Any) -> str:
-    return str(js(browser, "document.getElementById('live').style.transform"))
 
 
 def test_three_layouts_zoom_and_the_gallery(browser: Any, tmp_path: Path) -> None:
@@ -415,184 +328,3 @@ def test_a_phone_saves_and_shares_a_snapshot(browser: Any, tmp_path: Path) -> No
         saved = downloads / snap.name
         wait_for(saved.exists, what="the downloaded file", poll_s=POLL_S)
         wait_for(lambda: saved.read_bytes() == data, what="the whole file", poll_s=POLL_S)
-
-
-# The other helpers' contracts (recordings, several instances, the scope's zoom keys) are not
-# served on this branch: a stand-in in the page answers those requests as the contracts say,
-# and hands the test the page's EventSource to send their events on. Everything else is real.
-CONTRACTS_SHIM = """
-window.fake = {recording: {running: false, name: null, duration_s: 0, last_error: null},
-  posts: [], recordings: [], instances: [
-    {interface: "enx00e04c680001", port: 8032},
-    {interface: "enx00e04c680002", port: 8033, url: "http://127.0.0.1:8033/"}]};
-window.sources = [];
-const RealSource = window.EventSource;
-window.EventSource = class extends RealSource {
-  constructor(...args) { super(...args); window.sources.push(this); }
-};
-const realFetch = window.fetch.bind(window);
-const reply = (v) => new Response(JSON.stringify(v),
-  {headers: {"Content-Type": "application/json"}});
-window.fetch = async (url, init = {}) => {
-  const path = new URL(url, location.href).pathname;
-  if (path === "/api/status") {
-    const status = await (await realFetch(url, init)).json();
-    return reply({...status, recording: {...fake.recording}});
-  }
-  if (path.startsWith("/api/record/")) {
-    fake.posts.push([path, new Headers(init.headers).get("X-Borescope-Token")]);
-    const start = path.endsWith("/start");
-    Object.assign(fake.recording, {running: start, duration_s: start ? 7 : 0});
-    return reply({ok: true});
-  }
-  if (path === "/api/recordings") return reply(fake.recordings);
-  if (path === "/api/instances") return reply(fake.instances);
-  return realFetch(url, init);
-};
-window.sendEvent = (kind, data) => {
-  const es = window.sources[window.sources.length - 1];
-  es.dispatchEvent(new MessageEvent(kind, {data: JSON.stringify(data)}));
-};
-"""
-
-
-def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_path: Path) -> None:
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CONTRACTS_SHIM})
-    with bridge(tmp_path) as (_sim, d, url):
-        token = run_cli("url", "--socket", d.sock).stdout.strip().split("token=")[1]
-        browser.get(url)
-        size(browser, "desktop")
-        picture_shown(browser)
-
-        # The header: links to the other instances.
-        links = wait_for(
-            lambda: js(
-                browser,
-                "[...document.querySelectorAll('#instances a')]"
-                ".map((a) => [a.textContent, a.href])",
-            ),
-            what="the other instances in the header",
-            poll_s=POLL_S,
-        )
-        assert links == [
-            ["enx00e04c680001", "http://127.0.0.1:8032/"],
-            ["enx00e04c680002", "http://127.0.0.1:8033/"],
-        ]
-
-        # Record: shown because the status has a "recording" object; the elapsed time while on.
-        record = browser.find_element("id", "record")
-        wait_for(lambda: record.is_displayed(), what="the Record button", poll_s=POLL_S)
-        assert record.text == "Record"
-        assert reachable(browser, "record")
-        record.click()
-        wait_for(
-            lambda: re.fullmatch("\N{BLACK CIRCLE} 0:0[7-9]", record.text),
-            what="the elapsed time",
-            poll_s=POLL_S,
-        )
-        assert js(browser, "fake.posts") == [["/api/record/start", token]]
-
-        # It stops on an error: the reason in the banner, the recording in the gallery.
-        name = "borescope-20260101-120000-000.mkv"
-        browser.execute_script(
-            "fake.recording.running = false;"
-            "fake.recordings = [{name: arguments[0], bytes: 1000, time: Date.now() / 1000,"
-            " duration: 42}];"
-            "sendEvent('recording', {state: 'stopped', name: arguments[0],"
-            " reason: 'disk nearly full: recording stopped in /var/lib/borescope-bridge'});",
-            name,
-        )
-        text = wait_for(
-            lambda: (
-                not js(browser, "document.getElementById('error').hidden")
-                and js(browser, "document.getElementById('error-text').textContent")
-            ),
-            what="the recording's error",
-            poll_s=POLL_S,
-        )
-        assert text == (
-            "Recording stopped: disk nearly full: recording stopped in /var/lib/borescope-bridge"
-        )
-        assert record.text == "Record"
-        item = wait_for(
-            lambda: js(
-                browser,
-                "(() => { const el = document.querySelector('#strip .item[data-kind=recording]');"
-                " return el && {name: el.dataset.name,"
-                " text: el.querySelector('a.open').textContent,"
-                " save: el.querySelector('a.save').href,"
-                " download: el.querySelector('a.save').getAttribute('download')}; })()",
-            ),
-            what="the recording in the gallery",
-            poll_s=POLL_S,
-        )
-        assert item == {
-            "name": name,
-            "text": "0:42",
-            "save": f"{url.split('?')[0]}recordings/{name}",
-            "download": name,
-        }
-        shot(browser, "viewer-desktop-recording-failed")
-        browser.find_element("id", "error-close").click()
-
-        # A stop the status reports (last_error) shows too, once.
-        browser.execute_script("fake.recording.last_error = 'the USB stick went away'")
-        wait_for(
-            lambda: (
-                js(browser, "document.getElementById('error-text').textContent")
-                == "Recording stopped: the USB stick went away"
-            ),
-            what="the status's recording error",
-            poll_s=POLL_S,
-        )
-
-        # Tapping toggles: start, then stop.
-        record.click()
-        wait_for(lambda: record.text.startswith("\N{BLACK CIRCLE}"), poll_s=POLL_S)
-        record.click()
-        wait_for(lambda: record.text == "Record", what="Record again", poll_s=POLL_S)
-        assert [p for p, _ in js(browser, "fake.posts")] == [
-            "/api/record/start",
-            "/api/record/start",
-            "/api/record/stop",
-        ]
-
-        # The scope's zoom keys drive the page's zoom.
-        browser.execute_script("sendEvent('zoom', {direction: 'in'})")
-        assert js(browser, "document.body.dataset.zoom") == "1.50"
-        assert "scale(1.5)" in transform(browser)
-        browser.execute_script("sendEvent('zoom', {direction: 'out'})")
-        assert js(browser, "document.body.dataset.zoom") == "1.00"
-
-
-def test_a_page_whose_access_is_refused_says_what_to_do(browser: Any, tmp_path: Path) -> None:
-    """The bridge comes back on the same port with another token (its state was wiped): the
-    open page's requests get 401, and it tells the user to open the address again."""
-    with simulator() as sim:
-        first = Daemon(tmp_path, sim, "--linger", "0")
-        try:
-            first.wait_streaming()
-            url = run_cli("url", "--socket", first.sock).stdout.strip()
-            browser.get(url)
-            picture_shown(browser)
-        finally:
-            first.close()
-        port = url.split(":")[2].split("/")[0]
-        again = tmp_path / "again"
-        again.mkdir()
-        second = Daemon(again, sim, "--linger", "0", "--http", f"127.0.0.1:{port}")
-        try:
-            second.wait_streaming()
-            text = wait_for(
-                lambda: (
-                    not js(browser, "document.getElementById('error').hidden")
-                    and js(browser, "document.getElementById('error-text').textContent")
-                ),
-                what="the page to say its access was refused",
-                poll_s=POLL_S,
-            )
-            assert "open the address that `borescope-bridge url` prints again" in text, text
-            assert js(browser, "document.getElementById('snap').disabled")
-            shot(browser, "viewer-desktop-access-refused")
-        finally:
-            second.close()
