@@ -306,11 +306,12 @@
   async function setImage(el, path) { el.src = await auth.url(path); }
   const probe = () => new File([new Uint8Array(1)], "probe.jpg", { type: "image/jpeg" });
   const canShare = Boolean(navigator.share && navigator.canShare && navigator.canShare({ files: [probe()] }));
-  async function share(path, name, type) {
+  async function share(path, name) {
     try {
       const r = await auth.fetch(path);
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      await navigator.share({ files: [new File([await r.blob()], name, { type })], title: name });
+      const blob = await r.blob(); // its type is the one the bridge serves the file with
+      await navigator.share({ files: [new File([blob], name, { type: blob.type })], title: name });
     } catch (e) {
       if (e.name !== "AbortError") showError(`Could not share ${name}: ${e.message}`);
     }
@@ -368,7 +369,7 @@
       b.title = `save or share ${f.name}`;
       b.setAttribute("aria-label", `save or share ${f.name}`);
       b.append(icon("i-share"));
-      b.addEventListener("click", () => share(path, f.name, kind === "snapshot" ? "image/jpeg" : "video/x-msvideo"));
+      b.addEventListener("click", () => share(path, f.name));
       acts.append(b);
     }
     item.append(open, acts);
