@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.browser import NEEDS_CHROMIUM, js, shot
+from support.browser import BOX, NEEDS_CHROMIUM, js, shot
 from support.daemon import Daemon, run_cli
 from support.sim import simulator
-from support.viewer import POLL_S, bridge, picture_shown, reachable, size, transform
+from support.viewer import POLL_S, SIZES, bridge, picture_shown, reachable, size, transform
 from support.waiting import wait_for
 
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -94,6 +94,15 @@ def test_record_instances_and_zoom_keys_as_the_contracts_say(browser: Any, tmp_p
             poll_s=POLL_S,
         )
         assert js(browser, "fake.posts") == [["/api/record/start", token]]
+        # With Record on screen too, every layout keeps its controls reachable.
+        for name in SIZES:
+            size(browser, name)
+            for control in ("record", "snap", "rotate", "mirror", "zoom-in", "zoom-reset"):
+                assert reachable(browser, control), (name, control)
+            if name == "phone-portrait":
+                assert js(browser, BOX.format("snap"))["width"] >= 150  # still a big button
+            shot(browser, f"viewer-{name}-recording")
+        size(browser, "desktop")
 
         # It stops on an error: the reason in the banner, the recording in the gallery.
         name = "borescope-20260101-120000-000.mkv"
