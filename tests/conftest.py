@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import chromium
 from support.daemon import Daemon
 from support.sim import simulator as start_simulator
 
@@ -39,6 +40,13 @@ def run_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     yield start
     for d in started:
         d.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Selenium (tests/support/browser.py), quit at the end."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(params=["opencv", "numpy"])

@@ -8,7 +8,8 @@ Data flow (one loop thread, every hand-off non-blocking):
         -> Recorder.append (its own thread)
         -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
-        -> the newest frame, state changes, saved snapshots -> bridge.web Feed -> web page
+        -> the newest frame, state changes, saved and failed snapshots -> bridge.web Feed
+        -> web page
 
 The control socket, the web page and the signal handlers only queue requests; the loop
 serves them. `bridge.capture.snapshots.Snapshots` owns every snapshot request from press to file
@@ -30,6 +31,7 @@ is a future, answered by whichever thread completes it).
     snapshots: SnapshotWriter (bridge.capture)
         owns: the files in the snapshot directory
         in:   its write queue  out: the file, the request's future, Feed.snapshot_saved
+              (or Feed.snapshot_failed, from whichever thread fails a request)
     recorder: Recorder (bridge.capture)
         owns: the --record file  in: its bounded frame queue  out: the file
     control: ControlServer (bridge.control)
@@ -118,7 +120,11 @@ class Daemon:
         self.control = ControlServer(config.control_socket, self._handle_control)
         self.session = build_receive_path(config, self)
         self.reassembler, self.tracker = self.session.reassembler, self.session.tracker
-        self.snapshots = Snapshots(self.snapshot_writer, state=lambda: self.session.state)
+        self.snapshots = Snapshots(
+            self.snapshot_writer,
+            state=lambda: self.session.state,
+            on_failed=self._snapshot_failed,
+        )
         self.started_at = time.monotonic()
         self.frames_received = 0
         self.presses = 0
@@ -198,6 +204,12 @@ class Daemon:
 
     def _snapshot_saved(self, path: str) -> None:
         self.feed.snapshot_saved(path)
+
+    def _snapshot_failed(self, req: SnapshotRequest, reason: str) -> None:
+        """Every failure reaches the page, a press's too (nobody else waits for its answer).
+        SIGUSR1 counts as "control": a local command, like the control socket's."""
+        source = {"button": "button", "web page": "page"}.get(req.origin, "control")
+        self.feed.snapshot_failed(reason, source)
 
     def _stop_recorder(self) -> None:
         if self.recorder is not None:  # the current one: a reload may have replaced it

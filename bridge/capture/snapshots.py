@@ -67,6 +67,8 @@ STALE_TEMP_MIN_AGE_S = 60.0
 STOP_WAIT_S = 5.0
 
 WriteFn = Callable[[str, bytes, float, int], str]
+# (the request, why it has no file): told of every final failure, on the thread that fails it
+FailedFn = Callable[["SnapshotRequest", str], None]
 # (directory, bytes about to be written) -> why that is refused, or None
 SpaceFn = Callable[[str, int], str | None]
 
@@ -93,7 +95,8 @@ class SnapshotRequest:
     Two outcomes: `result`, final (the file, or why there is none), and `answer`, a future
     that completes with that result or, when the deadline passes while the file is still being
     written, with "pending" and the file's name, whichever comes first. Whoever wants the
-    answer adds a callback to it; nobody has to hold a thread to wait.
+    answer adds a callback to it; nobody has to hold a thread to wait. `on_failed` hears of a
+    final failure (refused, no frame, not written), never of a "pending" answer.
     """
 
     origin: str
@@ -105,6 +108,7 @@ class SnapshotRequest:
     captured_wall: float | None = None
     directory: str | None = None
     answer: Future[SnapshotResult] = field(default_factory=Future)
+    on_failed: FailedFn | None = None
 
     def __post_init__(self) -> None:
         # Running, so it cannot be cancelled: its answer is due at its deadline anyway.
@@ -127,6 +131,12 @@ class SnapshotRequest:
         self.result = result
         self.done.set()
         self.reply(result)
+        if result.path is None and self.on_failed is not None:
+            # Final: a press nobody waits for must still be reported somewhere (the page).
+            try:
+                self.on_failed(self, result.error or "snapshot failed")
+            except Exception:  # a listener's bug must not stop whoever finished the request
+                log.exception("on_failed(%s) failed", self.origin)
 
     def reply(self, result: SnapshotResult) -> None:
         """Complete `answer` unless it is complete already (the file and the deadline race)."""
@@ -396,8 +406,10 @@ class Snapshots:
         clock: Callable[[], float] = time.monotonic,
         per_second: float | None = MAX_PER_SECOND,
         burst: int = BURST,
+        on_failed: FailedFn | None = None,
     ) -> None:
         self.writer = writer
+        self.on_failed = on_failed
         self.state = state
         self.max_in_flight = max_in_flight
         self.clock = clock
@@ -416,7 +428,7 @@ class Snapshots:
     def request(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
         """A request for the next complete frame, or one already refused with the reason."""
         now = self.clock()
-        req = SnapshotRequest(origin, requested_at=now, wait_s=wait_s)
+        req = SnapshotRequest(origin, requested_at=now, wait_s=wait_s, on_failed=self.on_failed)
         limited = False
         with self._lock:
             waiting, writing = len(self._waiting), self.writer.pending

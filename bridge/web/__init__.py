@@ -2,8 +2,8 @@
 """The built-in web page: live picture, snapshots and status in any browser, phones included.
 
 - ``feed.py``: the one interface between the daemon and the page (newest frame, snapshot
-  request, status, snapshot/state events). The daemon fills it; nothing here reaches into
-  the daemon.
+  request, status, snapshot/snapshot-failed/state events). The daemon fills it; nothing
+  here reaches into the daemon.
 - ``auth.py``: the access token (made once, kept in the state directory, replaced by
   `url --new-token`) and the pure rules: Host allow-list, the token in a header.
 - ``credentials.py``: what the page uses instead of sending the token: sessions got by an

@@ -2,9 +2,10 @@
 """The one interface between the daemon and the web page.
 
 The daemon pushes (from its loop and writer threads, never waiting): the newest complete
-frame, state changes, saved snapshots. The page pulls through the callables the daemon
-handed over: ``status()`` and ``take_snapshot()``, the very functions behind the control
-socket's ``status`` and ``snapshot``, so both ask the daemon the same things the same way.
+frame, state changes, saved snapshots and failed ones (``snapshot-failed``). The page pulls
+through the callables the daemon handed over: ``status()`` and ``take_snapshot()``, the very
+functions behind the control socket's ``status`` and ``snapshot``, so both ask the daemon the
+same things the same way.
 ``take_snapshot()`` returns at once with a future of its reply: nobody waits on a thread.
 
 Frames are immutable ``bytes`` (the reassembler makes one per frame), so keeping a reference
@@ -15,9 +16,19 @@ own asyncio loop; frame notifications are sent only while someone watches the st
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+from bridge.core.tokenbucket import TokenBucket
+
+# Failure events per second (and at once): a flood of refused requests must not overflow
+# every page's event queue (which drops the page); the page shows the newest failure anyway.
+FAILED_EVENTS_PER_S = 2.0
+FAILED_EVENTS_BURST = 8
+SNAPSHOT_SOURCES = ("button", "page", "control")
 
 Listener = Callable[[str, Any], None]
 
@@ -42,6 +53,9 @@ class Feed:
         self.streaming = False
         self.wanted = False  # set by the server while stream clients wait for frames
         self._listener: Listener | None = None
+        self._failed_bucket = TokenBucket(FAILED_EVENTS_PER_S, FAILED_EVENTS_BURST)
+        self._failed_lock = threading.Lock()
+        self.failed_events_dropped = 0
 
     def attach(self, listener: Listener | None) -> None:
         self._listener = listener
@@ -69,3 +83,13 @@ class Feed:
 
     def snapshot_saved(self, path: str) -> None:
         self._notify("snapshot", {"name": os.path.basename(path)})
+
+    def snapshot_failed(self, reason: str, source: str) -> None:
+        """A snapshot that has no file, with the reason a person reads; `source` is one of
+        SNAPSHOT_SOURCES. Called from whichever thread failed it."""
+        with self._failed_lock:
+            allowed = self._failed_bucket.take(time.monotonic())
+            if not allowed:
+                self.failed_events_dropped += 1
+        if allowed:
+            self._notify("snapshot-failed", {"reason": reason, "source": source})

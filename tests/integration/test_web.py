@@ -187,7 +187,7 @@ def web_daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Simulator, Daemon
 
     def start(*extra: str, wait: bool = True, **sim_kw: Any) -> tuple[Simulator, Daemon, Web]:
         sim = stack.enter_context(simulator(**sim_kw))
-        d = Daemon(tmp_path, sim, *extra)
+        d = Daemon(tmp_path, sim, *extra, snapshot_flag="--snapshot-dir" not in extra)
         daemons.append(d)
         if wait:
             d.wait_streaming()
@@ -633,25 +633,33 @@ def test_clients_that_never_read_lose_their_slots(web_daemon: Callable[..., Any]
             c.close()
 
 
+class Events(RawStream):
+    """The page's event stream, /api/events, one (event, data) at a time."""
+
+    def __init__(self, web: Web) -> None:
+        super().__init__(web.port, web.bearer, path="/api/events")
+        status, headers, _ = self.head()
+        assert status == 200 and headers["content-type"].startswith("text/event-stream")
+        self.text = b""
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        while True:
+            while b"\n\n" not in self.text:
+                self.text += self.chunk()
+            block, self.text = self.text.split(b"\n\n", 1)
+            fields = dict(
+                line.split(": ", 1)
+                for line in block.decode().splitlines()
+                if not line.startswith(":")
+            )
+            if "event" in fields:
+                return fields["event"], json.loads(fields["data"])
+
+
 def test_no_signal_picture_and_sse_events(web_daemon: Callable[..., Any]) -> None:
     sim, d, web = web_daemon()
-    events = RawStream(web.port, web.bearer, path="/api/events")
-    status, headers, _ = events.head()
-    assert status == 200 and headers["content-type"].startswith("text/event-stream")
-    text = b""
-
-    def next_event() -> tuple[str, dict[str, Any]]:
-        nonlocal text
-        while b"\n\n" not in text:
-            text += events.chunk()
-        block, text = text.split(b"\n\n", 1)
-        fields = dict(
-            line.split(": ", 1) for line in block.decode().splitlines() if not line.startswith(":")
-        )
-        if "event" not in fields:
-            return next_event()
-        return fields["event"], json.loads(fields["data"])
-
+    events = Events(web)
+    next_event = events.next
     try:
         assert next_event() == ("state", {"state": "streaming", "streaming": True})
         # The hardware button (the simulator's), then the control socket: a snapshot event each.
@@ -679,6 +687,34 @@ def test_no_signal_picture_and_sse_events(web_daemon: Callable[..., Any]) -> Non
         stream.close()
         status, _, body = web.get("/frame.jpg")
         assert status == 200 and is_no_signal(body, sim)
+    finally:
+        events.close()
+
+
+def test_every_failed_snapshot_is_an_event_with_its_reason(
+    web_daemon: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The page hears of snapshots that failed, the borescope's button's above all (nobody
+    else waits for its answer): event `snapshot-failed`, the reason and where it came from."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    where = blocker / "snaps"
+    sim, d, web = web_daemon("--snapshot-dir", str(where))
+    events = Events(web)
+    try:
+        assert events.next()[0] == "state"
+        sim.press_button(1)
+        kind, data = events.next()
+        assert kind == "snapshot-failed" and data["source"] == "button", (kind, data)
+        assert data["reason"].startswith(f"cannot save snapshot in {where}"), data
+        reply = d.snapshot()
+        assert not reply["ok"]
+        assert events.next() == ("snapshot-failed", {"reason": reply["error"], "source": "control"})
+        status, _h, body = web.get("/api/snapshot", method="POST")
+        assert status == 500
+        error = json.loads(body)["error"]
+        assert events.next() == ("snapshot-failed", {"reason": error, "source": "page"})
+        assert d.jpgs(where) == []
     finally:
         events.close()
 

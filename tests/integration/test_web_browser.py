@@ -7,7 +7,7 @@ is on the page; the snapshot button saves a frame that was sent; the borescope's
 makes the page flash and adds to the strip; the no-signal picture when the borescope is gone
 and the live picture again when it is back; at a phone's 390x844 the picture and the button
 are on screen without scrolling. The screenshots are kept for a developer to look at, in
-$BORESCOPE_SCREENSHOTS or .pytest-artifacts/web/.
+tests/support/browser.py's screenshot_dir().
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ import contextlib
 import http.client
 import http.server
 import json
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -30,81 +27,21 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.daemon import REPO, Daemon, run_cli
+from support.browser import BOX, NEEDS_CHROMIUM, js, shot
+from support.daemon import Daemon, run_cli
 from support.waiting import wait_for
 
 from bridge.control.client import request
 from bridge.pixels.nosignal import no_signal_bgr
 from bridge.sim.server import Simulator, SimulatorConfig
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="needs Debian's chromium and chromium-driver (make deps installs them: "
-        "apt-get install chromium chromium-driver)",
-    ),
-]
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytestmark = [pytest.mark.slow, NEEDS_CHROMIUM]
 SIZE = (640, 480)
 # Mean absolute difference (0..255) between the page's picture and the best-matching sent
 # frame. Chromium's scaling and JPEG decoding differ from OpenCV's by a few levels; another
 # frame of the loop or the no-signal picture differs by tens.
 MATCH = 10.0
-BOX = "document.getElementById('{}').getBoundingClientRect().toJSON()"
-
-
-def screenshot_dir() -> Path:
-    d = Path(os.environ.get("BORESCOPE_SCREENSHOTS") or REPO / ".pytest-artifacts" / "web")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="borescope-chromium-")
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless",
-        "--no-sandbox",  # as root
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--window-size=1280,800",
-        # The attacker's name: evil.test resolves to 127.0.0.1, as after DNS rebinding.
-        "--host-resolver-rules=MAP evil.test 127.0.0.1",
-        "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def shot(driver: Any, name: str) -> np.ndarray:
-    png = driver.get_screenshot_as_png()
-    (screenshot_dir() / f"{name}.png").write_bytes(png)
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    assert img is not None
-    return img
 
 
 def picture(driver: Any, screen: np.ndarray) -> np.ndarray:
@@ -134,10 +71,6 @@ def decoded(frames: list[bytes]) -> list[np.ndarray]:
     unreadable = [k for k, img in enumerate(images) if img is None]
     assert not unreadable, f"OpenCV cannot decode simulator frames {unreadable}"
     return [img for img in images if img is not None]
-
-
-def js(driver: Any, expr: str) -> Any:
-    return driver.execute_script(f"return {expr};")
 
 
 @contextlib.contextmanager
@@ -207,10 +140,10 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert files[0].read_bytes() in set(sim.frames)
         wait_for(lambda: js(browser, "document.body.dataset.flashes") == "1", what="a flash")
         wait_for(
-            lambda: js(browser, "document.querySelectorAll('#strip a').length") == 1,
+            lambda: js(browser, "document.querySelectorAll('#strip .item').length") == 1,
             what="the strip",
         )
-        assert js(browser, "document.querySelector('#strip a').dataset.name") == files[0].name
+        assert js(browser, "document.querySelector('#strip .item').dataset.name") == files[0].name
 
         # The borescope's own button (the simulator's): flash, and first in the strip.
         sim.press_button(1)
@@ -222,12 +155,14 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         wait_for(lambda: len(d.jpgs()) == 2, what="the button's snapshot")
         newest = max(d.jpgs(), key=lambda p: p.stat().st_mtime)
         wait_for(
-            lambda: js(browser, "document.querySelector('#strip a').dataset.name") == newest.name,
+            lambda: (
+                js(browser, "document.querySelector('#strip .item').dataset.name") == newest.name
+            ),
             what="the new snapshot first in the strip",
         )
         assert newest.read_bytes() in set(sim.frames)
-        # Tapping a snapshot opens it in a new tab, with a fresh ticket: the very file.
-        href = js(browser, "document.querySelector('#strip a').href")
+        # Tapping a snapshot opens it: the link serves the very file.
+        href = js(browser, "document.querySelector('#strip .item a.open').href")
         assert href.endswith(f"/snapshots/{newest.name}")
         page_tab = browser.current_window_handle
         browser.find_element("css selector", "#strip a").click()

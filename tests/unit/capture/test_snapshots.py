@@ -366,3 +366,54 @@ def test_a_failing_on_saved_listener_does_not_stop_the_writer(tmp_path: Path) ->
     finally:
         w.stop()
     assert w.taken == 2
+
+
+def test_every_final_failure_is_told_to_on_failed_and_nothing_else(tmp_path: Path) -> None:
+    """A press has nobody waiting for its answer: `on_failed` is how the page hears of it.
+    Refused, no frame, not written: each once, with its reason; a file or "pending", never."""
+    told: list[tuple[str, str]] = []
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    now = [100.0]
+    writer = SnapshotWriter(str(blocked / "sub"))
+    writer.start()
+    try:
+        snaps = Snapshots(
+            writer,
+            state=lambda: "streaming",
+            max_in_flight=2,
+            clock=lambda: now[0],
+            on_failed=lambda req, why: told.append((req.origin, why)),
+        )
+        unwritable = snaps.request("button", wait_s=5.0)
+        frameless = snaps.request("control", wait_s=1.0)
+        snaps.request("web page")  # refused at once: two already in flight
+        assert told[0][0] == "web page" and "too many snapshots" in told[0][1]
+        snaps.offer(b"\xff\xd8x\xff\xd9")  # the button's request takes it; the write fails
+        assert unwritable.wait(5) is not None
+        assert told[1][0] == "button" and str(blocked) in told[1][1]
+        now[0] = 101.0
+        snaps.expire()
+        assert frameless.result is not None
+        assert told[2] == ("control", frameless.result.error)
+        assert len(told) == 3
+        writer.set_directory(str(tmp_path / "ok"))
+        saved = snaps.request("button", wait_s=5.0)
+        snaps.offer(b"\xff\xd8y\xff\xd9")
+        result = saved.wait(5)
+        assert result is not None and result.path is not None
+        assert len(told) == 3  # a saved snapshot is no failure
+    finally:
+        writer.stop()
+
+
+def test_a_failing_on_failed_listener_still_answers(tmp_path: Path) -> None:
+    def broken(req: SnapshotRequest, why: str) -> None:
+        raise RuntimeError("listener bug")
+
+    with coordinator(tmp_path, max_in_flight=1) as snaps:
+        snaps.on_failed = broken
+        snaps.request("button")
+        refused = snaps.request("control")
+        result = refused.answer.result(0)
+        assert result.error is not None and "too many snapshots" in result.error
