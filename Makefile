@@ -16,17 +16,24 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-# ---- system packages (Debian/Ubuntu names) that the venv and the tests need ----
-# python3-venv: the venv; gcc python3-dev pkg-config libsystemd-dev: building systemd-python;
-# libturbojpeg0: the fast decode path (bridge/pixels/decode.py; simplejpeg is the fallback);
-# systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo);
-# chromium + chromium-driver: the web page's browser test (tests/integration/test_web_browser.py).
-APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver
+# ---- system packages (Debian/Ubuntu names) ----
+# What the demo and the program need (RUNTIME_APT_PACKAGES): python3-venv: the venv;
+# gcc python3-dev pkg-config libsystemd-dev: building systemd-python; libturbojpeg0: the fast
+# decode path (bridge/pixels/decode.py; simplejpeg is the fallback); kmod (modinfo): doctor.
+RUNTIME_APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 kmod
+# What the tests add (TEST_APT_PACKAGES): systemd (systemd-analyze), udev (udevadm), iproute2
+# (ip, for netns tests); chromium + chromium-driver: the web page's browser test
+# (tests/integration/test_web_browser.py); the man page and completion tools (MAN_APT_PACKAGES).
+TEST_APT_PACKAGES ?= systemd udev iproute2 chromium chromium-driver
 # gcc-multilib (amd64 only): tests/unit/camera/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
 # to check the i386 struct layout against the kernel's own header.
-ifeq ($(origin APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
-APT_PACKAGES += gcc-multilib
+ifeq ($(origin TEST_APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
+TEST_APT_PACKAGES += gcc-multilib
 endif
+# The man page and shell completions are generated from the argparse parser
+# (bridge/cli/manual.py) by argparse-manpage and shtab, with Debian's python3.
+MAN_APT_PACKAGES ?= python3-argparse-manpage python3-shtab python3-numpy
+APT_PACKAGES ?= $(RUNTIME_APT_PACKAGES) $(TEST_APT_PACKAGES) $(MAN_APT_PACKAGES)
 
 # ---- install layout ----
 # The installed venv uses the system interpreter: a pyenv or conda Python under /root or /home
@@ -71,7 +78,7 @@ UNIT_DEST := $(UNITDIR)/borescope-bridge.service
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
-.PHONY: all deps deb-deps deb venv demo check test unit unit-fresh e2e lint bench install uninstall install-check-module clean
+.PHONY: all deps deb-deps deb venv venv-runtime demo man check test unit unit-fresh e2e lint bench install uninstall install-check-module clean
 all: venv
 
 # ---- development ----
@@ -95,15 +102,25 @@ deps:
 	  echo "      (Fedora: python3-devel gcc pkgconf systemd-devel; Arch: python gcc pkgconf systemd)"; \
 	fi
 
+# Two stamps on one venv: the demo needs only the program (`make demo` installs the runtime
+# packages and the package itself); the test and lint targets add the test toolchain
+# (pyproject extras dev and bench, and TEST_APT_PACKAGES) on top of it.
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: pyproject.toml | deps
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+$(VENV)/.stamp: $(VENV)/.stamp-runtime pyproject.toml
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(TEST_APT_PACKAGES) $(MAN_APT_PACKAGES)"
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
 
-demo: venv
-	$(VENV)/bin/borescope-bridge demo
+venv-runtime: $(VENV)/.stamp-runtime
+$(VENV)/.stamp-runtime: pyproject.toml
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(RUNTIME_APT_PACKAGES)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+demo: venv-runtime
+	$(VENV)/bin/borescope-bridge demo $(DEMO_ARGS)
 
 test: unit-fresh e2e
 

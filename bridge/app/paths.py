@@ -105,8 +105,22 @@ def fallback_control_socket() -> str:
     return str(Path(base) / f"borescope-bridge-{os.getuid()}" / "control.sock")
 
 
+DEMO_SOCKET_NAME = "demo.sock"
+
+
+def demo_control_socket() -> str:
+    """The socket of `borescope-bridge demo`: beside a user's own `run` socket (same private
+    directory, same safety checks), under a name of its own, so the client verbs find a demo
+    without --socket and a demo never takes the place of a user's daemon."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return str(Path(xdg) / "borescope-bridge" / DEMO_SOCKET_NAME)
+    return str(Path(fallback_control_socket()).parent / DEMO_SOCKET_NAME)
+
+
 def control_socket_candidates() -> list[str]:
-    """Where a client looks for a daemon when no --socket is given, most specific first."""
+    """Where a client looks for a daemon when no --socket is given: the service's, a user's
+    own `run`, then the user's demo (bridge.control.client.find_socket picks the live one)."""
     out: list[str] = []
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     if runtime:
@@ -120,6 +134,7 @@ def control_socket_candidates() -> list[str]:
     with contextlib.suppress(OSError):
         out.extend(sorted(str(p) for p in run_dir.glob("*/control.sock")))
     out.append(fallback_control_socket())
+    out.append(demo_control_socket())
     seen: list[str] = []
     for p in out:
         if p not in seen:

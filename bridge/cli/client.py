@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
+from bridge.cli.command import command_line
 from bridge.errors import BridgeError
 
 SNAPSHOT_EXAMPLES = """\
@@ -45,11 +47,41 @@ The address contains the page's access token: share it only with people who may 
 borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
 
 
+def not_running_hint() -> str:
+    """What to start when no daemon answers; never the demo while one runs."""
+    from bridge.app.paths import demo_control_socket
+    from bridge.control.client import is_listening
+
+    demo = demo_control_socket()
+    if os.path.exists(demo) and is_listening(demo):
+        return f"a demo is running with its socket at {demo}: leave out --socket, or pass that one"
+    cmd = command_line()
+    return (
+        f"nothing is running. Without a borescope, start the demo: `{cmd} demo` (in a source "
+        f"tree: `make demo`); with one, plug it in (the service starts by itself: "
+        f"`systemctl status borescope-bridge`) or run `{cmd} run`"
+    )
+
+
 def _socket_path(args: argparse.Namespace) -> str:
     from bridge.app.config import control_socket_candidates
     from bridge.control.client import find_socket
 
-    return find_socket(args.socket, control_socket_candidates())
+    if args.socket:
+        return str(args.socket)
+    return find_socket(None, control_socket_candidates(), not_running_hint())
+
+
+def _request(path: str, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    from bridge.control.client import request
+
+    return request(path, msg, timeout, not_running_hint())
+
+
+def _is_demo(path: str) -> bool:
+    from bridge.app.paths import demo_control_socket
+
+    return os.path.abspath(path) == os.path.abspath(demo_control_socket())
 
 
 def _timeout_seconds(text: str) -> float:
@@ -72,10 +104,8 @@ SNAPSHOT_REPLY_MARGIN_S = 5.0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
     path = _socket_path(args)
-    reply = request(
+    reply = _request(
         path,
         {"cmd": "snapshot", "timeout": args.timeout},
         timeout=args.timeout + SNAPSHOT_REPLY_MARGIN_S,
@@ -89,16 +119,22 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
     from bridge.web.urls import cleartext_warning, lan_urls, loopback_only_advice, qr_text
 
     path = _socket_path(args)
-    reply = request(path, {"cmd": "url"}, timeout=args.timeout)
+    reply = _request(path, {"cmd": "url"}, timeout=args.timeout)
     if not reply.get("ok"):
         raise BridgeError(f"url failed: {reply.get('error', 'unknown error')}")
     url = str(reply["url"])
+    loopback = str(reply["host"]).startswith("127.")
     if args.lan:
-        if str(reply["host"]).startswith("127."):
+        if loopback and _is_demo(path):
+            raise BridgeError(
+                "the demo's page listens on 127.0.0.1 only, so a phone cannot reach it: stop "
+                f"the demo (Ctrl-C) and start it again with `{command_line()} demo --lan`, "
+                "which listens on the network and prints the phone's address and its QR code"
+            )
+        if loopback:
             raise BridgeError(loopback_only_advice(int(reply["port"])))
         warning = cleartext_warning(str(reply["host"]), int(reply["port"]), reply.get("token_file"))
         print(f"warning: {warning}", file=sys.stderr)
@@ -111,6 +147,13 @@ def cmd_url(args: argparse.Namespace) -> int:
         url = urls[0]
         for other in urls[1:]:
             print(f"(also: {other})", file=sys.stderr)
+    elif args.qr and loopback:
+        print(
+            f"warning: {url.split('?')[0]} works on this machine only: a phone that scans this "
+            "code reaches itself, not this machine; for a phone use "
+            f"`{command_line()} url --lan --qr`",
+            file=sys.stderr,
+        )
     if args.qr:
         sys.stdout.write(qr_text(url))
     print(url)
@@ -211,10 +254,8 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
     path = _socket_path(args)
-    reply = request(path, {"cmd": "status"}, timeout=args.timeout)
+    reply = _request(path, {"cmd": "status"}, timeout=args.timeout)
     if not reply.get("ok"):
         raise BridgeError(f"status failed: {reply.get('error', 'unknown error')}")
     if args.json:
@@ -229,9 +270,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument(
         "--socket",
         metavar="PATH",
-        help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-        "$XDG_RUNTIME_DIR/borescope-bridge, /run/borescope-bridge or "
-        "${TMPDIR:-/tmp}/borescope-bridge-UID)",
+        help="the daemon's control socket (default: the one running daemon found among the "
+        "service's ($RUNTIME_DIRECTORY, /run/borescope-bridge), your own `run`'s and your "
+        "demo's ($XDG_RUNTIME_DIR/borescope-bridge, else ${TMPDIR:-/tmp}/borescope-bridge-UID))",
     )
     p.add_argument(
         "--timeout",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.app import config as cfg
+from bridge.app import paths
 from bridge.app.config import Config, load
 from bridge.errors import ConfigError
 
@@ -149,7 +150,7 @@ def test_user_without_runtime_dir_falls_back_to_tmpdir(
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     expected = str(tmp_path / "borescope-bridge-1000" / "control.sock")
     assert cfg.default_control_socket() == expected
-    assert cfg.control_socket_candidates()[-1] == expected
+    assert cfg.control_socket_candidates()[-2:] == [expected, paths.demo_control_socket()]
     monkeypatch.delenv("TMPDIR")
     assert cfg.default_control_socket() == "/tmp/borescope-bridge-1000/control.sock"
 
@@ -161,3 +162,20 @@ def test_mjpeg_cannot_rotate_or_flip(tmp_path: Path) -> None:
         load(path, {"rotate": 90})
     with pytest.raises(ConfigError, match="horizontal"):
         load(path, {"flip": "horizontal"})
+
+
+def test_the_demo_socket_is_beside_a_users_own_and_looked_for_last(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.setattr(cfg.os, "getuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    demo = str(tmp_path / "run" / "borescope-bridge" / "demo.sock")
+    assert paths.demo_control_socket() == demo
+    candidates = cfg.control_socket_candidates()
+    assert candidates[-1] == demo
+    assert candidates.index(cfg.default_control_socket()) < candidates.index(demo)
+    assert candidates.index(cfg.SYSTEM_CONTROL_SOCKET) < candidates.index(demo)
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert paths.demo_control_socket() == str(tmp_path / "borescope-bridge-1000" / "demo.sock")
