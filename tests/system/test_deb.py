@@ -237,6 +237,13 @@ def test_unit_runs_the_packaged_command(unpacked: Path) -> None:
     )
 
 
+def test_the_licence_reaches_the_metadata(unpacked: Path) -> None:
+    """pyproject's SPDX string, given to bookworm's setuptools 66 in its older form."""
+    [meta] = (unpacked / "usr/lib/python3/dist-packages").glob("*.dist-info/METADATA")
+    assert "\nLicense: GPL-3.0-or-later\n" in meta.read_text()
+    assert (REPO / "pyproject.toml").read_text().count('license = "GPL-3.0-or-later"') == 1
+
+
 def test_conffile_is_the_config_only(control: Path) -> None:
     assert (control / "conffiles").read_text().split() == ["/etc/borescope-bridge/config.toml"]
 

@@ -75,3 +75,12 @@ def test_the_link_finder_finds_links(tmp_path: Path) -> None:
     )
     assert relative_links(page) == ["docs/a.md", "b.png"]
     assert len(relative_links(REPO / "README.md")) >= 10
+
+
+def test_the_licence_is_an_spdx_expression() -> None:
+    """setuptools 77 reads it as one (no deprecation box); debian/rules rewrites it for
+    bookworm's setuptools 66, and tests/system/test_deb.py checks what that build records."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "GPL-3.0-or-later"
