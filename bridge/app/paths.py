@@ -15,6 +15,8 @@ import pwd
 import subprocess
 from pathlib import Path
 
+from bridge.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
@@ -142,8 +144,30 @@ def control_socket_candidates() -> list[str]:
     return seen
 
 
-def check_snapshot_dir(directory: str) -> None:
-    """Warn now, not at the first press, when snapshots cannot be written to `directory`."""
+def check_snapshot_dir(directory: str, strict: bool = False) -> None:
+    """Warn now, not at the first press, when snapshots cannot be written to `directory`.
+
+    Only the folder itself is created, never a missing parent: a mistyped path
+    (~/Pictrues/Borescope) must not quietly become a tree of new folders that nobody looks
+    in. The default folder is the exception (~/Pictures may not exist yet). `strict` (at
+    start) makes that a ConfigError; on a reload it is a warning and the old folder stays in
+    the log's memory.
+    """
+    parent = os.path.dirname(os.path.abspath(directory))
+    if (
+        not os.path.isdir(directory)
+        and not os.path.isdir(parent)
+        and directory != default_snapshot_dir()
+    ):
+        message = (
+            f"snapshot directory {directory} was not created: {parent} does not exist "
+            f"(a typo?); create it with mkdir -p {directory}, or fix --snapshot-dir "
+            "(snapshot_dir in the config file)"
+        )
+        if strict:
+            raise ConfigError(message)
+        log.warning("%s", message)
+        return
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
