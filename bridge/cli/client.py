@@ -170,6 +170,9 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def format_status(s: dict[str, Any]) -> str:
     """Human-readable status, aligned, one fact per line."""
+    from bridge.app.settings import DEFAULT_RCVBUF_BYTES
+    from bridge.device.sockets import describe_receive_buffer
+
     iface = s.get("interface") or (
         f"{s['device_interface']} (the route to the device)"
         if s.get("device_interface")
@@ -188,9 +191,8 @@ def format_status(s: dict[str, Any]) -> str:
     else:
         rec_text = "off"
     rb = s.get("receive_buffer_bytes")
-    rb_text = _fmt(rb, " bytes")
-    if rb is not None and s.get("receive_buffer_requested"):
-        rb_text += f" (asked for {s['receive_buffer_requested']}; the kernel reports double)"
+    asked = s.get("receive_buffer_requested") or DEFAULT_RCVBUF_BYTES
+    rb_text = "-" if rb is None else describe_receive_buffer(int(rb) // 2, int(asked))
     if s.get("receive_buffer_capped"):
         rb_text += " (capped by net.core.rmem_max: raise it, see `borescope-bridge doctor`)"
     camera = s.get("camera") or "none"

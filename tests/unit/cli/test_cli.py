@@ -154,7 +154,8 @@ def test_human_status_is_readable() -> None:
             "snapshot_dir": "/x",
             "camera": "/dev/video2",
             "recording": None,
-            "receive_buffer_bytes": 8388608,
+            "receive_buffer_bytes": 425984,
+            "receive_buffer_requested": 8388608,
             "receive_buffer_capped": True,
             "uptime_s": 12.5,
             "http": "127.0.0.1:8031",
@@ -164,7 +165,7 @@ def test_human_status_is_readable() -> None:
     assert "state:" in text and "streaming" in text
     assert "web page:" in text and "http://127.0.0.1:8031/ (2 viewers" in text
     assert "1280x720" in text and "/dev/video2" in text and "/x/a.jpg" in text
-    assert "capped" in text
+    assert "receive buffer:  208 KiB of the 8 MiB asked for (capped by net.core.rmem_max" in text
     assert "p99 7.5 ms" in text
     assert "corrupt 0, undecodable 4, too large 5" in text
     assert "3 being written" in text and "refused" not in text

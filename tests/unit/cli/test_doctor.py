@@ -304,6 +304,9 @@ def test_rmem_max(tree: Tree, value: int, status: str) -> None:
     assert str(value) in f.message
     if status == WARN:
         assert "net.core.rmem_max=16777216" in f.fix
+        assert f.message.startswith("receive buffer: 208 KiB of the 8 MiB asked for")
+    else:
+        assert f.message.startswith("receive buffer: 8 MiB, as asked")
 
 
 def test_service_failed_is_a_failure(tree: Tree) -> None:
