@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # borescope-bridge: the Makefile is the interface (README, CI and packagers call it).
 #
-#   make demo        simulator + bridge on loopback, no hardware needed
+#   make demo        simulator + bridge on loopback, no hardware needed (DEMO_ARGS=--lan: for a phone)
 #   make test        the whole suite: host tests as a fresh machine sees them (make unit-fresh),
 #                    then the guest tests (make e2e)
 #   make check       the fast lane: unit tests (tests/unit) plus lint, a few minutes
