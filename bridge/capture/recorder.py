@@ -15,6 +15,7 @@ a reload, and heartbeats must not pause), and no worker is ever left blocked hol
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -53,19 +54,25 @@ RECORD_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 def check_record_path(path: str) -> None:
     """At start: a recording that cannot be opened is a ConfigError (exit 2), not a daemon
-    that runs without recording. Appending to it later cannot harm: it is opened as the
-    recorder opens it, append-only, and an absent file is left empty."""
+    that runs without recording. Nothing is created here (not even an empty file: a disk
+    below the free-space floor must get no byte); the recorder opens the file itself."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigError(
             f"--record {path}: the folder {directory} does not exist (a typo?); create it "
             f"with mkdir -p {directory}, or fix --record (record in the config file)"
         )
-    try:
-        os.close(os.open(path, RECORD_FLAGS, 0o666))
-    except OSError as exc:
-        advice = write_error_advice(exc, f"cannot record to {path}", directory, "--record path")
-        raise ConfigError(advice) from None
+    if os.path.isdir(path):
+        code = errno.EISDIR
+    elif not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+    else:
+        return
+    exc = OSError(code, os.strerror(code))
+    raise ConfigError(
+        write_error_advice(exc, f"cannot record to {path}", directory, "--record path")
+    )
 
 
 class Recorder:

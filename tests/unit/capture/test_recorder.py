@@ -179,4 +179,10 @@ def test_check_record_path_refuses_what_cannot_be_recorded_to(tmp_path: Path) ->
     existing = tmp_path / "r.mjpeg"
     existing.write_bytes(b"old frames")
     check_record_path(str(existing))
-    assert existing.read_bytes() == b"old frames"  # appended to, never truncated
+    assert existing.read_bytes() == b"old frames"  # appended to later, never truncated
+    check_record_path(str(tmp_path / "new.mjpeg"))
+    assert not (tmp_path / "new.mjpeg").exists()  # nothing is created by the check
+    existing.chmod(0o444)
+    if not os.access(existing, os.W_OK):  # root may write anyway
+        with pytest.raises(ConfigError, match="cannot record to"):
+            check_record_path(str(existing))
