@@ -286,7 +286,12 @@ install: install-check-module
 
 # Say how to get v4l2loopback instead of failing later with an obscure message.
 install-check-module:
-	@if [ -z '$(DESTDIR)' ] && ! modinfo v4l2loopback >/dev/null 2>&1; then \
+	@if [ -z '$(DESTDIR)' ] && ! modinfo v4l2loopback >/dev/null 2>&1 \
+	  && dpkg-query -W -f='$${Status}' v4l2loopback-dkms 2>/dev/null | grep -q 'install ok installed'; then \
+	  echo "NOTE: v4l2loopback-dkms is installed but has no module for the running kernel $$(uname -r);"; \
+	  echo "      after installing, borescope-bridge doctor names the fix (usually this kernel's headers,"; \
+	  echo "      then sudo dkms autoinstall)"; \
+	elif [ -z '$(DESTDIR)' ] && ! modinfo v4l2loopback >/dev/null 2>&1; then \
 	  echo "NOTE: the v4l2loopback kernel module is not installed; the virtual camera needs it:"; \
 	  echo "      Debian/Ubuntu: sudo apt install v4l2loopback-dkms"; \
 	  echo "      Fedora (RPM Fusion): sudo dnf install v4l2loopback"; \
