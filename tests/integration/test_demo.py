@@ -213,3 +213,33 @@ def test_a_second_demo_takes_a_socket_of_its_own(demo_factory: list[Demo], tmp_p
     r = first.shell(first.printed("status"), tmp_path)
     assert r.returncode == 0, r.stderr
     assert first.stop() == 0
+
+
+def test_beside_another_running_daemon_the_demo_prints_its_socket(
+    demo_factory: list[Demo], tmp_path: Path
+) -> None:
+    """A user's own `run` is live: without --socket the clients could not tell the two apart,
+    so the demo's printed commands carry it (and they still run as printed)."""
+    from bridge.control.server import ControlServer
+
+    runtime = tmp_path / "runtime"
+    (runtime / "borescope-bridge").mkdir(parents=True, mode=0o700)
+    runtime.chmod(0o700)
+    (tmp_path / "home").mkdir()
+    env = clean_env(XDG_RUNTIME_DIR=str(runtime), HOME=str(tmp_path / "home"))
+    env["PATH"] = PLAIN_PATH
+    users_run = ControlServer(
+        str(runtime / "borescope-bridge" / "control.sock"), lambda msg: {"ok": True}
+    )
+    users_run.start()
+    try:
+        demo = start(demo_factory, tmp_path, env=env)
+        demo.read_until("[demo] streaming")
+        status = demo.printed("status")
+        assert f"--socket {runtime / 'borescope-bridge' / 'demo.sock'}" in status, status
+        r = demo.shell(status, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "streaming" in r.stdout
+        assert demo.stop() == 0
+    finally:
+        users_run.stop()
