@@ -12,6 +12,7 @@ bridge.app.settings; this module reads and merges them.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -143,7 +144,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, v in data.items():
         if key not in KEYS:
-            raise ConfigError(f"{path}: unknown key '{key}' (known keys: {', '.join(KEYS)})")
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            guess = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"{path}: unknown key '{key}' ({guess}known keys: {', '.join(KEYS)})")
         values[key] = BY_NAME[key].validate(v, path)
     return values
 

@@ -71,7 +71,7 @@ from bridge.app.reload import plan_reload
 from bridge.app.rlimit import raise_nofile_limit
 from bridge.app.status import FPS_WINDOW_S
 from bridge.app.systemd import Notifier
-from bridge.capture.recorder import Recorder
+from bridge.capture.recorder import Recorder, check_record_path
 from bridge.capture.snapshots import (
     FRAME_WAIT_S,
     SnapshotRequest,
@@ -162,8 +162,12 @@ class Daemon:
             os.close(lock_fd)
 
     def _run_locked(self) -> int:
+        # Settings that name files are checked before anything starts: a mistyped path is a
+        # configuration error (exit 2), not a run that silently saves or records nothing.
+        check_snapshot_dir(self.config.snapshot_dir, strict=True)
+        if self.config.record:
+            check_record_path(self.config.record)
         self.snapshot_writer.start()
-        check_snapshot_dir(self.config.snapshot_dir)
         # Stopped in reverse order; the disk writers finish last so queued frames land.
         started: list[Callable[[], None]] = [self.snapshot_writer.stop, self._stop_recorder]
         session_open = False

@@ -15,6 +15,8 @@ import pwd
 import subprocess
 from pathlib import Path
 
+from bridge.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
@@ -105,8 +107,22 @@ def fallback_control_socket() -> str:
     return str(Path(base) / f"borescope-bridge-{os.getuid()}" / "control.sock")
 
 
+DEMO_SOCKET_NAME = "demo.sock"
+
+
+def demo_control_socket() -> str:
+    """The socket of `borescope-bridge demo`: beside a user's own `run` socket (same private
+    directory, same safety checks), under a name of its own, so the client verbs find a demo
+    without --socket and a demo never takes the place of a user's daemon."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return str(Path(xdg) / "borescope-bridge" / DEMO_SOCKET_NAME)
+    return str(Path(fallback_control_socket()).parent / DEMO_SOCKET_NAME)
+
+
 def control_socket_candidates() -> list[str]:
-    """Where a client looks for a daemon when no --socket is given, most specific first."""
+    """Where a client looks for a daemon when no --socket is given: the service's, a user's
+    own `run`, then the user's demo (bridge.control.client.find_socket picks the live one)."""
     out: list[str] = []
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     if runtime:
@@ -120,6 +136,7 @@ def control_socket_candidates() -> list[str]:
     with contextlib.suppress(OSError):
         out.extend(sorted(str(p) for p in run_dir.glob("*/control.sock")))
     out.append(fallback_control_socket())
+    out.append(demo_control_socket())
     seen: list[str] = []
     for p in out:
         if p not in seen:
@@ -127,8 +144,30 @@ def control_socket_candidates() -> list[str]:
     return seen
 
 
-def check_snapshot_dir(directory: str) -> None:
-    """Warn now, not at the first press, when snapshots cannot be written to `directory`."""
+def check_snapshot_dir(directory: str, strict: bool = False) -> None:
+    """Warn now, not at the first press, when snapshots cannot be written to `directory`.
+
+    Only the folder itself is created, never a missing parent: a mistyped path
+    (~/Pictrues/Borescope) must not quietly become a tree of new folders that nobody looks
+    in. The default folder is the exception (~/Pictures may not exist yet). `strict` (at
+    start) makes that a ConfigError; on a reload it is a warning and the old folder stays in
+    the log's memory.
+    """
+    parent = os.path.dirname(os.path.abspath(directory))
+    if (
+        not os.path.isdir(directory)
+        and not os.path.isdir(parent)
+        and directory != default_snapshot_dir()
+    ):
+        message = (
+            f"snapshot directory {directory} was not created: {parent} does not exist "
+            f"(a typo?); create it with mkdir -p {directory}, or fix --snapshot-dir "
+            "(snapshot_dir in the config file)"
+        )
+        if strict:
+            raise ConfigError(message)
+        log.warning("%s", message)
+        return
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:

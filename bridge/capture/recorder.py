@@ -15,6 +15,7 @@ a reload, and heartbeats must not pause), and no worker is ever left blocked hol
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from bridge.capture.space import low_space
-from bridge.errors import write_error_advice
+from bridge.errors import ConfigError, write_error_advice
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,32 @@ def _low_space_error(path: str, low: str) -> str:
     return (
         f"disk nearly full: recording to {path} stopped: {low}; free some space, then reload "
         "or restart (or choose another --record path)"
+    )
+
+
+RECORD_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+def check_record_path(path: str) -> None:
+    """At start: a recording that cannot be opened is a ConfigError (exit 2), not a daemon
+    that runs without recording. Nothing is created here (not even an empty file: a disk
+    below the free-space floor must get no byte); the recorder opens the file itself."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"--record {path}: the folder {directory} does not exist (a typo?); create it "
+            f"with mkdir -p {directory}, or fix --record (record in the config file)"
+        )
+    if os.path.isdir(path):
+        code = errno.EISDIR
+    elif not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+    else:
+        return
+    exc = OSError(code, os.strerror(code))
+    raise ConfigError(
+        write_error_advice(exc, f"cannot record to {path}", directory, "--record path")
     )
 
 
@@ -101,11 +128,8 @@ class Recorder:
         if not self._space_ok(0):
             return None
         try:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            fd = os.open(self.path, flags, 0o666)
+            # No folders are made: a mistyped directory is reported, not created.
+            fd = os.open(self.path, RECORD_FLAGS, 0o666)
             self._base = os.fstat(fd).st_size
         except OSError as exc:
             self.error = _describe(exc, self.path)

@@ -168,8 +168,13 @@ def describe_os_error(exc: OSError, directory: str) -> str:
 
 
 def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -> str:
-    """Write `data` as a new snapshot file in `directory`; return its path. Raises OSError."""
-    os.makedirs(directory, exist_ok=True)
+    """Write `data` as a new snapshot file in `directory`; return its path. Raises OSError.
+
+    Only the folder itself is made, never its parents: a mistyped path fails with advice
+    instead of becoming a tree of folders nobody looks in (bridge.app.paths.check_snapshot_dir
+    makes the default folder's parents at start)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
         try:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 from typing import Any
 
+from bridge.cli.command import command_line
 from bridge.errors import BridgeError
 
 SNAPSHOT_EXAMPLES = """\
@@ -66,11 +68,41 @@ token for its address, as if opened from `borescope-bridge url`'s."""
 XDG_OPEN_WAIT_S = 10.0
 
 
+def not_running_hint() -> str:
+    """What to start when no daemon answers; never the demo while one runs."""
+    from bridge.app.paths import demo_control_socket
+    from bridge.control.client import is_listening
+
+    demo = demo_control_socket()
+    if os.path.exists(demo) and is_listening(demo):
+        return f"a demo is running with its socket at {demo}: leave out --socket, or pass that one"
+    cmd = command_line()
+    return (
+        f"nothing is running. Without a borescope, start the demo: `{cmd} demo` (in a source "
+        f"tree: `make demo`); with one, plug it in (the service starts by itself: "
+        f"`systemctl status borescope-bridge`) or run `{cmd} run`"
+    )
+
+
 def _socket_path(args: argparse.Namespace) -> str:
     from bridge.app.config import control_socket_candidates
     from bridge.control.client import find_socket
 
-    return find_socket(args.socket, control_socket_candidates())
+    if args.socket:
+        return str(args.socket)
+    return find_socket(None, control_socket_candidates(), not_running_hint())
+
+
+def _request(path: str, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    from bridge.control.client import request
+
+    return request(path, msg, timeout, not_running_hint())
+
+
+def _is_demo(path: str) -> bool:
+    from bridge.app.paths import demo_control_socket
+
+    return os.path.abspath(path) == os.path.abspath(demo_control_socket())
 
 
 def _timeout_seconds(text: str) -> float:
@@ -93,10 +125,8 @@ SNAPSHOT_REPLY_MARGIN_S = 5.0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
     path = _socket_path(args)
-    reply = request(
+    reply = _request(
         path,
         {"cmd": "snapshot", "timeout": args.timeout},
         timeout=args.timeout + SNAPSHOT_REPLY_MARGIN_S,
@@ -110,12 +140,11 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
     from bridge.web.urls import qr_text
 
     path = _socket_path(args)
     cmd = "new-token" if args.new_token else "url"
-    reply = request(path, {"cmd": cmd}, timeout=args.timeout)
+    reply = _request(path, {"cmd": cmd}, timeout=args.timeout)
     if not reply.get("ok"):
         raise BridgeError(f"{cmd} failed: {reply.get('error', 'unknown error')}")
     if args.new_token:
@@ -125,8 +154,22 @@ def cmd_url(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     url = str(reply["url"])
+    loopback = str(reply["host"]).startswith("127.")
     if args.lan:
+        if loopback and _is_demo(path):
+            raise BridgeError(
+                "the demo's page listens on 127.0.0.1 only, so a phone cannot reach it: stop "
+                f"the demo (Ctrl-C) and start it again with `{command_line()} demo --lan`, "
+                "which listens on the network and prints the phone's address and its QR code"
+            )
         url = _lan_url(reply, f"token={reply['token']}")
+    elif args.qr and loopback:
+        print(
+            f"warning: {url.split('?')[0]} works on this machine only: a phone that scans this "
+            "code reaches itself, not this machine; for a phone use "
+            f"`{command_line()} url --lan --qr`",
+            file=sys.stderr,
+        )
     if args.qr:
         sys.stdout.write(qr_text(url))
     print(url)
@@ -156,7 +199,6 @@ def _lan_url(reply: dict[str, Any], query: str) -> str:
 
 def cmd_open(args: argparse.Namespace) -> int:
     """Open the page in the default browser with a one-time code, never the token."""
-    from bridge.control.client import request
 
     xdg_open = shutil.which("xdg-open")
     if xdg_open is None:
@@ -165,7 +207,8 @@ def cmd_open(args: argparse.Namespace) -> int:
             "(sudo apt install xdg-utils), or start your browser yourself and paste the "
             "address that `borescope-bridge url` prints into its address bar"
         )
-    reply = request(_socket_path(args), {"cmd": "code"}, timeout=args.timeout)
+    path = _socket_path(args)
+    reply = _request(path, {"cmd": "code"}, timeout=args.timeout)
     if not reply.get("ok"):
         raise BridgeError(f"open failed: {reply.get('error', 'unknown error')}")
     query = f"code={reply['code']}"
@@ -206,6 +249,9 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def format_status(s: dict[str, Any]) -> str:
     """Human-readable status, aligned, one fact per line."""
+    from bridge.app.settings import DEFAULT_RCVBUF_BYTES
+    from bridge.device.sockets import describe_receive_buffer
+
     iface = s.get("interface") or (
         f"{s['device_interface']} (the route to the device)"
         if s.get("device_interface")
@@ -224,9 +270,8 @@ def format_status(s: dict[str, Any]) -> str:
     else:
         rec_text = "off"
     rb = s.get("receive_buffer_bytes")
-    rb_text = _fmt(rb, " bytes")
-    if rb is not None and s.get("receive_buffer_requested"):
-        rb_text += f" (asked for {s['receive_buffer_requested']}; the kernel reports double)"
+    asked = s.get("receive_buffer_requested") or DEFAULT_RCVBUF_BYTES
+    rb_text = "-" if rb is None else describe_receive_buffer(int(rb) // 2, int(asked))
     if s.get("receive_buffer_capped"):
         rb_text += " (capped by net.core.rmem_max: raise it, see `borescope-bridge doctor`)"
     camera = s.get("camera") or "none"
@@ -290,10 +335,8 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bridge.control.client import request
-
     path = _socket_path(args)
-    reply = request(path, {"cmd": "status"}, timeout=args.timeout)
+    reply = _request(path, {"cmd": "status"}, timeout=args.timeout)
     if not reply.get("ok"):
         raise BridgeError(f"status failed: {reply.get('error', 'unknown error')}")
     if args.json:
@@ -308,9 +351,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument(
         "--socket",
         metavar="PATH",
-        help="the daemon's control socket (default: found in $RUNTIME_DIRECTORY, "
-        "$XDG_RUNTIME_DIR/borescope-bridge, /run/borescope-bridge or "
-        "${TMPDIR:-/tmp}/borescope-bridge-UID)",
+        help="the daemon's control socket (default: the one running daemon found among the "
+        "service's ($RUNTIME_DIRECTORY, /run/borescope-bridge), your own `run`'s and your "
+        "demo's ($XDG_RUNTIME_DIR/borescope-bridge, else ${TMPDIR:-/tmp}/borescope-bridge-UID))",
     )
     p.add_argument(
         "--timeout",

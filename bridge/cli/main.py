@@ -83,6 +83,16 @@ def _subparser(
     return p
 
 
+# build_parser(ALL): every subcommand with all its arguments, for the man page and the shell
+# completions (bridge.cli.manual); a normal run imports only the wanted command's.
+ALL = "*"
+
+
+def _wants(wanted: str | None, name: str) -> bool:
+    """True when the heavy argument definitions of subcommand `name` belong in this parser."""
+    return wanted in (name, ALL)
+
+
 def _wanted_command(argv: list[str]) -> str | None:
     """The subcommand named in argv, so only its heavy argument definitions get imported."""
     for arg in argv:
@@ -92,7 +102,8 @@ def _wanted_command(argv: list[str]) -> str | None:
 
 
 def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
-    """The full parser; subcommand-specific arguments of other modules only for `wanted`."""
+    """The full parser; subcommand-specific arguments of other modules only for `wanted`
+    (ALL: every one of them, as the man page and completions need)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,7 +150,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "corruption, foreign packets and reboots.",
         SIMULATE_EXAMPLES,
     )
-    if wanted == "simulate":  # importing the simulator pulls in OpenCV: only when needed
+    if _wants(wanted, "simulate"):  # importing the simulator pulls in numpy: only when needed
         from bridge.sim import cli as simulator
 
         simulator.add_arguments(p)
@@ -206,7 +217,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "service, and print the command that fixes each finding.",
         DOCTOR_EXAMPLES,
     )
-    if wanted == "doctor":
+    if _wants(wanted, "doctor"):
         from bridge.cli import doctor
 
         doctor.add_arguments(p)

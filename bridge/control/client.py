@@ -21,7 +21,9 @@ from bridge.control.wire import MAX_REPLY_BYTES, NOT_RUNNING_HINT
 from bridge.errors import ControlError
 
 
-def connect(path: str, deadline: float, timeout: float) -> socket.socket:
+def connect(
+    path: str, deadline: float, timeout: float, hint: str = NOT_RUNNING_HINT
+) -> socket.socket:
     """Connect, waiting (within the deadline) while the daemon's accept queue is full.
 
     The wait is the kernel's: a blocking connect() on a Unix socket sleeps in the listener's
@@ -41,7 +43,7 @@ def connect(path: str, deadline: float, timeout: float) -> socket.socket:
         ) from None
     except OSError as exc:
         sock.close()
-        raise _connect_error(path, exc, timeout) from None
+        raise _connect_error(path, exc, timeout, hint) from None
     return sock
 
 
@@ -57,13 +59,11 @@ def _set_send_timeout(sock: socket.socket, seconds: float) -> None:
     )
 
 
-def _connect_error(path: str, exc: OSError, timeout: float) -> ControlError:
+def _connect_error(path: str, exc: OSError, timeout: float, hint: str) -> ControlError:
     if isinstance(exc, FileNotFoundError):
-        return ControlError(f"no control socket at {path}: {NOT_RUNNING_HINT}")
+        return ControlError(f"no control socket at {path}: {hint}")
     if isinstance(exc, ConnectionRefusedError):
-        return ControlError(
-            f"nothing listens on {path} (a daemon that stopped uncleanly?): {NOT_RUNNING_HINT}"
-        )
+        return ControlError(f"nothing listens on {path} (a daemon that stopped uncleanly?): {hint}")
     if isinstance(exc, PermissionError):
         return ControlError(
             f"permission denied on {path}: add yourself to the socket's group "
@@ -75,14 +75,17 @@ def _connect_error(path: str, exc: OSError, timeout: float) -> ControlError:
     return ControlError(f"cannot connect to {path}: {exc.strerror}")
 
 
-def request(path: str, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+def request(
+    path: str, msg: dict[str, Any], timeout: float, hint: str = NOT_RUNNING_HINT
+) -> dict[str, Any]:
     """Send one request to the daemon at `path` and return its reply; ControlError says why not.
 
-    `timeout` bounds the whole exchange: waiting for a busy socket, sending, the reply.
+    `timeout` bounds the whole exchange: waiting for a busy socket, sending, the reply. `hint`
+    ends the error when no daemon listens there: what to start.
     """
     check_client_socket(path)
     deadline = time.monotonic() + timeout
-    sock = connect(path, deadline, timeout)
+    sock = connect(path, deadline, timeout, hint)
     buf = bytearray()
     try:
         try:
@@ -118,8 +121,23 @@ def request(path: str, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
     return reply
 
 
-def find_socket(explicit: str | None, candidates: list[str]) -> str:
-    """The socket to talk to: the explicit one, else the single existing candidate."""
+def is_listening(path: str) -> bool:
+    """False only for a socket file nobody listens on (a daemon killed before it could remove
+    it): such a leftover must not make a live daemon ambiguous."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # there but busy or not ours to open: connecting will say why
+    return True
+
+
+def find_socket(explicit: str | None, candidates: list[str], hint: str = NOT_RUNNING_HINT) -> str:
+    """The socket to talk to: the explicit one, else the single existing candidate (leftovers
+    nobody listens on are passed over when another one is live)."""
     if explicit:
         return explicit
     existing = []
@@ -131,6 +149,9 @@ def find_socket(explicit: str | None, candidates: list[str]) -> str:
             existing.append(p)  # there, but not ours to see: connecting explains the group
         except OSError:
             continue
+    if len(existing) > 1:
+        live = [p for p in existing if is_listening(p)]
+        existing = live or existing
     if len(existing) == 1:
         return existing[0]
     if len(existing) > 1:
@@ -139,6 +160,5 @@ def find_socket(explicit: str | None, candidates: list[str]) -> str:
             + ", ".join(existing)
         )
     raise ControlError(
-        f"no borescope-bridge control socket found (looked at {', '.join(candidates)}): "
-        f"{NOT_RUNNING_HINT}"
+        f"no borescope-bridge control socket found (looked at {', '.join(candidates)}): {hint}"
     )

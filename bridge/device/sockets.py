@@ -34,6 +34,28 @@ class ReceiveBuffer:
     rmem_max: int | None = None
 
 
+def human_bytes(n: int) -> str:
+    """A byte count as people read it: 8 MiB, 208 KiB, 512 bytes."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return (
+                f"{value:.0f} {unit}"
+                if value >= 10 or value == int(value)
+                else f"{value:.1f} {unit}"
+            )
+    return f"{n} bytes"
+
+
+def describe_receive_buffer(usable: int, asked: int) -> str:
+    """The one receive-buffer figure that run, status and doctor all give: what the socket may
+    hold, against what the daemon asks for. (SO_RCVBUF reads back double the usable size: the
+    kernel counts its bookkeeping too; that doubled number is for no one.)"""
+    if usable >= asked:
+        return f"{human_bytes(asked)}, as asked"
+    return f"{human_bytes(usable)} of the {human_bytes(asked)} asked for"
+
+
 def read_rmem_max() -> int | None:
     try:
         with open("/proc/sys/net/core/rmem_max") as fh:
@@ -59,11 +81,10 @@ def set_receive_buffer(s: socket.socket, want: int, rb: ReceiveBuffer, quiet: bo
     rb.capped = rb.effective < 2 * want
     if rb.capped and not quiet:
         log.warning(
-            "receive buffer capped at %d bytes by net.core.rmem_max (wanted %d): large "
-            "frames may be lost; raise it with `sudo sysctl -w net.core.rmem_max=%d` "
-            "(make install ships a sysctl.d file for this)",
-            rb.effective // 2,
-            want,
+            "receive buffer: %s (capped by net.core.rmem_max): large frames may be lost; "
+            "raise it with `sudo sysctl -w net.core.rmem_max=%d` (the package and make install "
+            "ship a sysctl.d file for this)",
+            describe_receive_buffer(rb.effective // 2, want),
             want,
         )
 

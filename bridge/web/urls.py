@@ -53,8 +53,8 @@ def loopback_only_advice(port: int) -> str:
         f"run --http 0.0.0.0:{port}); for the service also let the network through its "
         "firewall: `sudo systemctl edit borescope-bridge`, add the lines [Service] and "
         "IPAddressAllow=192.168.1.0/24 (your network), then `sudo systemctl restart "
-        "borescope-bridge` (README: The web page). The page is plain HTTP: anyone on that "
-        "network who sees one request to it can take the access token"
+        "borescope-bridge` (README: Phones and the network). The page is plain HTTP: anyone "
+        "on that network who sees one request to it can take the access token"
     )
 
 

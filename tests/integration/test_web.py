@@ -696,10 +696,12 @@ def test_every_failed_snapshot_is_an_event_with_its_reason(
 ) -> None:
     """The page hears of snapshots that failed, the borescope's button's above all (nobody
     else waits for its answer): event `snapshot-failed`, the reason and where it came from."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory\n")
-    where = blocker / "snaps"
+    where = tmp_path / "snaps"
+    where.mkdir()
     sim, d, web = web_daemon("--snapshot-dir", str(where))
+    # A start refuses a directory it cannot make; taken away while running, snapshots fail.
+    where.rmdir()
+    where.write_text("a file where the snapshot directory was\n")
     events = Events(web)
     try:
         assert events.next()[0] == "state"
@@ -714,7 +716,7 @@ def test_every_failed_snapshot_is_an_event_with_its_reason(
         assert status == 500
         error = json.loads(body)["error"]
         assert events.next() == ("snapshot-failed", {"reason": error, "source": "page"})
-        assert d.jpgs(where) == []
+        assert where.read_text() == "a file where the snapshot directory was\n"
     finally:
         events.close()
 

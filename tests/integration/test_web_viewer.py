@@ -212,12 +212,14 @@ def test_pinch_zooms_and_pans_on_a_phone(browser: Any, tmp_path: Path) -> None:
 
 
 def test_a_failed_snapshot_says_why_in_full(browser: Any, tmp_path: Path) -> None:
-    """Snapshots cannot be saved (their directory is under a regular file): the borescope's
+    """Snapshots cannot be saved (their directory became a regular file): the borescope's
     button and the page's button each show the daemon's reason, whole and readable."""
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("a file where the snapshot directory should be\n")
-    where = blocker / "snapshots"
+    where = tmp_path / "snapshots"
+    where.mkdir()
     with bridge(tmp_path, "--snapshot-dir", str(where)) as (sim, _d, url):
+        # A start refuses a directory it cannot make; taken away while running, snapshots fail.
+        where.rmdir()
+        where.write_text("a file where the snapshot directory was\n")
         browser.get(url)
         size(browser, "phone-portrait")  # the narrowest: the longest message must still fit
         browser.refresh()

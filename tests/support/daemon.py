@@ -45,14 +45,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`borescope-bridge ARGS...` as a user runs it, in the daemon tests' clean environment."""
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`borescope-bridge ARGS...` as a user runs it, in the daemon tests' clean environment
+    (`env`: variables to set on top, such as a private XDG_RUNTIME_DIR)."""
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env=clean_env(),
+        env=clean_env(**(env or {})),
         check=False,
     )
 

@@ -49,6 +49,10 @@ OTHER_FILES = {
     "usr/share/doc/borescope-bridge/copyright",
     "usr/share/doc/borescope-bridge/changelog.gz",
     "usr/share/doc/borescope-bridge/README.md.gz",
+    "usr/share/doc/borescope-bridge/README.Debian",
+    "usr/share/man/man1/borescope-bridge.1.gz",
+    "usr/share/bash-completion/completions/borescope-bridge",
+    "usr/share/zsh/vendor-completions/_borescope-bridge",
     "usr/share/lintian/overrides/borescope-bridge",
 }
 DEPENDS = {
@@ -193,6 +197,36 @@ def test_system_files_are_the_trees(unpacked: Path) -> None:
         assert (unpacked / dest).read_bytes() == (REPO / src).read_bytes(), dest
 
 
+def test_man_page_and_completions_are_the_parsers(unpacked: Path, tmp_path: Path) -> None:
+    """What `make man` makes from this tree is what the package installs (generated at build
+    time, so they cannot lag behind the program)."""
+    subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "man", f"MAN_DIR={tmp_path}"],
+        check=True,
+        capture_output=True,
+    )
+    page = subprocess.run(
+        ["gzip", "-dc", str(unpacked / "usr/share/man/man1/borescope-bridge.1.gz")],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert page == (tmp_path / "borescope-bridge.1").read_bytes()
+    bash = unpacked / "usr/share/bash-completion/completions/borescope-bridge"
+    assert bash.read_bytes() == (tmp_path / "borescope-bridge").read_bytes()
+    zsh = unpacked / "usr/share/zsh/vendor-completions/_borescope-bridge"
+    assert zsh.read_bytes() == (tmp_path / "_borescope-bridge").read_bytes()
+
+
+def test_postinst_and_readme_debian_give_the_next_steps(control: Path, unpacked: Path) -> None:
+    postinst = (control / "postinst").read_text()
+    steps = [line for line in postinst.splitlines() if 'echo "borescope-bridge: ' in line]
+    assert len(steps) == 3, steps
+    assert "modprobe v4l2loopback" in steps[0] and "usermod -aG borescope-bridge" in steps[1]
+    assert "man borescope-bridge" in steps[2]
+    readme = (unpacked / "usr/share/doc/borescope-bridge/README.Debian").read_text()
+    assert "sudo modprobe v4l2loopback" in readme and "borescope-bridge doctor" in readme
+
+
 def test_unit_runs_the_packaged_command(unpacked: Path) -> None:
     unit = (unpacked / "lib/systemd/system/borescope-bridge.service").read_text()
     source = (REPO / "systemd/borescope-bridge.service").read_text()
@@ -201,6 +235,13 @@ def test_unit_runs_the_packaged_command(unpacked: Path) -> None:
         "\nExecStart=/usr/local/bin/borescope-bridge run\n",
         "\nExecStart=/usr/bin/borescope-bridge run\n",
     )
+
+
+def test_the_licence_reaches_the_metadata(unpacked: Path) -> None:
+    """pyproject's SPDX string, given to bookworm's setuptools 66 in its older form."""
+    [meta] = (unpacked / "usr/lib/python3/dist-packages").glob("*.dist-info/METADATA")
+    assert "\nLicense: GPL-3.0-or-later\n" in meta.read_text()
+    assert (REPO / "pyproject.toml").read_text().count('license = "GPL-3.0-or-later"') == 1
 
 
 def test_conffile_is_the_config_only(control: Path) -> None:

@@ -36,6 +36,9 @@ LOCAL_PATHS = {
     "etc/borescope-bridge/config.toml",
     "usr/local/share/borescope-bridge/config.example.toml",
     "usr/local/share/borescope-bridge/50-borescope-bridge.network",
+    "usr/local/share/man/man1/borescope-bridge.1",
+    "usr/local/share/bash-completion/completions/borescope-bridge",
+    "usr/local/share/zsh/site-functions/_borescope-bridge",
 }
 SOURCES = {
     "etc/udev/rules.d/90-borescope-bridge.rules": "udev/90-borescope-bridge.rules",

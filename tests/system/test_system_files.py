@@ -75,7 +75,10 @@ def exposure(unit: Path) -> float:
 def test_unit_verifies_clean(tmp_path: Path) -> None:
     copy = verifiable_copy(UNIT.read_text(), tmp_path)
     proc = subprocess.run(
-        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, check=False
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "" and proc.stderr.strip() == "", proc.stdout + proc.stderr
@@ -87,7 +90,10 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     broken = UNIT.read_text().replace("ProtectHome=yes", "ProtectHome=yes\nProtectHomme=yes")
     copy = verifiable_copy(broken, tmp_path)
     proc = subprocess.run(
-        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, check=False
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert "ProtectHomme" in proc.stderr
 

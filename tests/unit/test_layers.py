@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The package layout is a rule, not a habit: bridge/'s subpackages import only downwards.
 
-The order reads as the data flow seen from the top (README, "How it works"): a package may
-import the packages after it in LAYERS, never one before it, so there is no cycle and the pure
-core stays pure. Lazy imports inside functions count too: they are still dependencies.
+The order reads as the data flow seen from the top (docs/development.md, "How it works"): a
+package may import the packages after it in LAYERS, never one before it, so there is no cycle
+and the pure core stays pure. Lazy imports inside functions count too: they are still dependencies.
 """
 
 from __future__ import annotations

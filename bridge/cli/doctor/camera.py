@@ -13,7 +13,7 @@ from bridge.cli.doctor.context import read_text as _read
 
 
 def check_module(ctx: Context) -> list[Finding]:
-    """v4l2loopback loaded, else installed, else how to get it."""
+    """v4l2loopback loaded, else installed, else why not for this kernel, else how to get it."""
     if ctx.path("sys/module/v4l2loopback").is_dir():
         version = _read(ctx.path("sys/module/v4l2loopback/version"))
         return [
@@ -23,24 +23,151 @@ def check_module(ctx: Context) -> list[Finding]:
         ]
     rc, _ = ctx.run(["modinfo", "-F", "version", "v4l2loopback"])
     if rc == 0:
-        return [
-            Finding(
-                "v4l2loopback",
-                FAIL,
-                "module installed but not loaded",
-                "sudo modprobe v4l2loopback (loaded at boot by "
-                "/etc/modules-load.d/borescope-bridge.conf)",
-            )
-        ]
+        fix = (
+            "sudo modprobe v4l2loopback (loaded at boot by "
+            "/etc/modules-load.d/borescope-bridge.conf)"
+        )
+        if _secure_boot(ctx):
+            fix += "; if modprobe says 'Key was rejected by service': " + _mok_advice(ctx)
+        return [Finding("v4l2loopback", FAIL, "module installed but not loaded", fix)]
+    if _dkms_installed(ctx):
+        return [_no_module_for_this_kernel(ctx)]
     return [
         Finding(
             "v4l2loopback",
             FAIL,
             "kernel module not installed",
-            "sudo apt install v4l2loopback-dkms (Fedora: dnf install v4l2loopback; "
+            f"sudo apt install {DKMS_PACKAGE} (Fedora: dnf install v4l2loopback; "
             "Arch: pacman -S v4l2loopback-dkms), then sudo modprobe v4l2loopback",
         )
     ]
+
+
+# ---- the package is there but the module is not: the usual state after a kernel update ----
+
+DKMS_PACKAGE = "v4l2loopback-dkms"
+NO_CAMERA = (
+    "meanwhile the bridge runs without a virtual camera: the web page and snapshots work "
+    "(borescope-bridge run --camera none)"
+)
+
+
+def _dkms_installed(ctx: Context) -> bool:
+    rc, out = ctx.run(["dpkg-query", "-W", "-f=${Status}", DKMS_PACKAGE])
+    return rc == 0 and "install ok installed" in out
+
+
+def _kernel_release(ctx: Context) -> str:
+    rc, out = ctx.run(["uname", "-r"])
+    return out.strip() if rc == 0 and out.strip() else os.uname().release
+
+
+def _dkms_built_for(ctx: Context) -> list[str]:
+    """Kernels dkms has built v4l2loopback for (`dkms status`: "v4l2loopback/0.12.7, KVER,
+    x86_64: installed")."""
+    rc, out = ctx.run(["dkms", "status", "v4l2loopback"])
+    if rc != 0:
+        return []
+    kernels = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3 and parts[0].startswith("v4l2loopback") and "installed" in line:
+            kernels.append(parts[1])
+    return kernels
+
+
+def _kernel_has_video(ctx: Context, kver: str) -> bool | None:
+    """Whether the kernel has video4linux (videodev), which v4l2loopback needs; None: unknown.
+
+    Cloud and minimal kernels leave it out: no module can make a camera there."""
+    config = _read(ctx.path(f"boot/config-{kver}"))
+    if config is not None:
+        return "CONFIG_VIDEO_DEV=" in config
+    moddir = ctx.path(f"lib/modules/{kver}")
+    texts = [_read(moddir / name) for name in ("modules.dep", "modules.builtin")]
+    if all(t is None for t in texts):
+        return None
+    return any("videodev.ko" in (t or "") for t in texts)
+
+
+def _apt_candidate(ctx: Context, package: str) -> bool:
+    rc, out = ctx.run(["apt-cache", "policy", package])
+    for line in out.splitlines() if rc == 0 else []:
+        key, _, value = line.strip().partition(":")
+        if key == "Candidate":
+            return value.strip() not in ("", "(none)")
+    return False
+
+
+def _standard_kernel(ctx: Context) -> str:
+    """Debian's metapackages of the standard kernel and its headers for this architecture."""
+    rc, out = ctx.run(["dpkg", "--print-architecture"])
+    arch = out.strip() if rc == 0 and out.strip() else "amd64"
+    return f"sudo apt install linux-image-{arch} linux-headers-{arch}"
+
+
+def _secure_boot(ctx: Context) -> bool:
+    rc, out = ctx.run(["mokutil", "--sb-state"])
+    return rc == 0 and "SecureBoot enabled" in out
+
+
+def _mok_advice(ctx: Context) -> str:
+    """How to make the firmware trust the key dkms signs the module with."""
+    if ctx.path("var/lib/shim-signed/mok/MOK.der").is_file():  # Ubuntu's dkms key
+        key = "/var/lib/shim-signed/mok/MOK.der"
+    else:
+        key = "/var/lib/dkms/mok.pub"  # Debian 12's dkms key
+    return (
+        f"Secure Boot is on, so the module must be signed by a key the firmware trusts: enrol "
+        f"dkms's key once with sudo mokutil --import {key}, reboot, and confirm it in the blue "
+        "MOK screen with the password you chose"
+    )
+
+
+def _no_module_for_this_kernel(ctx: Context) -> Finding:
+    kver = _kernel_release(ctx)
+    built = [k for k in _dkms_built_for(ctx) if k != kver]
+    message = (
+        f"{DKMS_PACKAGE} is installed, but there is no v4l2loopback module for the running "
+        f"kernel {kver}" + (f" (dkms built it for {', '.join(built)})" if built else "")
+    )
+    boot_built = f"boot a kernel it was built for ({', '.join(built)}), or " if built else ""
+    if _kernel_has_video(ctx, kver) is False:
+        return Finding(
+            "v4l2loopback",
+            FAIL,
+            f"{message}: this kernel has no video4linux support (a cloud or minimal kernel), "
+            "so no v4l2loopback can be built or loaded for it",
+            f"{boot_built}install and boot the distribution's standard kernel (Debian: "
+            f"{_standard_kernel(ctx)}); {NO_CAMERA}",
+        )
+    headers_pkg = f"linux-headers-{kver}"
+    if ctx.path(f"lib/modules/{kver}/build").exists():
+        fix = (
+            f"sudo dkms autoinstall -k {kver} && sudo modprobe v4l2loopback (this kernel's "
+            "headers are installed; if the build fails, its log is "
+            "/var/lib/dkms/v4l2loopback/*/build/make.log)"
+        )
+    elif _apt_candidate(ctx, headers_pkg):
+        message += f": dkms builds it with the kernel's headers, and {headers_pkg} is missing"
+        fix = (
+            f"sudo apt install {headers_pkg} && sudo dkms autoinstall -k {kver} && "
+            "sudo modprobe v4l2loopback"
+        )
+    else:
+        return Finding(
+            "v4l2loopback",
+            FAIL,
+            f"{message}: dkms builds it with the kernel's headers, and there is no package "
+            f"{headers_pkg}: this kernel did not come from the distribution (a cloud, VM, "
+            "vendor or self-built kernel), so its headers cannot be installed with apt",
+            f"sudo apt update, then apt-cache policy {headers_pkg}; if there is still none, "
+            f"{boot_built}install and boot the distribution's kernel with its headers (Debian: "
+            f"{_standard_kernel(ctx)}); {NO_CAMERA}",
+        )
+    if _secure_boot(ctx):
+        fix += "; then " + _mok_advice(ctx)
+    return Finding("v4l2loopback", FAIL, message, fix)
 
 
 def _loopback_devices(ctx: Context) -> list[tuple[int, str]]:

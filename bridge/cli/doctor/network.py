@@ -186,15 +186,17 @@ def check_rmem(ctx: Context) -> list[Finding]:
     text = _read(ctx.path("proc/sys/net/core/rmem_max"))
     if text is None or not text.isdigit():
         return [Finding("rmem_max", WARN, "cannot read net.core.rmem_max", SYSCTL_FIX)]
+    from bridge.device.sockets import describe_receive_buffer
+
     value = int(text)
+    figure = f"receive buffer: {describe_receive_buffer(value, RMEM_WANTED_BYTES)}"
     if value >= RMEM_WANTED_BYTES:
-        return [Finding("rmem_max", OK, f"net.core.rmem_max = {value}")]
+        return [Finding("rmem_max", OK, f"{figure} (net.core.rmem_max = {value})")]
     return [
         Finding(
             "rmem_max",
             WARN,
-            f"net.core.rmem_max = {value} caps the receive buffer below {RMEM_WANTED_BYTES}: "
-            "large frames will be lost",
+            f"{figure}: net.core.rmem_max = {value} caps it, and large frames will be lost",
             SYSCTL_FIX,
         )
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.app import config as cfg
+from bridge.app import paths
 from bridge.app.config import Config, load
 from bridge.errors import ConfigError
 
@@ -83,6 +84,11 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key 'rotation'") as info:
         load(path)
     assert path in str(info.value)
+    assert "did you mean 'rotate'?" in str(info.value)
+    nothing_like = write(tmp_path, "zzz = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load(nothing_like)
+    assert "did you mean" not in str(info.value) and "known keys: interface" in str(info.value)
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
@@ -149,7 +155,7 @@ def test_user_without_runtime_dir_falls_back_to_tmpdir(
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     expected = str(tmp_path / "borescope-bridge-1000" / "control.sock")
     assert cfg.default_control_socket() == expected
-    assert cfg.control_socket_candidates()[-1] == expected
+    assert cfg.control_socket_candidates()[-2:] == [expected, paths.demo_control_socket()]
     monkeypatch.delenv("TMPDIR")
     assert cfg.default_control_socket() == "/tmp/borescope-bridge-1000/control.sock"
 
@@ -161,3 +167,36 @@ def test_mjpeg_cannot_rotate_or_flip(tmp_path: Path) -> None:
         load(path, {"rotate": 90})
     with pytest.raises(ConfigError, match="horizontal"):
         load(path, {"flip": "horizontal"})
+
+
+def test_the_demo_socket_is_beside_a_users_own_and_looked_for_last(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.setattr(cfg.os, "getuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    demo = str(tmp_path / "run" / "borescope-bridge" / "demo.sock")
+    assert paths.demo_control_socket() == demo
+    candidates = cfg.control_socket_candidates()
+    assert candidates[-1] == demo
+    assert candidates.index(cfg.default_control_socket()) < candidates.index(demo)
+    assert candidates.index(cfg.SYSTEM_CONTROL_SOCKET) < candidates.index(demo)
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert paths.demo_control_socket() == str(tmp_path / "borescope-bridge-1000" / "demo.sock")
+
+
+def test_the_default_snapshot_folder_is_made_with_its_parents(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only a folder someone typed must have an existing parent; ~/Pictures may not exist."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setattr(paths.os, "getuid", lambda: 1000)
+    monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "new" / "Pictures"))
+    default = paths.default_snapshot_dir()
+    paths.check_snapshot_dir(default, strict=True)
+    assert Path(default).is_dir()
+    with pytest.raises(ConfigError, match="does not exist \\(a typo\\?\\)"):
+        paths.check_snapshot_dir(str(tmp_path / "Pictrues" / "Borescope"), strict=True)
+    paths.check_snapshot_dir(str(tmp_path / "Pictrues" / "Borescope"))  # a reload: warned
+    assert not (tmp_path / "Pictrues").exists()

@@ -165,3 +165,24 @@ def test_reload_with_a_stuck_disk_does_not_stall_the_loop(tmp_path: Path) -> Non
         os.close(reader)  # the stuck worker now fails with EPIPE and closes its file
     wait_for(lambda: stuck._fd is None)
     assert stuck.error is not None and "stopped" in stuck.error  # with a reported reason
+
+
+def test_check_record_path_refuses_what_cannot_be_recorded_to(tmp_path: Path) -> None:
+    from bridge.capture.recorder import check_record_path
+    from bridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_record_path(str(tmp_path / "missing" / "r.mjpeg"))
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(ConfigError, match="cannot record to"):
+        check_record_path(str(tmp_path))
+    existing = tmp_path / "r.mjpeg"
+    existing.write_bytes(b"old frames")
+    check_record_path(str(existing))
+    assert existing.read_bytes() == b"old frames"  # appended to later, never truncated
+    check_record_path(str(tmp_path / "new.mjpeg"))
+    assert not (tmp_path / "new.mjpeg").exists()  # nothing is created by the check
+    existing.chmod(0o444)
+    if not os.access(existing, os.W_OK):  # root may write anyway
+        with pytest.raises(ConfigError, match="cannot record to"):
+            check_record_path(str(existing))

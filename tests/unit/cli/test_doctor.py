@@ -304,6 +304,9 @@ def test_rmem_max(tree: Tree, value: int, status: str) -> None:
     assert str(value) in f.message
     if status == WARN:
         assert "net.core.rmem_max=16777216" in f.fix
+        assert f.message.startswith("receive buffer: 208 KiB of the 8 MiB asked for")
+    else:
+        assert f.message.startswith("receive buffer: 8 MiB, as asked")
 
 
 def test_service_failed_is_a_failure(tree: Tree) -> None:
@@ -467,3 +470,93 @@ def test_module_version_and_its_known_problems(
     assert f.status == status and words in f.message, f
     if status == WARN:
         assert "0.14 or later" in f.fix and (version or "0.12.x") in f.message
+
+
+# ---- v4l2loopback-dkms installed, no module for the running kernel (issue 22) ----------------
+
+KVER = "6.1.0-99-amd64"
+
+
+def _dkms_without_module(tree: Tree, **commands: tuple[int, str]) -> Tree:
+    """The state after a kernel update: the package is installed, built for the old kernel."""
+    tree.commands.update(
+        {
+            "modinfo": (1, ""),
+            "dpkg-query": (0, "install ok installed"),
+            "uname": (0, KVER + "\n"),
+            "dkms": (0, "v4l2loopback/0.12.7, 6.1.0-18-amd64, x86_64: installed\n"),
+            "dpkg": (0, "arm64\n"),
+            "apt-cache": (
+                0,
+                f"linux-headers-{KVER}:\n  Installed: (none)\n  Candidate: 6.1.99-1\n",
+            ),
+            "mokutil": (0, "SecureBoot disabled\n"),
+        }
+    )
+    tree.commands.update(commands)
+    _write(tree.root / f"boot/config-{KVER}", "CONFIG_VIDEO_DEV=m\n")
+    return tree
+
+
+def _module_finding(tree: Tree) -> Finding:
+    [f] = tree.findings()["v4l2loopback"]
+    assert f.status == FAIL
+    return f
+
+
+def test_dkms_without_headers_names_the_kernel_and_the_headers_package(tree: Tree) -> None:
+    f = _module_finding(_dkms_without_module(tree))
+    assert f"no v4l2loopback module for the running kernel {KVER}" in f.message
+    assert "dkms built it for 6.1.0-18-amd64" in f.message
+    assert f"linux-headers-{KVER} is missing" in f.message
+    assert f.fix.startswith(f"sudo apt install linux-headers-{KVER} && sudo dkms autoinstall")
+    assert "apt install v4l2loopback-dkms" not in f.fix  # following that would do nothing
+    assert "mokutil" not in f.fix
+    assert ["dpkg-query", "-W", "-f=${Status}", "v4l2loopback-dkms"] in tree.calls
+    assert ["apt-cache", "policy", f"linux-headers-{KVER}"] in tree.calls
+
+
+def test_dkms_with_headers_needs_only_autoinstall(tree: Tree) -> None:
+    (tree.root / f"lib/modules/{KVER}/build").mkdir(parents=True)
+    f = _module_finding(_dkms_without_module(tree))
+    assert f.fix.startswith(f"sudo dkms autoinstall -k {KVER} && sudo modprobe v4l2loopback")
+    assert "make.log" in f.fix
+
+
+def test_secure_boot_adds_the_mok_enrolment(tree: Tree) -> None:
+    f = _module_finding(_dkms_without_module(tree, mokutil=(0, "SecureBoot enabled\n")))
+    assert f.fix.startswith(f"sudo apt install linux-headers-{KVER}")
+    assert "sudo mokutil --import /var/lib/dkms/mok.pub" in f.fix and "reboot" in f.fix
+
+
+def test_a_kernel_without_a_headers_package_says_so(tree: Tree) -> None:
+    no_candidate = (0, f"linux-headers-{KVER}:\n  Installed: (none)\n  Candidate: (none)\n")
+    f = _module_finding(_dkms_without_module(tree, **{"apt-cache": no_candidate}))
+    assert f"there is no package linux-headers-{KVER}" in f.message
+    assert "did not come from the distribution" in f.message
+    assert "boot a kernel it was built for (6.1.0-18-amd64)" in f.fix
+    assert "sudo apt install linux-image-arm64 linux-headers-arm64" in f.fix
+    assert "--camera none" in f.fix
+
+
+def test_a_kernel_without_video4linux_cannot_have_the_module(tree: Tree) -> None:
+    _dkms_without_module(tree)
+    _write(tree.root / f"boot/config-{KVER}", "# CONFIG_VIDEO_DEV is not set\n")
+    f = _module_finding(tree)
+    assert "no video4linux support" in f.message
+    assert "linux-headers-" + KVER not in f.fix  # headers would not help
+    assert "linux-image-arm64" in f.fix
+
+
+def test_without_the_dkms_package_the_advice_is_to_install_it(tree: Tree) -> None:
+    _dkms_without_module(tree, **{"dpkg-query": (1, "")})
+    f = _module_finding(tree)
+    assert f.message == "kernel module not installed"
+    assert f.fix.startswith("sudo apt install v4l2loopback-dkms")
+
+
+def test_installed_not_loaded_under_secure_boot_mentions_the_key(tree: Tree) -> None:
+    tree.commands.update({"modinfo": (0, "0.12.7\n"), "mokutil": (0, "SecureBoot enabled\n")})
+    f = _module_finding(tree)
+    assert f.fix.startswith("sudo modprobe v4l2loopback")
+    assert "Key was rejected by service" in f.fix and "mokutil --import" in f.fix

@@ -101,3 +101,26 @@ def test_client_caps_the_reply_it_reads(tmp_path: Path) -> None:
             request(path, {"cmd": "status"}, timeout=10)
     finally:
         listener.close()
+
+
+def test_a_leftover_socket_nobody_listens_on_is_passed_over(tmp_path: Path) -> None:
+    """A daemon killed with SIGKILL leaves its socket file: it must not make the live one
+    ambiguous; alone, it is still the one named (connecting says nothing listens)."""
+    live = str(tmp_path / "live.sock")
+    dead = str(tmp_path / "dead.sock")
+    with socket.socket(socket.AF_UNIX) as leftover:
+        leftover.bind(dead)  # bound, never listening
+        server = ControlServer(live, echo_handler)
+        server.start()
+        try:
+            assert find_socket(None, [dead, live]) == live
+        finally:
+            server.stop()
+        assert find_socket(None, [dead]) == dead
+        with pytest.raises(ControlError, match=r"nothing listens on .*: start the demo"):
+            request(dead, {"cmd": "status"}, timeout=2, hint="start the demo")
+
+
+def test_the_hint_ends_the_not_found_error(tmp_path: Path) -> None:
+    with pytest.raises(ControlError, match=r"looked at .*nope.sock\): do this"):
+        find_socket(None, [str(tmp_path / "nope.sock")], hint="do this")

@@ -68,6 +68,19 @@ def test_receive_buffer_reports_a_cap(caplog: pytest.LogCaptureFixture) -> None:
         assert (rb.effective, rb.capped) == (2 * 212992, True)
         assert caplog.records == []  # quiet: a re-bind does not repeat the warning
         set_receive_buffer(Buffer(212992), 4 << 20, rb)  # type: ignore[arg-type]
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        "receive buffer capped at 212992 bytes by net.core.rmem_max (wanted 4194304)"
+    assert [r.getMessage().split(": large")[0] for r in caplog.records] == [
+        "receive buffer: 208 KiB of the 4 MiB asked for (capped by net.core.rmem_max)"
     ]
+
+
+def test_one_receive_buffer_figure_in_plain_words() -> None:
+    from bridge.device.sockets import describe_receive_buffer, human_bytes
+
+    assert describe_receive_buffer(8 << 20, 8 << 20) == "8 MiB, as asked"
+    assert describe_receive_buffer(16 << 20, 8 << 20) == "8 MiB, as asked"
+    assert describe_receive_buffer(212992, 8 << 20) == "208 KiB of the 8 MiB asked for"
+    assert (human_bytes(1536), human_bytes(512), human_bytes(3 << 19)) == (
+        "1.5 KiB",
+        "512 bytes",
+        "1.5 MiB",
+    )
