@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // borescope-bridge live view: the MJPEG stream in an <img> (polling /frame.jpg where a browser
 // does not paint it, as Safari on iPhone sometimes does not), snapshots with a flash and a strip,
-// rotate/mirror for this viewer only (kept in localStorage), a status line. No dependencies.
+// rotate/mirror for this viewer only (kept in localStorage), a status line, a Record button
+// (the elapsed time while recording) and recordings in the strip as downloads. No dependencies.
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const token = document.querySelector('meta[name="borescope-token"]').content;
   const img = $("live"), view = $("view"), flash = $("flash");
-  const statusEl = $("status"), strip = $("strip"), snap = $("snap");
+  const statusEl = $("status"), strip = $("strip"), snap = $("snap"), recBtn = $("record");
   const params = new URLSearchParams(location.search);
   const VIEW_KEY = "borescope-bridge.view";
   const STRIP_MAX = 30;
@@ -138,6 +139,7 @@
       const r = await fetch("/api/status", { cache: "no-store" });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       status = await r.json();
+      recordState(status.recording);
       if (!events) state = { state: status.state, streaming: status.state === "streaming" };
     } catch (e) {
       status = null;
@@ -177,12 +179,19 @@
     flashes += 1;
     document.body.dataset.flashes = String(flashes);
   }
-  async function loadStrip() {
+  async function list(url) {
     try {
-      const r = await fetch("/api/snapshots", { cache: "no-store" });
-      if (!r.ok) return;
-      (await r.json()).slice(0, STRIP_MAX).forEach((f) => addThumb(f.name, false));
-    } catch (e) { /* the strip fills from events */ }
+      const r = await fetch(url, { cache: "no-store" });
+      return r.ok ? await r.json() : [];
+    } catch (e) { return []; }
+  }
+  async function loadStrip() {
+    // Snapshots and recordings together, newest first (the strip also fills from events).
+    const [snaps, videos] = await Promise.all([list("/api/snapshots"), list("/api/recordings")]);
+    const all = snaps.map((f) => ({ ...f, video: false }))
+      .concat(videos.map((f) => ({ ...f, video: true })));
+    all.sort((a, b) => b.time - a.time);
+    all.slice(0, STRIP_MAX).forEach((f) => (f.video ? addVideo(f.name, f.duration, false) : addThumb(f.name, false)));
   }
   snap.addEventListener("click", async () => {
     snap.disabled = true;
@@ -196,11 +205,73 @@
     } finally { snap.disabled = false; }
   });
 
+  // ---- recording -------------------------------------------------------------------------
+  // The button shows "Record", or "● M:SS" while a recording runs (any origin: this page,
+  // another viewer, `borescope-bridge record`, the scope's video key).
+  let rec = { running: false, since: 0 };
+  const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+  function renderRecord() {
+    recBtn.classList.toggle("on", rec.running);
+    recBtn.textContent = rec.running ? `● ${clock((Date.now() - rec.since) / 1000)}` : "Record";
+  }
+  function recordState(r) {
+    if (!r) return;
+    const running = !!r.running;
+    if (running && !rec.running) rec.since = Date.now() - 1000 * (r.duration_s || 0);
+    rec.running = running;
+    renderRecord();
+  }
+  function addVideo(name, duration, fresh) {
+    if (shown.has(name)) return;
+    shown.add(name);
+    const a = document.createElement("a");
+    a.href = `/recordings/${encodeURIComponent(name)}`;
+    a.download = name;
+    a.className = fresh ? "video new" : "video";
+    a.title = `${name} (download)`;
+    a.dataset.name = name;
+    a.textContent = `▶ ${duration == null ? "video" : clock(duration)}`;
+    if (fresh) strip.prepend(a); else strip.append(a);
+    while (strip.children.length > STRIP_MAX) strip.lastElementChild.remove();
+  }
+  recBtn.addEventListener("click", async () => {
+    recBtn.disabled = true;
+    const action = rec.running ? "stop" : "start";
+    try {
+      const r = await fetch(`/api/record/${action}`, { method: "POST", headers: { "X-Borescope-Token": token } });
+      const reply = await r.json().catch(() => ({ ok: false, error: `HTTP ${r.status}` }));
+      if (reply.ok) {
+        if (action === "start") { rec = { running: true, since: Date.now() }; }
+        else { rec.running = false; addVideo(reply.name, reply.duration_s, true); }
+        renderRecord();
+      } else {
+        say(`recording: ${reply.error}`, 6000);
+        refreshStatus();
+      }
+    } catch (e) {
+      say("recording: no connection to borescope-bridge", 6000);
+    } finally { recBtn.disabled = false; }
+  });
+  setInterval(() => { if (rec.running) renderRecord(); }, 500);
+
   // ---- events ------------------------------------------------------------------------------
   let events = null;
   function listen() {
     events = new EventSource("/api/events");
     events.addEventListener("snapshot", (e) => { flashNow(); addThumb(JSON.parse(e.data).name, true); });
+    events.addEventListener("recording", (e) => {
+      const r = JSON.parse(e.data);
+      if (r.state === "started") recordState({ running: true, duration_s: 0 });
+      else {
+        recordState({ running: false });
+        if (r.reason) say(`recording stopped: ${r.reason}`, 8000);
+        refreshStatus();
+        list("/api/recordings").then((files) => {
+          const f = files.find((x) => x.name === r.name);
+          if (f) addVideo(f.name, f.duration, true);
+        });
+      }
+    });
     events.addEventListener("state", (e) => {
       const was = state.streaming;
       state = JSON.parse(e.data);

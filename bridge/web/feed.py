@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from bridge.capture.recordings import Recordings
+
 Listener = Callable[[str, Any], None]
 
 
@@ -30,10 +32,12 @@ class Feed:
         status: Callable[[], dict[str, Any]],
         take_snapshot: Callable[[float, str], Future[dict[str, Any]]],
         snapshot_dir: Callable[[], str],
+        recordings: Recordings | None = None,
     ) -> None:
         self.status = status
         self.take_snapshot = take_snapshot
         self.snapshot_dir = snapshot_dir
+        self.recordings = recordings  # start/stop/status of .mkv recordings; None: not offered
         # (sequence number, JPEG bytes, monotonic time the frame was complete); one tuple so
         # a reader on another thread always sees a consistent triple.
         self._newest: tuple[int, bytes | None, float] = (0, None, 0.0)
@@ -69,3 +73,8 @@ class Feed:
 
     def snapshot_saved(self, path: str) -> None:
         self._notify("snapshot", {"name": os.path.basename(path)})
+
+    def recording(self, data: dict[str, Any]) -> None:
+        """A recording started or stopped: {"state", "name"} (+ "reason" when it stopped by
+        itself)."""
+        self._notify("recording", data)

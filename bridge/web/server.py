@@ -43,6 +43,7 @@ from bridge.errors import BridgeError
 from bridge.web import auth, limits, stall
 from bridge.web.feed import Feed
 from bridge.web.files import list_snapshots, read_snapshot
+from bridge.web.recordings import RecordingRoutes
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ class WebServer:
         r.add_get("/api/snapshots", self._snapshots, allow_head=False)
         r.add_get("/api/events", self._events, allow_head=False)
         r.add_get("/snapshots/{name}", self._snapshot_file, allow_head=False)
+        RecordingRoutes(self.feed, self.token).add_to(r)
         app.on_response_prepare.append(self._common_headers)
         return app
 
