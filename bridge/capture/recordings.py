@@ -181,11 +181,10 @@ class Recording:
             mkv = MkvFile.create(self.directory, self.name, self.app, self.wall_time)
         except OSError as exc:
             self.reason = write_error_advice(
-                exc,
-                f"cannot record in {self.directory}",
-                self.directory,
-                "--recordings-dir",
+                exc, f"cannot record in {self.directory}", self.directory, "--recordings-dir"
             )
+            if "--recordings-dir" not in self.reason:
+                self.reason += " (choose another --recordings-dir)"
             log.error("%s", self.reason)
             return None
         self.path, self.name = mkv.path, os.path.basename(mkv.path)

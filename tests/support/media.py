@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 FFPROBE = shutil.which("ffprobe")
@@ -93,3 +95,12 @@ def in_order(frames: list[bytes], sent: list[bytes]) -> list[int]:
     for a, b in itertools.pairwise(got):
         assert (b - a) % len(sent) != 0, f"frame {a} twice in a row"
     return got
+
+
+def jpeg(seed: int, width: int, height: int, quality: int) -> bytes:
+    """A real JPEG of noise: every seed a different picture, every quality another size."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return bytes(buf.tobytes())
