@@ -20,8 +20,10 @@ PY := $(VENV)/bin/python
 # python3-venv: the venv; gcc python3-dev pkg-config libsystemd-dev: building systemd-python;
 # libturbojpeg0: the fast decode path (bridge/pixels/decode.py; simplejpeg is the fallback);
 # systemd (systemd-analyze), udev (udevadm), iproute2 (ip, for netns tests), kmod (modinfo);
-# chromium + chromium-driver: the web page's browser test (tests/integration/test_web_browser.py).
-APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver
+# chromium + chromium-driver: the web page's browser test (tests/integration/test_web_browser.py);
+# ffmpeg (ffprobe, ffmpeg) + mkvtoolnix (mkvinfo): what players make of the recordings
+# (tests/support/media.py); the daemon itself needs neither.
+APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-dev libturbojpeg0 systemd udev iproute2 kmod chromium chromium-driver ffmpeg mkvtoolnix
 # gcc-multilib (amd64 only): tests/unit/camera/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
 # to check the i386 struct layout against the kernel's own header.
 ifeq ($(origin APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
@@ -238,7 +240,8 @@ install: install-check-module
 	  fi; \
 	  command -v sysctl >/dev/null && sysctl -q -p '$(SYSCTLDIR)/60-borescope-bridge.conf' || true; \
 	  echo "Installed. Plug the borescope in, or: sudo systemctl start borescope-bridge"; \
-	  echo "Snapshots: /var/lib/borescope-bridge/snapshots (join the group: sudo usermod -aG borescope-bridge \$$USER)"; \
+	  echo "Snapshots: /var/lib/borescope-bridge/snapshots, recordings: /var/lib/borescope-bridge/recordings"; \
+	  echo "  (join the group to read them: sudo usermod -aG borescope-bridge \$$USER)"; \
 	fi
 
 # Say how to get v4l2loopback instead of failing later with an obscure message.

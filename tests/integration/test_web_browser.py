@@ -436,3 +436,55 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
             shot(browser, "dns-rebinding-refused")
         finally:
             d.close()
+
+
+def test_the_record_button_at_a_phone_viewport(browser: Any, tmp_path: Path) -> None:
+    """Tap Record: the button counts the time; tap again: a recording the API lists, ffprobe
+    plays, and the strip offers as a download. Only the button's id and text are relied on."""
+    import json
+    import re
+    import urllib.request
+
+    from support.media import extract_frames, need_ffmpeg
+
+    need_ffmpeg()
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    with device(stream_port=0, event_port=0) as sim:
+        d = Daemon(tmp_path, sim, "--linger", "0", "--recordings-dir", str(tmp_path / "videos"))
+        try:
+            d.wait_streaming()
+            url = run_cli("url", "--socket", d.sock).stdout.strip()
+            base, token = url.split("/?token=")
+            browser.get(url)
+            button = browser.find_element("id", "record")
+            wait_for(lambda: button.text == "Record", what="the idle Record button")
+            box = js(browser, BOX.format("record"))
+            assert box["right"] <= 390 + 0.5 and box["bottom"] <= 844 + 0.5, box
+            button.click()
+            wait_for(lambda: re.fullmatch(r"● 0:0[2-9]", button.text), what="the elapsed time, 2 s")
+            shot(browser, "phone-recording")
+            assert d.status()["recording"]["running"] is True
+            button.click()
+            wait_for(lambda: button.text == "Record", what="Record again after the stop")
+            req = urllib.request.Request(
+                base + "/api/recordings", headers={"X-Borescope-Token": token}
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                (entry,) = json.loads(resp.read())
+            assert entry["duration"] >= 2.0
+            link = wait_for(
+                lambda: js(
+                    browser,
+                    f"document.querySelector('#strip a[href=\"/recordings/{entry['name']}\"]')",
+                ),
+                what="the recording in the strip",
+            )
+            assert link.get_attribute("download") == entry["name"]
+            frames = extract_frames(tmp_path / "videos" / entry["name"])
+            assert frames and set(frames) <= set(sim.frames)
+            assert len(frames) == d.status()["recording"]["frames"]
+        finally:
+            d.close()
