@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # a forgotten recording stops at 2 GiB ...
 DEFAULT_MAX_SECONDS = 3600.0  # ... or after an hour, whichever comes first
-# Frames waiting for the disk (about 17 s at 30 fps); beyond that they are dropped, counted.
+# Frames waiting for the disk (about 17 s at 30 fps), and at most this many bytes of them
+# (the service's MemoryMax holds this beside the --record queue); beyond, dropped and counted.
 MAX_QUEUED_FRAMES = 512
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
 SPACE_CHECK_S = 1.0  # how often the free-space floor is asked while recording
 LIMIT_CHECK_S = 0.25  # an idle writer still notices the time limit this often
 ANSWER_S = 4.0  # start/stop answer by then at the latest (a client waits 5 s by default)
@@ -104,6 +106,9 @@ class Recording:
         self.stopping = False
         self.open = False
         self._queue: queue.Queue[tuple[bytes, float] | None] = queue.Queue(MAX_QUEUED_FRAMES)
+        # Bytes queued = in - out; each counter has one writer thread, so no lock is needed.
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._space_checked: float | None = None
         self._first: float | None = None
         self._last: float | None = None
@@ -118,10 +123,15 @@ class Recording:
         if self.stopping:
             return
         self.offered += 1
+        if self._bytes_in - self._bytes_out + len(data) > MAX_QUEUED_BYTES:
+            self.dropped += 1
+            return
         try:
             self._queue.put_nowait((data, now))
         except queue.Full:
             self.dropped += 1
+            return
+        self._bytes_in += len(data)
 
     def stop(self) -> None:
         """Take no more frames; the writer writes the queued ones, then finishes the file."""
@@ -207,6 +217,7 @@ class Recording:
             if item is None:
                 return  # stop(): the frames queued before it are written
             data, now = item
+            self._bytes_out += len(data)
             if mkv.length + len(data) + 64 > self.max_bytes:
                 self._stop_by_itself(
                     f"the recording reached its size limit ({self.max_bytes} bytes; "
