@@ -68,7 +68,7 @@ from bridge.app import status as status_mod
 from bridge.app.build import Output, build_receive_path, make_output, start_web
 from bridge.app.config import Config
 from bridge.app.lock import lock_instance
-from bridge.app.paths import check_snapshot_dir
+from bridge.app.paths import check_snapshot_dir, default_recordings_dir
 from bridge.app.reload import plan_reload
 from bridge.app.rlimit import raise_nofile_limit
 from bridge.app.status import FPS_WINDOW_S
@@ -115,7 +115,7 @@ class Daemon:
         self.output: Output = output_factory(config)
         self.snapshot_writer = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
         self.recordings = Recordings(
-            config.recordings_dir,
+            config.recordings_dir or default_recordings_dir(),
             app=f"borescope-bridge {__version__}",
             max_bytes=config.record_max_bytes,
             max_seconds=config.record_max_seconds,

@@ -113,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
             camera=camera,
             format=args.format,
             snapshot_dir=snapshot_dir,
+            recordings_dir=str(work / "recordings"),
             control_socket=str(work / "control.sock"),
             wait=10.0,
             linger=0.0,
@@ -136,7 +137,10 @@ def main(args: argparse.Namespace) -> int:
             return daemon.run()
         finally:
             stop.set()
-            _say(f"demo stopped; snapshots (if any) are in {snapshot_dir}")
+            _say(
+                f"demo stopped; snapshots (if any) are in {snapshot_dir}, "
+                f"recordings in {cfg.recordings_dir}"
+            )
     finally:
         sim.stop()
 
@@ -166,6 +170,8 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
     _say(f"  press the (simulated) borescope button: kill -USR2 {os.getpid()}")
     _say(f"  status:          borescope-bridge status --socket {sock}")
     _say(f"  snapshots go to: {cfg.snapshot_dir}")
+    _say(f"  record a clip:   borescope-bridge record start --socket {sock} (then: record stop)")
+    _say(f"  recordings go to: {cfg.recordings_dir}")
     _say("  stop:            Ctrl-C")
     _say()
 

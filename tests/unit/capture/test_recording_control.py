@@ -16,7 +16,7 @@ from support.waiting import wait_for
 
 from bridge.capture import recordings as recordings_mod
 from bridge.capture.mkv import MkvFile
-from bridge.capture.names import RECORDING_NAME
+from bridge.capture.names import RECORDING_NAME, recording_name, with_number
 from bridge.capture.recordings import ANSWER_S, MAX_QUEUED_FRAMES, Recordings
 
 FRAMES = [jpeg(i, 32, 24, 70) for i in range(30)]
@@ -170,3 +170,19 @@ def test_shutdown_finishes_the_running_recording(tmp_path: Path) -> None:
     assert len(extract_frames(tmp_path / name)) == 10
     assert recordings_mod.DEFAULT_MAX_BYTES == 2 * 1024**3  # the documented defaults
     assert recordings_mod.DEFAULT_MAX_SECONDS == 3600.0
+
+
+def test_the_name_is_local_time_and_the_pattern_knows_exactly_ours() -> None:
+    t = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1)) + 0.9
+    name = recording_name(t)
+    assert name == "borescope-20260304-050607.mkv"
+    assert RECORDING_NAME.fullmatch(name) and RECORDING_NAME.fullmatch(with_number(name, 12))
+    for other in (
+        "borescope-20260304-050607.mkv\n",
+        "borescope-20260304-050607-100.mkv",
+        "borescope-20260304-050607-089.jpg",
+        "../borescope-20260304-050607.mkv",
+        "borescope-2026030\uff14-050607.mkv",  # a full-width digit
+        "x.mkv",
+    ):
+        assert not RECORDING_NAME.fullmatch(other), other

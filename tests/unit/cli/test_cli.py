@@ -14,7 +14,7 @@ import pytest
 from support.paths import REPO
 
 from bridge import __version__
-from bridge.cli.client import format_status
+from bridge.cli.client import format_status, recording_text
 from bridge.cli.main import main
 
 
@@ -37,7 +37,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "demo"])
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "record", "demo"])
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,6 +68,9 @@ def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture
         "--print-config",
         "--http",
         "--max-picture-size",
+        "--recordings-dir",
+        "--record-max-bytes",
+        "--record-max-seconds",
     ):
         assert flag in out
 
@@ -217,3 +220,36 @@ def test_demo_explains_where_to_look_and_serves_snapshots(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_record_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("record", "start", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "is borescope-bridge running?" in r.stderr
+    bad = run_cli("record", "pause", "--socket", str(tmp_path / "none.sock"))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_recording_text_says_what_runs_and_why_the_last_one_stopped() -> None:
+    assert recording_text(None) == "off"
+    running = {
+        "running": True,
+        "name": "borescope-20260101-120000.mkv",
+        "path": "/v/borescope-20260101-120000.mkv",
+        "duration_s": 75.4,
+        "frames": 2262,
+        "dropped": 3,
+    }
+    assert (
+        recording_text(running) == "/v/borescope-20260101-120000.mkv (1:15, 2262 frames, 3 dropped)"
+    )
+    stopped = {
+        **running,
+        "running": False,
+        "last_error": "the recording reached its time limit (60 s; ...)",
+    }
+    text = recording_text(stopped)
+    assert text.startswith("not recording (last: /v/borescope-20260101-120000.mkv, 1:15")
+    assert text.endswith("; stopped: the recording reached its time limit (60 s; ...)")
+    idle = {"running": False, "name": None, "last_error": None}
+    assert recording_text(idle) == "not recording"
