@@ -254,7 +254,7 @@ install-check-module:
 	  echo "      then: sudo modprobe v4l2loopback (borescope-bridge doctor checks it)"; \
 	fi
 
-# Keeps /var/lib/borescope-bridge (snapshots) and a config.toml that differs from the example.
+# Keeps /var/lib/borescope-bridge (snapshots, recordings) and a config.toml that differs from the example.
 uninstall:
 	@if [ -z '$(DESTDIR)' ] && [ -d /run/systemd/system ]; then \
 	  systemctl disable --now borescope-bridge.service 2>/dev/null || true; \
@@ -271,5 +271,5 @@ uninstall:
 	@if [ -z '$(DESTDIR)' ]; then \
 	  command -v udevadm >/dev/null && udevadm control --reload || true; \
 	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
-	  echo "Removed. Kept /var/lib/borescope-bridge (snapshots) and the borescope-bridge user."; \
+	  echo "Removed. Kept /var/lib/borescope-bridge (snapshots, recordings) and the borescope-bridge user."; \
 	fi

@@ -274,3 +274,34 @@ def test_the_free_space_floor_stops_the_recording_with_a_playable_file(
             assert d.terminate() == 0
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
+
+
+def test_a_reload_moves_the_next_recording_and_bad_requests_are_answered(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    from bridge.control.client import request
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    with simulator() as sim:
+        d = run_daemon(sim)
+        d.wait_streaming()
+        d.config.write_text(f'recordings_dir = "{first}"\n')
+        d.proc.send_signal(signal.SIGHUP)  # the daemon was started with the empty config
+        wait_for(lambda: recording(d)["dir"] == str(first), what="the reloaded folder")
+        assert Path(cli(d, "record", "start").stdout.strip()).parent == first
+        wait_for(lambda: recording(d)["frames"] >= 5, what="frames")
+        d.config.write_text(f'recordings_dir = "{second}"\n')
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: recording(d)["dir"] == str(second), what="the second folder")
+        # The running recording stays where it began; the next one goes to the new place.
+        assert Path(cli(d, "record", "stop").stdout.strip()).parent == first
+        assert Path(cli(d, "record", "start").stdout.strip()).parent == second
+        for bad in ({"cmd": "record"}, {"cmd": "record", "action": "pause"}):
+            reply = request(d.sock, bad, timeout=10)
+            assert reply["ok"] is False and "unknown action" in reply["error"], reply
+        wait_for(lambda: recording(d)["frames"] >= 5, what="frames in the second recording")
+        assert d.terminate() == 0
+        # Stopping the daemon finished the running recording: indexed, with its duration.
+        (clip,) = second.glob("*.mkv")
+        assert "Duration" in (mkvinfo(clip) or "Duration")
+        assert float(probe(clip)["format"]["duration"]) > 0
