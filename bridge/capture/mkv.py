@@ -75,6 +75,11 @@ class MkvFile:
     def length(self) -> int:
         return self.mux.offset
 
+    @property
+    def finish_bytes(self) -> int:
+        """At most what `finish` appends (the Cues): a size limit keeps room for it."""
+        return self.mux.finish_bytes
+
     def add(self, data: bytes, ms: int) -> bool:
         """Append one frame at `ms` (from the recording's start); False if it has no readable
         JPEG header and no track exists yet. OSError after cutting a partial write off."""

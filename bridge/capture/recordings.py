@@ -80,6 +80,7 @@ class Recording:
         app: str,
         max_bytes: int,
         max_seconds: float,
+        on_open: Callable[[Recording], None],
         on_end: Callable[[Recording], None],
         free_space: SpaceFn,
         clock: Callable[[], float],
@@ -90,6 +91,7 @@ class Recording:
         self.app = app
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
+        self._on_open = on_open
         self._on_end = on_end
         self._free_space = free_space
         self._clock = clock
@@ -173,6 +175,7 @@ class Recording:
         self.open = True
         log.info("recording to %s", self.path)
         _answer(self.opened, {"ok": True, **self.summary()})
+        self._on_open(self)
         try:
             self._write_frames(mkv)
         except Exception as exc:
@@ -205,7 +208,8 @@ class Recording:
             if self._clock() - self.started_at >= self.max_seconds:
                 self._stop_by_itself(
                     f"the recording reached its time limit ({self.max_seconds:g} s; "
-                    "record_max_seconds / --record-max-seconds)"
+                    "record_max_seconds / --record-max-seconds)",
+                    limit=True,
                 )
                 return
             try:
@@ -218,10 +222,11 @@ class Recording:
                 return  # stop(): the frames queued before it are written
             data, now = item
             self._bytes_out += len(data)
-            if mkv.length + len(data) + 64 > self.max_bytes:
+            if mkv.length + len(data) + mkv.finish_bytes > self.max_bytes:
                 self._stop_by_itself(
                     f"the recording reached its size limit ({self.max_bytes} bytes; "
-                    "record_max_bytes / --record-max-bytes)"
+                    "record_max_bytes / --record-max-bytes)",
+                    limit=True,
                 )
                 return
             if not self._space_ok(len(data)):
@@ -256,13 +261,11 @@ class Recording:
         self._stop_by_itself(f"disk nearly full: recording to {self.path} stopped: {low}")
         return False
 
-    def _stop_by_itself(self, reason: str) -> None:
+    def _stop_by_itself(self, reason: str, limit: bool = False) -> None:
+        """A limit is the plan working (a warning); the disk is a problem (an error)."""
         self.reason = reason
         self.stopping = True
-        if "limit" in reason:
-            log.warning("%s", reason)
-        else:
-            log.error("%s", reason)
+        log.log(logging.WARNING if limit else logging.ERROR, "%s", reason)
 
     def _finish(self, mkv: MkvFile) -> None:
         if mkv.frames == 0:
@@ -345,6 +348,7 @@ class Recordings:
                 app=self.app,
                 max_bytes=self.max_bytes,
                 max_seconds=self.max_seconds,
+                on_open=self._opened,
                 on_end=self._ended,
                 free_space=self._free_space,
                 clock=self._clock,
@@ -360,7 +364,6 @@ class Recordings:
             }
             self._deadlines.append((self._clock() + ANSWER_S, rec.opened, late))
         log.info("recording requested (%s)", origin)
-        rec.opened.add_done_callback(lambda f: self._opened(rec, f))
         rec.start()
         return rec.opened
 
@@ -443,9 +446,8 @@ class Recordings:
 
     # ---- from the writer threads -------------------------------------------------------------
 
-    def _opened(self, rec: Recording, future: Future[Reply]) -> None:
-        if rec.open and future.result().get("ok"):
-            self._event({"state": "started", "name": rec.name})
+    def _opened(self, rec: Recording) -> None:
+        self._event({"state": "started", "name": rec.name})
 
     def _ended(self, rec: Recording) -> None:
         with self._lock:

@@ -228,6 +228,11 @@ class MatroskaMuxer:
         self.frames += 1
         return patches, prefix
 
+    @property
+    def finish_bytes(self) -> int:
+        """An upper bound of len(cues()): a cue point takes at most 32 bytes."""
+        return 16 + 32 * len(self._s.cues)
+
     def undo(self) -> None:
         """Forget the last block (its write failed and the caller cut it off again)."""
         self._s = self._saved

@@ -106,6 +106,7 @@ def test_the_duration_reads_back_after_a_clean_finish_only(steps: list[int], cue
     if cues:
         cues_at = len(out)
         data = mux.cues()
+        assert len(data) <= mux.finish_bytes
         out += data
         mux.note_written(len(data))
     for p in mux.finish(times[-1] + 33.0, cues_at):
