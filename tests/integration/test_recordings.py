@@ -222,6 +222,11 @@ def test_the_time_limit_stops_the_recording(
             sim, "--recordings-dir", str(tmp_path / "videos"), "--record-max-seconds", "1.5"
         )
         d.wait_streaming()
+        base, token = cli(d, "url").stdout.strip().split("/?token=")
+        events: list[dict[str, Any]] = []
+        stop = threading.Event()
+        threading.Thread(target=_events, args=(base, token, events, stop), daemon=True).start()
+        time.sleep(0.5)  # the listener connects (its events are only checked, never timed)
         started = cli(d, "record", "start")
         assert started.returncode == 0, started.stderr
         path = Path(started.stdout.strip())
@@ -231,6 +236,12 @@ def test_the_time_limit_stops_the_recording(
         )
         assert "time limit (1.5 s" in rec["last_error"]
         assert "time limit" in d.log.read_text()
+        # The page hears it, with the reason.
+        stopped = wait_for(
+            lambda: [e for e in events if e["state"] == "stopped"], what="the stopped event"
+        )
+        assert stopped == [{"state": "stopped", "name": path.name, "reason": rec["last_error"]}]
+        stop.set()
         info = check_file(path, sim.frames, rec["frames"])
         assert float(info["format"]["duration"]) <= 1.5 + 0.1
 
