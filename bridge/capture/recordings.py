@@ -431,7 +431,7 @@ class Recordings:
             "running": rec is not None,
             "name": shown.name if shown else None,
             "path": shown.path if shown else None,
-            "duration_s": (rec.elapsed_s() if rec else round(shown.duration_s, 1))
+            "duration_s": (rec.elapsed_s() if rec else round(shown.duration_s, 3))
             if shown
             else None,
             "frames": shown.frames if shown else 0,

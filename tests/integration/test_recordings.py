@@ -8,6 +8,7 @@ free-space floor, the time limit."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -41,20 +42,28 @@ def recording(d: Daemon) -> dict[str, Any]:
     return rec
 
 
-def check_file(path: Path, sent: list[bytes], frames: int) -> dict[str, Any]:
-    """ffprobe, ffmpeg -c copy and mkvinfo agree with what the daemon says it wrote."""
+def check_file_frames(
+    path: Path, sent: list[bytes], frames: int
+) -> tuple[dict[str, Any], list[bytes]]:
+    """ffprobe, ffmpeg -c copy and mkvinfo agree with what the daemon says it wrote, and each
+    frame is one the simulator sent: (ffprobe's view, the frames)."""
     info = probe(path)
     (stream,) = info["streams"]
     assert stream["codec_name"] == "mjpeg"
     assert (stream["width"], stream["height"]) == (640, 480)
-    packets = info["packets"]
-    assert len(packets) == frames
+    assert len(info["packets"]) == frames
     got = extract_frames(path)
-    assert len(got) == frames
-    in_order(got, sent)
-    times = [float(p["pts_time"]) for p in packets]
+    assert len(got) == frames and set(got) <= set(sent)
+    times = [float(p["pts_time"]) for p in info["packets"]]
     assert times == sorted(times) and len(set(times)) == len(times)
     mkvinfo(path)
+    return info, got
+
+
+def check_file(path: Path, sent: list[bytes], frames: int) -> dict[str, Any]:
+    """check_file_frames, and the frames are in the order sent."""
+    info, got = check_file_frames(path, sent, frames)
+    in_order(got, sent)
     return info
 
 
@@ -316,3 +325,54 @@ def test_a_reload_moves_the_next_recording_and_bad_requests_are_answered(
         (clip,) = second.glob("*.mkv")
         assert "Duration" in (mkvinfo(clip) or "Duration")
         assert float(probe(clip)["format"]["duration"]) > 0
+
+
+def test_a_brief_unplug_is_a_gap_and_the_file_seeks(
+    tmp_path: Path, run_daemon: Callable[..., Daemon]
+) -> None:
+    """The scope goes silent for 3 s mid-recording (a power cycle): the recording goes on, the
+    gap is a gap in the timestamps (no made-up frames), and players seek by the index."""
+    need_ffmpeg()
+    with simulator() as sim:
+        d = run_daemon(sim, "--recordings-dir", str(tmp_path / "videos"))
+        d.wait_streaming()
+        started = cli(d, "record", "start")
+        assert started.returncode == 0, started.stderr
+        path = Path(started.stdout.strip())
+        wait_for(lambda: recording(d)["frames"] >= 30, what="a second of frames")
+        sim.reboot(downtime_s=3.0)
+        wait_for(lambda: d.status()["state"] != "streaming", what="the signal lost")
+        mark = d.mark()
+        d.wait_streaming(since=mark)
+        before = recording(d)["frames"]
+        wait_for(lambda: recording(d)["frames"] >= before + 30, what="frames after the gap")
+        assert recording(d)["running"] is True  # it never stopped
+        stopped = cli(d, "record", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        rec = recording(d)
+        info, _ = check_file_frames(path, sim.frames, rec["frames"])
+        times = [float(p["pts_time"]) for p in info["packets"]]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert max(gaps) >= 2.5  # the silence, as long as it was
+        assert sorted(gaps)[len(gaps) // 2] < 0.1  # the rest: the scope's rate
+        # Seeking (by the Cues): a read from the middle starts near the time asked for.
+        middle = times[-1] / 2
+        near = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-read_intervals",
+                f"{middle}%+#1",
+                "-show_entries",
+                "packet=pts_time",
+                "-of",
+                "csv=p=0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split()
+        assert near and abs(float(near[0]) - middle) <= 3.5, (near, middle)
