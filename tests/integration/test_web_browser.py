@@ -335,8 +335,10 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
 
 
 ATTACK_PAGE = """<!doctype html><meta charset=utf-8><title>cats</title>
-<iframe name=sink></iframe>
+<iframe name=sink></iframe><iframe name=sink2></iframe>
 <form id=form method=post action="http://127.0.0.1:{port}/api/snapshot" target=sink>
+<input name=a value=1></form>
+<form id=form2 method=post action="http://127.0.0.1:{port}/api/record/start" target=sink2>
 <input name=a value=1></form>
 <script>
 const out = {{}};
@@ -362,14 +364,19 @@ fetch("http://127.0.0.1:{port}/api/snapshot", {{method: "POST", credentials: "in
   headers: {{"X-Borescope-Token": "guess"}}}})
   .then((r) => {{ out.post = "status " + r.status; }})
   .catch(() => {{ out.post = "refused"; }});
+fetch("http://127.0.0.1:{port}/api/record/start", {{method: "POST", credentials: "include",
+  headers: {{"X-Borescope-Token": "guess"}}}})
+  .then((r) => {{ out.post2 = "status " + r.status; }})
+  .catch(() => {{ out.post2 = "refused"; }});
 form.submit();
+form2.submit();
 </script>"""
 
 
 def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Path) -> None:
     """The user has the page open (cookie set); a site of the attacker's, in the same browser,
-    tries to show the picture, read the status, take snapshots, and rebinds its name to
-    127.0.0.1 to talk to the page as if it were its own."""
+    tries to show the picture, read the status, take snapshots, start a recording, and rebinds
+    its name to 127.0.0.1 to talk to the page as if it were its own."""
     with device(stream_port=0, event_port=0) as sim:
         d = Daemon(tmp_path, sim)
         try:
@@ -405,7 +412,7 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
                         lambda: js(
                             browser,
                             "window.attack && window.attack.img && window.attack.status"
-                            " && window.attack.post && window.attack",
+                            " && window.attack.post && window.attack.post2 && window.attack",
                         ),
                         what="the attack page to finish",
                     )
@@ -424,8 +431,10 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
             for out in (cross_site, other_port):
                 assert out["status"] == "refused", out
                 assert out["post"] == "refused", out  # its preflight gets 401
+                assert out["post2"] == "refused", out
             assert d.snapshot()["ok"]  # sync: a snapshot the attacks queued would show too
             assert len(d.jpgs()) == 1  # the form POSTs took none
+            assert d.status()["recording"]["name"] is None  # and started no recording
 
             # DNS rebinding: the attacker's name now points at 127.0.0.1, so its page would be
             # same-origin with the bridge. The Host header gives it away.
