@@ -534,4 +534,5 @@ class Daemon:
             resolution=self.resolution,
             snapshots_taken=self.snapshot_writer.taken,
             snapshot_error=self.snapshot_writer.last_error,
+            recording=running.name if (running := self.recordings.current) else None,
         )
