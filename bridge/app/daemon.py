@@ -326,7 +326,8 @@ class Daemon:
         }
 
     def record_request(self, action: Any, origin: str) -> dict[str, Any] | Future[dict[str, Any]]:
-        """`record start|stop|status` (the control socket and the page): a reply or a future."""
+        """`record start|stop|status` on the control socket: a reply, or a future of one (the
+        page calls `Feed.recordings`, the same object)."""
         if action == "start":
             return self.recordings.start(origin)
         if action == "stop":
