@@ -171,7 +171,7 @@ def _explain(cfg: Any, camera: str, note: str | None) -> None:
     _say(f"  status:          borescope-bridge status --socket {sock}")
     _say(f"  snapshots go to: {cfg.snapshot_dir}")
     _say(f"  record a clip:   borescope-bridge record start --socket {sock} (then: record stop)")
-    _say(f"  recordings go to: {cfg.recordings_dir}")
+    _say(f"  clips go to:     {cfg.recordings_dir}")
     _say("  stop:            Ctrl-C")
     _say()
 
