@@ -25,7 +25,9 @@ RUNTIME_APT_PACKAGES ?= python3-venv python3-dev gcc make pkg-config libsystemd-
 # What the tests add (TEST_APT_PACKAGES): systemd (systemd-analyze), udev (udevadm), iproute2
 # (ip, for netns tests); chromium + chromium-driver: the web page's browser test
 # (tests/integration/test_web_browser.py); the man page and completion tools (MAN_APT_PACKAGES).
-TEST_APT_PACKAGES ?= systemd udev iproute2 chromium chromium-driver
+# ffmpeg (ffprobe, ffmpeg) + mkvtoolnix (mkvinfo): what players make of the recordings
+# (tests/support/media.py); the daemon itself needs neither.
+TEST_APT_PACKAGES ?= systemd udev iproute2 chromium chromium-driver ffmpeg mkvtoolnix
 # gcc-multilib (amd64 only): tests/unit/camera/test_v4l2_layout.py compiles videodev2.h with gcc -m32 too,
 # to check the i386 struct layout against the kernel's own header.
 ifeq ($(origin TEST_APT_PACKAGES)-$(shell dpkg --print-architecture 2>/dev/null),file-amd64)
@@ -280,7 +282,7 @@ install: install-check-module
 	  fi; \
 	  command -v sysctl >/dev/null && sysctl -q -p '$(SYSCTLDIR)/60-borescope-bridge.conf' || true; \
 	  echo "Installed. Next: sudo modprobe v4l2loopback (once; then at every boot),"; \
-	  echo "  sudo usermod -aG borescope-bridge \$$USER (then log in again) to use it and read the snapshots,"; \
+	  echo "  sudo usermod -aG borescope-bridge \$$USER (then log in again) to use it and read the snapshots"; \
 	  echo "  plug the borescope in and run: borescope-bridge open   (help: man borescope-bridge)"; \
 	fi
 
@@ -299,7 +301,7 @@ install-check-module:
 	  echo "      then: sudo modprobe v4l2loopback (borescope-bridge doctor checks it)"; \
 	fi
 
-# Keeps /var/lib/borescope-bridge (snapshots) and a config.toml that differs from the example.
+# Keeps /var/lib/borescope-bridge (snapshots, recordings) and a config.toml that differs from the example.
 uninstall:
 	@if [ -z '$(DESTDIR)' ] && [ -d /run/systemd/system ]; then \
 	  systemctl disable --now borescope-bridge.service 2>/dev/null || true; \
@@ -316,5 +318,5 @@ uninstall:
 	@if [ -z '$(DESTDIR)' ]; then \
 	  command -v udevadm >/dev/null && udevadm control --reload || true; \
 	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
-	  echo "Removed. Kept /var/lib/borescope-bridge (snapshots) and the borescope-bridge user."; \
+	  echo "Removed. Kept /var/lib/borescope-bridge (snapshots, recordings) and the borescope-bridge user."; \
 	fi

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 RESOLUTIONS = [("480p", 640, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]
-VARIANTS = ["raw", "raw-deb", "mjpeg", "idle", "naive", "floor", "decode", "recv"]
+VARIANTS = ["raw", "raw-deb", "mjpeg", "idle", "naive", "floor", "decode", "recv", "record"]
 LABELS = {
     "raw": "pipeline raw (YUV decode -> I420)",
     "raw-deb": "raw, Debian package (no cv2/simplejpeg)",
@@ -39,6 +39,7 @@ LABELS = {
     "floor": "floor: receive + decode-to-YUV",
     "decode": "floor: decode-to-YUV alone",
     "recv": "receive alone (Session + Reassembler)",
+    "record": "receive + .mkv recording (beside recv)",
 }
 
 
@@ -394,6 +395,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         ("raw / floor", "raw", "floor"),
         ("raw / mjpeg", "raw", "mjpeg"),
         ("idle / receive alone", "idle", "recv"),
+        ("recording / receive alone", "record", "recv"),
         ("Debian package raw / raw", "raw-deb", "raw"),
     ):
         vals = []

@@ -16,6 +16,8 @@ Variants:
            the parked worker asks the count now and then (one poll(), as
            bridge.camera.usage does)
   decode   decode-to-YUV alone on the pre-encoded frames, no receive at all
+  record   receive alone plus a .mkv recording (bridge.capture.recordings) to a temporary
+           directory: beside "recv", the cost per frame of recording
   web      receive alone plus the web page's server (bridge.web) with --clients viewers of
            /stream.mjpeg in another process (bench/webclient.py); latency = frame complete ->
            its bytes written to a viewer's socket
@@ -34,9 +36,11 @@ import os
 import queue
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +55,7 @@ from bridge.app.build import build_receive_path, make_output
 from bridge.app.config import Config
 from bridge.camera.loopback import find_camera
 from bridge.camera.v4l2 import V4L2Writer
+from bridge.capture.recordings import Recordings
 from bridge.core.protocol import FLAG_END, FLAG_START, HEARTBEAT, decode_fragment_header
 from bridge.core.reassembly import Frame
 from bridge.device.session import Session
@@ -63,6 +68,7 @@ DRAIN_S = 0.3  # after the sender's last burst, time for the last frame to come 
 START_S = 20.0  # for a child process to say it is up (imports, sockets, the first heartbeat)
 RUN_MARGIN_S = 10.0  # beyond a run's own length, for the sender to say it is done
 STOP_S = 10.0  # for a child or a thread to end once told to
+MAX_RECORD_S = 3600.0  # the record variant's recording outlives any run
 
 
 class LineReader:
@@ -388,6 +394,8 @@ def receive_with(
     on_frame: Callable[[Frame], None]
     web: Any = None
     viewers: subprocess.Popen[str] | None = None
+    recordings: Recordings | None = None
+    rec_dir = ""
     if variant == "naive":
 
         def receive() -> None:
@@ -396,6 +404,16 @@ def receive_with(
         if variant == "recv":
 
             def on_frame(frame: Frame) -> None:
+                counter.latencies.append(time.monotonic() - frame.completed_at)
+        elif variant == "record":
+            # The receive loop's cost plus the recording's (its writer thread counts too:
+            # process_time is the whole process's).
+            rec_dir = tempfile.mkdtemp(prefix="borescope-bench-rec-")
+            recordings = Recordings(rec_dir, max_seconds=MAX_RECORD_S)
+            recordings.start("bench").result(START_S)
+
+            def on_frame(frame: Frame) -> None:
+                recordings.offer(frame.data, frame.completed_at)
                 counter.latencies.append(time.monotonic() - frame.completed_at)
         elif variant == "web":
             feed, web, viewers = start_web(clients)
@@ -521,6 +539,10 @@ def receive_with(
             end_process(viewers, "quit\n")
         if web is not None:
             web.stop()
+        if recordings is not None:
+            recordings.shutdown()
+            result["recording"] = recordings.status()
+            shutil.rmtree(rec_dir, ignore_errors=True)
     if controller.is_alive():
         raise BridgeError("the benchmark's control thread did not finish")
     if errors:
@@ -554,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variant",
         required=True,
-        choices=["raw", "mjpeg", "idle", "naive", "floor", "recv", "decode", "web"],
+        choices=["raw", "mjpeg", "idle", "naive", "floor", "recv", "record", "decode", "web"],
     )
     ap.add_argument("--clients", type=int, default=0, help="web variant: stream viewers")
     ap.add_argument("--frames-dir", required=True, type=Path)

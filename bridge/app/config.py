@@ -43,6 +43,7 @@ from bridge.app.settings import (
     SETTINGS,
     parse_http,
 )
+from bridge.capture.recordings import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import ConfigError
 
@@ -85,6 +86,9 @@ class Config:
     camera: str = "auto"
     snapshot_dir: str = ""
     record: str | None = None
+    recordings_dir: str = ""
+    record_max_bytes: int = DEFAULT_MAX_BYTES
+    record_max_seconds: float = DEFAULT_MAX_SECONDS
     control_socket: str = ""
     rotate: int = 0
     flip: str = "none"

@@ -5,7 +5,8 @@ Data flow (one loop thread, every hand-off non-blocking):
 
     Session --fragments--> Reassembler --frames--> Daemon.on_frame
         -> Pipeline.submit (newest frame wins; decode and camera on the pipeline's thread)
-        -> Recorder.append (its own thread)
+        -> Recorder.append (its own thread): the --record raw MJPEG file
+        -> Recordings.offer: the running .mkv recording's queue -> its writer (its own thread)
         -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
         -> the newest frame, state changes, saved and failed snapshots -> bridge.web Feed
@@ -34,6 +35,10 @@ is a future, answered by whichever thread completes it).
               (or Feed.snapshot_failed, from whichever thread fails a request)
     recorder: Recorder (bridge.capture)
         owns: the --record file  in: its bounded frame queue  out: the file
+    recording: Recording (bridge.capture.recordings), one thread per .mkv file
+        owns: that file  in: its bounded frame queue (full: frames dropped, counted)
+        out: the file, the start/stop futures, Feed.recording (the page's SSE event);
+        Recordings (the control object: start/stop/toggle/status) is called from any thread
     control: ControlServer (bridge.control)
         owns: the control socket and its connections
         in:   requests  out: replies, at once (status, url) or when a future completes:
@@ -66,12 +71,13 @@ from bridge.app import status as status_mod
 from bridge.app.build import Output, build_receive_path, make_output, start_web
 from bridge.app.config import Config
 from bridge.app.lock import lock_instance
-from bridge.app.paths import check_snapshot_dir
+from bridge.app.paths import check_snapshot_dir, default_recordings_dir
 from bridge.app.reload import plan_reload
 from bridge.app.rlimit import raise_nofile_limit
 from bridge.app.status import FPS_WINDOW_S
 from bridge.app.systemd import Notifier
 from bridge.capture.recorder import Recorder, check_record_path
+from bridge.capture.recordings import Recordings
 from bridge.capture.snapshots import (
     FRAME_WAIT_S,
     SnapshotRequest,
@@ -111,7 +117,19 @@ class Daemon:
         self.notifier = Notifier()
         self.output: Output = output_factory(config)
         self.snapshot_writer = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
-        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshot_writer.directory)
+        self.recordings = Recordings(
+            config.recordings_dir or default_recordings_dir(),
+            app=f"borescope-bridge {__version__}",
+            max_bytes=config.record_max_bytes,
+            max_seconds=config.record_max_seconds,
+            on_event=lambda data: self.feed.recording(data),
+        )
+        self.feed = Feed(
+            self.status,
+            self.take_snapshot,
+            lambda: self.snapshot_writer.directory,
+            recordings=self.recordings,
+        )
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
         self._state_dir = state_dir
@@ -169,7 +187,11 @@ class Daemon:
             check_record_path(self.config.record)
         self.snapshot_writer.start()
         # Stopped in reverse order; the disk writers finish last so queued frames land.
-        started: list[Callable[[], None]] = [self.snapshot_writer.stop, self._stop_recorder]
+        started: list[Callable[[], None]] = [
+            self.snapshot_writer.stop,
+            self._stop_recorder,
+            self.recordings.shutdown,
+        ]
         session_open = False
         try:
             if self.recorder is not None:
@@ -260,6 +282,7 @@ class Daemon:
                 log.exception("handing a frame to the camera pipeline failed")
         if self.recorder is not None:
             self.recorder.append(data)
+        self.recordings.offer(data, now)
         self.snapshots.offer(data)
 
     def on_presses(self, count: int, now: float) -> None:
@@ -292,6 +315,7 @@ class Daemon:
                 log.error("%s: no longer telling systemd's watchdog that all is well", stuck)
         self.notifier.status(self.status_line())
         self.snapshots.expire()
+        self.recordings.expire()
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -313,10 +337,25 @@ class Daemon:
             return self.url_reply()
         if cmd in ("code", "new-token"):
             return self._credential_reply(cmd)
+        if cmd == "record":
+            return self.record_request(msg.get("action"), "control socket")
         return {
             "ok": False,
-            "error": f"unknown command {cmd!r} (known: status, snapshot, url, code, new-token)",
+            "error": (
+                f"unknown command {cmd!r} (known: status, snapshot, url, code, new-token, record)"
+            ),
         }
+
+    def record_request(self, action: Any, origin: str) -> dict[str, Any] | Future[dict[str, Any]]:
+        """`record start|stop|status` on the control socket: a reply, or a future of one (the
+        page calls `Feed.recordings`, the same object)."""
+        if action == "start":
+            return self.recordings.start(origin)
+        if action == "stop":
+            return self.recordings.stop(origin)
+        if action == "status":
+            return {"ok": True, "recording": self.recordings.status()}
+        return {"ok": False, "error": f"record: unknown action {action!r} (start, stop, status)"}
 
     def _credential_reply(self, cmd: str) -> dict[str, Any] | Future[dict[str, Any]]:
         """`open` (a one-time code for the page's address) and `url --new-token` (a new token,
@@ -487,6 +526,12 @@ class Daemon:
             check_snapshot_dir(value)
         elif key == "record":
             self._replace_recorder(value)
+        elif key == "recordings_dir":
+            self.recordings.set_directory(value)
+        elif key == "record_max_bytes":
+            self.recordings.max_bytes = value  # from the next recording on
+        elif key == "record_max_seconds":
+            self.recordings.max_seconds = value
         elif key == "wait":
             self.session.wait_s = value
         elif key == "linger":
@@ -528,7 +573,8 @@ class Daemon:
             buttons=self.tracker.stats.as_dict(),
             snapshots=status_mod.snapshot_fields(self.snapshot_writer, self.snapshots),
             tail={
-                "recording": self.recorder.stats() if self.recorder is not None else None,
+                "record": self.recorder.stats() if self.recorder is not None else None,
+                "recording": self.recordings.status(),
                 "control_socket": self.config.control_socket,
                 **status_mod.web_fields(self.web, self.config.http, self.web_error),
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
@@ -546,4 +592,5 @@ class Daemon:
             resolution=self.resolution,
             snapshots_taken=self.snapshot_writer.taken,
             snapshot_error=self.snapshot_writer.last_error,
+            recording=running.name if (running := self.recordings.current) else None,
         )

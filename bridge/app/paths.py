@@ -20,6 +20,7 @@ from bridge.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SYSTEM_SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
+SYSTEM_RECORDINGS_DIR = "/var/lib/borescope-bridge/recordings"
 SYSTEM_CONTROL_SOCKET = "/run/borescope-bridge/control.sock"
 SYSTEM_STATE_DIR = "/var/lib/borescope-bridge"
 
@@ -44,21 +45,35 @@ def default_snapshot_dir() -> str:
     return str(Path(_pictures_dir()) / "Borescope")
 
 
+def default_recordings_dir() -> str:
+    """The service's state directory, else the user's XDG videos directory + Borescope/."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return str(Path(state.split(":")[0]) / "recordings")
+    if is_system_service():
+        return SYSTEM_RECORDINGS_DIR
+    return str(Path(_xdg_user_dir("VIDEOS", "Videos")) / "Borescope")
+
+
 def _pictures_dir() -> str:
-    env = os.environ.get("XDG_PICTURES_DIR")
+    return _xdg_user_dir("PICTURES", "Pictures")
+
+
+def _xdg_user_dir(kind: str, fallback: str) -> str:
+    env = os.environ.get(f"XDG_{kind}_DIR")
     if env:
         return os.path.expanduser(env)
     try:
         out = subprocess.run(
-            ["xdg-user-dir", "PICTURES"], capture_output=True, text=True, timeout=2, check=False
+            ["xdg-user-dir", kind], capture_output=True, text=True, timeout=2, check=False
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
     home = _home()
-    # xdg-user-dir answers $HOME when PICTURES is not configured: that would litter the home dir.
+    # xdg-user-dir answers $HOME when the directory is not configured: that would litter it.
     if out and os.path.isabs(out) and os.path.normpath(out) != os.path.normpath(home):
         return out
-    return str(Path(home) / "Pictures")
+    return str(Path(home) / fallback)
 
 
 def _home() -> str:

@@ -17,8 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.app.paths import default_control_socket, default_snapshot_dir
+from bridge.app.paths import (
+    default_control_socket,
+    default_recordings_dir,
+    default_snapshot_dir,
+)
 from bridge.camera.guard import DEFAULT_MAX_PICTURE_SIZE
+from bridge.capture.recordings import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import ConfigError
 
@@ -39,6 +44,9 @@ MAX_PICTURE_SIDE = 8192
 MIN_PICTURE_SIDE = 16
 # The web page: loopback only unless the user opens it to the network on purpose.
 DEFAULT_HTTP = "127.0.0.1:8031"
+# Recording limits: always some, so a forgotten recording cannot fill the disk.
+MIN_RECORD_BYTES = 64 * 1024
+MAX_RECORD_SECONDS = 24 * 3600
 
 Check = Callable[[str, str, Any], Any]
 
@@ -111,6 +119,20 @@ def _size(source: str, key: str, v: Any, most: int = 1 << 30) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 4096 <= v <= most:
         raise _fail(source, key, v, f"must be a byte count from 4096 to {most}")
     return v
+
+
+def _record_bytes(source: str, key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not MIN_RECORD_BYTES <= v <= 1 << 40:
+        raise _fail(source, key, v, f"must be a byte count from {MIN_RECORD_BYTES} to {1 << 40}")
+    return v
+
+
+def _record_seconds(source: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_RECORD_SECONDS:
+        raise _fail(
+            source, key, v, f"must be a number of seconds above 0 and at most {MAX_RECORD_SECONDS}"
+        )
+    return float(v)
 
 
 def _string(source: str, key: str, v: Any) -> str:
@@ -361,6 +383,38 @@ SETTINGS: tuple[Setting, ...] = (
         _optional_path,
         "append every frame to FILE as raw MJPEG (play: ffplay -f mjpeg FILE)",
         metavar="FILE",
+        group="outputs",
+        live=True,
+    ),
+    Setting(
+        "recordings_dir",
+        str,
+        "",
+        _required_path,
+        "where recordings (.mkv) go (default: $STATE_DIRECTORY/recordings or "
+        "/var/lib/borescope-bridge/recordings for the service, ~/Videos/Borescope for a user)",
+        metavar="DIR",
+        group="outputs",
+        live=True,
+        default_factory=default_recordings_dir,
+    ),
+    Setting(
+        "record_max_bytes",
+        int,
+        DEFAULT_MAX_BYTES,
+        _record_bytes,
+        f"a recording stops by itself at this size (default {DEFAULT_MAX_BYTES}: 2 GiB)",
+        metavar="BYTES",
+        group="outputs",
+        live=True,
+    ),
+    Setting(
+        "record_max_seconds",
+        float,
+        DEFAULT_MAX_SECONDS,
+        _record_seconds,
+        f"a recording stops by itself after this long (default {DEFAULT_MAX_SECONDS:g}: an hour)",
+        metavar="S",
         group="outputs",
         live=True,
     ),

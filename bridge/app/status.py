@@ -128,10 +128,14 @@ def status_line(
     resolution: tuple[int, int] | None,
     snapshots_taken: int,
     snapshot_error: str | None,
+    recording: str | None = None,
 ) -> str:
-    """One line for STATUS= and the demo: what a person wants to know first."""
+    """One line for STATUS= and the demo: what a person wants to know first (`recording`:
+    the name of the running recording)."""
     tail = f", {snapshots_taken} snapshot{'s' if snapshots_taken != 1 else ''}"
     tail = tail if snapshots_taken else ""
+    if recording:
+        tail += f", recording {recording}"
     if snapshot_error:
         tail += f" (snapshot error: {snapshot_error})"
     if state == STREAMING:

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The snapshot file name: made here and recognised here, so the two never drift apart.
+"""The snapshot and recording file names: made here and recognised here, so the two never
+drift apart.
 
-borescope-YYYYMMDD-HHMMSS-mmm.jpg in local time, with ``-N`` added when another file already
-has the name (two snapshots in the same millisecond).
+Snapshots: borescope-YYYYMMDD-HHMMSS-mmm.jpg; recordings: borescope-YYYYMMDD-HHMMSS.mkv; both
+in local time, with ``-N`` added when another file already has the name (two snapshots in the
+same millisecond, two recordings started in the same second).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 # Exactly the names snapshot_name produces, with the -N suffix a clash adds (1 to 9999).
 # fullmatch, ASCII digits: "$" would allow a trailing newline, "\d" other scripts' digits.
 SNAPSHOT_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}-[0-9]{3}(?:-[0-9]{1,4})?\.jpg")
+# Exactly the names recording_name produces, with the -N suffix a clash adds (1 to 99).
+RECORDING_NAME = re.compile(r"borescope-[0-9]{8}-[0-9]{6}(?:-[0-9]{1,2})?\.mkv")
 
 
 def snapshot_name(wall_time: float) -> str:
@@ -23,6 +27,17 @@ def snapshot_name(wall_time: float) -> str:
     return time.strftime("borescope-%Y%m%d-%H%M%S", lt) + f"-{ms:03d}.jpg"
 
 
+def recording_name(wall_time: float) -> str:
+    """borescope-YYYYMMDD-HHMMSS.mkv in local time."""
+    return time.strftime("borescope-%Y%m%d-%H%M%S", time.localtime(int(wall_time))) + ".mkv"
+
+
+def with_number(name: str, n: int) -> str:
+    """The name a clash gives the n-th file after the first (n >= 1), whatever its extension."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-{n}{dot}{ext}"
+
+
 def with_suffix(name: str, n: int) -> str:
-    """The name a clash gives the n-th file after the first (n >= 1)."""
-    return f"{name[: -len('.jpg')]}-{n}.jpg"
+    """The snapshot name a clash gives the n-th file after the first (n >= 1)."""
+    return with_number(name, n)

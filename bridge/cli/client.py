@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The commands that talk to a running daemon over its control socket: snapshot, status, url,
-open."""
+open, record."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ examples:
       state, resolution, fps, frame counters, latency, snapshots, camera, uptime
   borescope-bridge status --json | jq .fps
       machine-readable, for scripts and monitoring"""
+
+RECORD_EXAMPLES = """\
+examples:
+  borescope-bridge record start
+      start recording the borescope's video; prints the file it goes to
+  borescope-bridge record stop
+      stop it; prints the finished file (Matroska, the scope's own JPEG frames)
+  borescope-bridge record status --json
+      whether a recording runs, its name, duration and frames
+
+Recordings go to /var/lib/borescope-bridge/recordings for the service, ~/Videos/Borescope
+for your own `run` (--recordings-dir); one stops by itself at --record-max-bytes or
+--record-max-seconds. The web page's Record button and the scope's video key do the same.
+exit status: 0 with the file's path on stdout; 1 with the reason on stderr."""
 
 URL_EXAMPLES = """\
 examples:
@@ -262,7 +276,7 @@ def format_status(s: dict[str, Any]) -> str:
     foreign = _fmt(s.get("foreign_packets"))
     if s.get("wrong_interface"):
         foreign += f" ({s['wrong_interface']} with its address on another interface: forged?)"
-    rec = s.get("recording")
+    rec = s.get("record")
     if rec:
         rec_text = f"{rec['path']} ({rec['frames']} frames" + (
             f", stopped: {rec['error']})" if rec.get("error") else ")"
@@ -323,7 +337,8 @@ def format_status(s: dict[str, Any]) -> str:
         ),
         ("snapshot dir", _fmt(s.get("snapshot_dir"))),
         ("camera", camera),
-        ("recording", rec_text),
+        ("record file", rec_text),
+        ("recording", recording_text(s.get("recording"))),
         ("web page", web_text),
         ("receive buffer", rb_text),
         ("uptime", f"{_fmt(s.get('uptime_s'))} s"),
@@ -332,6 +347,47 @@ def format_status(s: dict[str, Any]) -> str:
         rows.insert(10, ("snapshot error", s["snapshot_error"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows) + "\n"
+
+
+def _clock(seconds: Any) -> str:
+    s = int(seconds or 0)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def recording_text(r: dict[str, Any] | None) -> str:
+    """One line on the .mkv recording: running (name, time, frames), or the last one."""
+    if not r:
+        return "off"
+    if r.get("running"):
+        text = f"{r['path']} ({_clock(r.get('duration_s'))}, {r.get('frames', 0)} frames"
+        return text + (f", {r['dropped']} dropped)" if r.get("dropped") else ")")
+    text = "not recording"
+    if r.get("name"):
+        text += f" (last: {r['path']}, {_clock(r.get('duration_s'))}, {r.get('frames')} frames)"
+    if r.get("last_error"):
+        text += f"; stopped: {r['last_error']}"
+    return text
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    path = _socket_path(args)
+    reply = _request(path, {"cmd": "record", "action": args.action}, timeout=args.timeout)
+    if args.action == "status":
+        if not reply.get("ok"):
+            raise BridgeError(f"record status failed: {reply.get('error', 'unknown error')}")
+        if args.json:
+            print(json.dumps(reply["recording"], indent=2, sort_keys=True))
+        else:
+            print(recording_text(reply["recording"]))
+        return 0
+    if not reply.get("ok"):
+        raise BridgeError(f"record {args.action} failed: {reply.get('error', 'unknown error')}")
+    if reply.get("pending"):
+        print(f"warning: {reply.get('error')}", file=sys.stderr)
+    if reply.get("reason"):
+        print(f"note: it had stopped by itself: {reply['reason']}", file=sys.stderr)
+    print(reply["path"])
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -347,7 +403,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    """The flags of the client command `name` (snapshot, status, url or open)."""
+    """The flags of the client command `name` (snapshot, status, url, open or record)."""
     p.add_argument(
         "--socket",
         metavar="PATH",
@@ -370,6 +426,13 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     )
     if name == "status":
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "record":
+        p.add_argument(
+            "action",
+            choices=("start", "stop", "status"),
+            help="start a recording, stop it (prints the finished file), or say what runs",
+        )
+        p.add_argument("--json", action="store_true", help="record status: machine-readable")
     if name in ("url", "open"):
         p.add_argument(
             "--lan",

@@ -154,6 +154,7 @@ def main(args: argparse.Namespace) -> int:
             camera=camera,
             format=args.format,
             snapshot_dir=snapshot_dir,
+            recordings_dir=str(work / "recordings"),
             control_socket=sock,
             wait=10.0,
             linger=0.0,
@@ -186,7 +187,10 @@ def main(args: argparse.Namespace) -> int:
             return daemon.run()
         finally:
             stop.set()
-            _say(f"demo stopped; snapshots (if any) are in {snapshot_dir}")
+            _say(
+                f"demo stopped; snapshots (if any) are in {snapshot_dir}, "
+                f"recordings in {cfg.recordings_dir}"
+            )
     finally:
         sim.stop()
 
@@ -215,6 +219,8 @@ def _explain(cfg: Any, camera: str, note: str | None, cmd: str, socket_flag: str
     _say(f"  press the (simulated) borescope button: kill -USR2 {os.getpid()}")
     _say(f"  status:          {cmd} status{socket_flag}")
     _say(f"  snapshots go to: {cfg.snapshot_dir}")
+    _say(f"  record a clip:   {cmd} record start{socket_flag} (then: record stop)")
+    _say(f"  clips go to:     {cfg.recordings_dir}")
     _say("  stop:            Ctrl-C")
     _say()
 

@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The `borescope-bridge` command: run, simulate, snapshot, status, url, open, demo, doctor.
+"""The `borescope-bridge` command: run, simulate, snapshot, status, url, open, record, demo,
+doctor.
 
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
 1 for everything else; clean stops (Ctrl-C, SIGTERM, no device) exit 0.
 
 The parser and the dispatch live here; the commands live by reason to change: bridge.cli.run
-(the daemon), bridge.cli.client (snapshot, status, url, open: talking to a running daemon),
-bridge.cli.demo, bridge.cli.doctor and bridge.sim.cli. Whatever is heavy (numpy, aiohttp, the
-daemon) is imported inside the command that needs it, so `--help` starts fast.
+(the daemon), bridge.cli.client (snapshot, status, url, open, record: talking to a running
+daemon), bridge.cli.demo, bridge.cli.doctor and bridge.sim.cli. Whatever is heavy (numpy,
+aiohttp, the daemon) is imported inside the command that needs it, so `--help` starts fast.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
               borescope-bridge status      what the running bridge is doing
               borescope-bridge url         the address of the live view in a browser
               borescope-bridge open        open the live view in your browser
+              borescope-bridge record start   record a video (record stop ends it)
 
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
@@ -188,6 +190,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             "access token, so the token appears on no process list.",
             client.OPEN_EXAMPLES,
             client.cmd_open,
+        ),
+        (
+            "record",
+            "start or stop a recording (.mkv), or show it",
+            "Start or stop a recording of the running daemon (a Matroska file of the scope's "
+            "own JPEG frames, with their arrival times), or show whether one runs.",
+            client.RECORD_EXAMPLES,
+            client.cmd_record,
         ),
     ):
         p = _subparser(sub, name, help_, desc, epi)

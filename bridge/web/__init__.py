@@ -13,6 +13,7 @@
 - ``limits.py``: our own accept loop in front of aiohttp: connection caps and header deadlines.
 - ``stall.py``: which viewer or listener has taken nothing while data waited for it.
 - ``files.py``: the snapshot files the page lists and serves (read off the loop's thread).
+- ``recordings.py``: record start/stop, the recordings list and their downloads.
 - ``urls.py``: the addresses `borescope-bridge url` prints, the LAN advice, the QR code.
 - ``index.html``, ``app.js``, ``style.css``: the page, plain files shipped in the package;
   ``credential.js``: all the page knows of authentication (``window.bbAuth``).

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from bridge.capture.recordings import Recordings
 from bridge.core.tokenbucket import TokenBucket
 
 # Failure events per second (and at once): a flood of refused requests must not overflow
@@ -41,10 +42,12 @@ class Feed:
         status: Callable[[], dict[str, Any]],
         take_snapshot: Callable[[float, str], Future[dict[str, Any]]],
         snapshot_dir: Callable[[], str],
+        recordings: Recordings | None = None,
     ) -> None:
         self.status = status
         self.take_snapshot = take_snapshot
         self.snapshot_dir = snapshot_dir
+        self.recordings = recordings  # start/stop/status of .mkv recordings; None: not offered
         # (sequence number, JPEG bytes, monotonic time the frame was complete); one tuple so
         # a reader on another thread always sees a consistent triple.
         self._newest: tuple[int, bytes | None, float] = (0, None, 0.0)
@@ -93,3 +96,8 @@ class Feed:
                 self.failed_events_dropped += 1
         if allowed:
             self._notify("snapshot-failed", {"reason": reason, "source": source})
+
+    def recording(self, data: dict[str, Any]) -> None:
+        """A recording started or stopped: {"state", "name"} (+ "reason" when it stopped by
+        itself)."""
+        self._notify("recording", data)

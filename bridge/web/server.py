@@ -47,6 +47,7 @@ from bridge.web.access import PAGE_FILES, Access, json_response
 from bridge.web.credentials import Credentials
 from bridge.web.feed import Feed
 from bridge.web.files import list_snapshots, read_snapshot
+from bridge.web.recordings import RecordingRoutes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -330,6 +331,7 @@ class WebServer:
         r.add_get("/api/events", self._events, allow_head=False)
         r.add_get("/snapshots/{name}", self._snapshot_file, allow_head=False)
         self.access.add_routes(r)
+        RecordingRoutes(self.feed).add_to(r)
         app.on_response_prepare.append(self._common_headers)
         return app
 

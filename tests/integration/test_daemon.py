@@ -157,7 +157,7 @@ def test_recording_is_byte_exact_under_loss_duplication_and_reordering(
     with simulator(loss=0.01, duplicate=0.05, reorder=0.05, corrupt=0.01) as sim:
         d = run_daemon(sim, "--record", str(record))
         d.wait_streaming()
-        wait_for(lambda: d.status()["recording"]["frames"] >= 40, what="40 recorded frames")
+        wait_for(lambda: d.status()["record"]["frames"] >= 40, what="40 recorded frames")
         assert d.terminate() == 0
         order = split_recording(record.read_bytes(), sim.frames)
     assert len(order) >= 40
@@ -176,7 +176,7 @@ def test_foreign_packets_are_counted_and_never_saved(
         d.wait_streaming()
         wait_for(lambda: d.status()["foreign_packets"] >= 20, what="foreign packets")
         assert d.snapshot()["ok"]
-        wait_for(lambda: d.status()["recording"]["frames"] >= 20, what="20 recorded frames")
+        wait_for(lambda: d.status()["record"]["frames"] >= 20, what="20 recorded frames")
         assert d.status()["button_presses"] == 0
         assert d.terminate() == 0
         assert sim.stats.foreign > 0 and sim.stats.foreign_events > 0
@@ -329,9 +329,9 @@ def test_full_disk_is_reported_and_streaming_goes_on(
         # A 256 KiB tmpfs is below the free-space floor too: either sentence says "full".
         assert "disk full" in reply["error"] or "disk nearly full" in reply["error"]
         status = wait_for(
-            lambda: (s := d.status())["recording"]["error"] and s, what="recording error"
+            lambda: (s := d.status())["record"]["error"] and s, what="recording error"
         )
-        assert "full" in status["recording"]["error"]
+        assert "full" in status["record"]["error"]
         assert status["snapshots_failed"] == 1
         assert "full" in status["snapshot_error"]
         before = status["frames_received"]
@@ -367,12 +367,12 @@ def test_below_the_free_space_floor_nothing_is_written(
             assert reply["error"].startswith(f"disk nearly full: snapshot not saved in {tiny}")
             assert f"free on the disk mounted on {tiny}" in reply["error"]
         status = wait_for(
-            lambda: (s := d.status())["recording"]["error"] and s, what="recording error"
+            lambda: (s := d.status())["record"]["error"] and s, what="recording error"
         )
-        assert status["recording"]["error"].startswith(
+        assert status["record"]["error"].startswith(
             f"disk nearly full: recording to {tiny / 'rec.mjpeg'} stopped"
         )
-        assert f"mounted on {tiny}" in status["recording"]["error"]
+        assert f"mounted on {tiny}" in status["record"]["error"]
         assert "disk nearly full" in status["snapshot_error"]
         assert d.status()["state"] == "streaming"
         assert [p for p in tiny.rglob("*") if not p.is_dir()] == []

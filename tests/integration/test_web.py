@@ -568,7 +568,7 @@ def test_a_client_that_never_reads_stalls_nothing(
     try:
         reader.start()
         wait_for(lambda: web.json("/api/status")["stream_clients"] == 2, what="two clients")
-        t0, rec0 = time.monotonic(), d.status()["recording"]["frames"]
+        t0, rec0 = time.monotonic(), d.status()["record"]["frames"]
         got = 0
         sent = set(sim.frames)
         # Read until the server has given up on the stalled client (STALL_S = 5 s).
@@ -578,7 +578,7 @@ def test_a_client_that_never_reads_stalls_nothing(
                 got += 1
             assert time.monotonic() - t0 < 60, "the stalled client was never dropped"
         elapsed = time.monotonic() - t0
-        recorded = d.status()["recording"]["frames"] - rec0
+        recorded = d.status()["record"]["frames"] - rec0
         # The reader kept up with the camera and the recording did not stop (liveness bounds).
         assert recorded >= 0.5 * 30 * elapsed, (recorded, elapsed)
         assert got >= 0.5 * recorded, (got, recorded)

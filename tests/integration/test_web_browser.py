@@ -293,8 +293,10 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
 
 
 ATTACK_PAGE = """<!doctype html><meta charset=utf-8><title>cats</title>
-<iframe name=sink></iframe>
+<iframe name=sink></iframe><iframe name=sink2></iframe>
 <form id=form method=post action="http://127.0.0.1:{port}/api/snapshot" target=sink>
+<input name=a value=1></form>
+<form id=form2 method=post action="http://127.0.0.1:{port}/api/record/start" target=sink2>
 <input name=a value=1></form>
 <script>
 const out = {{}};
@@ -320,14 +322,19 @@ fetch("http://127.0.0.1:{port}/api/snapshot", {{method: "POST", credentials: "in
   headers: {{"X-Borescope-Token": "guess"}}}})
   .then((r) => {{ out.post = "status " + r.status; }})
   .catch(() => {{ out.post = "refused"; }});
+fetch("http://127.0.0.1:{port}/api/record/start", {{method: "POST", credentials: "include",
+  headers: {{"X-Borescope-Token": "guess"}}}})
+  .then((r) => {{ out.post2 = "status " + r.status; }})
+  .catch(() => {{ out.post2 = "refused"; }});
 form.submit();
+form2.submit();
 </script>"""
 
 
 def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Path) -> None:
     """The user has the page open (cookie set); a site of the attacker's, in the same browser,
-    tries to show the picture, read the status, take snapshots, and rebinds its name to
-    127.0.0.1 to talk to the page as if it were its own."""
+    tries to show the picture, read the status, take snapshots, start a recording, and rebinds
+    its name to 127.0.0.1 to talk to the page as if it were its own."""
     with device(stream_port=0, event_port=0) as sim:
         d = Daemon(tmp_path, sim)
         try:
@@ -366,7 +373,7 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
                         lambda: js(
                             browser,
                             "window.attack && window.attack.img && window.attack.status"
-                            " && window.attack.post && window.attack",
+                            " && window.attack.post && window.attack.post2 && window.attack",
                         ),
                         what="the attack page to finish",
                     )
@@ -384,8 +391,10 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
                 assert out["pixels"] == "no picture", out
                 assert out["status"] == "refused", out
                 assert out["post"] == "refused", out  # its preflight gets 401
+                assert out["post2"] == "refused", out
             assert d.snapshot()["ok"]  # sync: a snapshot the attacks queued would show too
             assert len(d.jpgs()) == 1  # the form POSTs took none
+            assert d.status()["recording"]["name"] is None  # and started no recording
 
             # DNS rebinding: the attacker's name now points at 127.0.0.1, so its page would be
             # same-origin with the bridge. The Host header gives it away.
@@ -615,5 +624,56 @@ def test_the_page_where_web_crypto_is_missing(browser: Any, tmp_path: Path) -> N
             browser.find_element("id", "snap").click()
             files = wait_for(lambda: d.jpgs(), what="a snapshot from the page's session")
             assert files[0].read_bytes() in set(sim.frames)
+        finally:
+            d.close()
+
+
+def test_the_record_button_at_a_phone_viewport(browser: Any, tmp_path: Path) -> None:
+    """Tap Record: the button counts the time; tap again: a recording the API lists, ffprobe
+    plays, and the strip offers as a download. Only the button's id and text are relied on."""
+    import urllib.request
+
+    from support.media import extract_frames, need_ffmpeg
+
+    need_ffmpeg()
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    with device(stream_port=0, event_port=0) as sim:
+        d = Daemon(tmp_path, sim, "--linger", "0", "--recordings-dir", str(tmp_path / "videos"))
+        try:
+            d.wait_streaming()
+            url = run_cli("url", "--socket", d.sock).stdout.strip()
+            base, token = url.split("/?token=")
+            browser.get(url)
+            button = browser.find_element("id", "record")
+            wait_for(lambda: button.text == "Record", what="the idle Record button")
+            box = js(browser, BOX.format("record"))
+            assert box["right"] <= 390 + 0.5 and box["bottom"] <= 844 + 0.5, box
+            button.click()
+            wait_for(lambda: re.fullmatch(r"● 0:0[2-9]", button.text), what="the elapsed time, 2 s")
+            shot(browser, "phone-recording")
+            assert d.status()["recording"]["running"] is True
+            button.click()
+            wait_for(lambda: button.text == "Record", what="Record again after the stop")
+            req = urllib.request.Request(
+                base + "/api/recordings", headers={"X-Borescope-Token": token}
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                (entry,) = json.loads(resp.read())
+            assert entry["duration"] >= 2.0
+            link = wait_for(
+                lambda: js(
+                    browser,
+                    "document.querySelector("
+                    f"'#strip a[download][href=\"/recordings/{entry['name']}\"]')",
+                ),
+                what="the recording in the strip",
+            )
+            assert link.get_attribute("download") == entry["name"]
+            frames = extract_frames(tmp_path / "videos" / entry["name"])
+            assert frames and set(frames) <= set(sim.frames)
+            assert len(frames) == d.status()["recording"]["frames"]
         finally:
             d.close()

@@ -51,13 +51,13 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
         assert reply["ok"], reply
         port, token = reply["port"], reply["token"]
         assert status_over_http(port, token)["state"] == "streaming"
-        wait_for(lambda: d.status()["recording"]["frames"] >= 5, what="recording")
+        wait_for(lambda: d.status()["record"]["frames"] >= 5, what="recording")
         with WebFlood(port, count=FLOOD, trickle_s=1.0, reconnect_per_s=500) as flood:
             flood.wait_connects(FLOOD, timeout=30)
             t0 = time.monotonic()
             for _ in range(3):
                 frames0 = d.status()["frames_received"]
-                recorded0 = d.status()["recording"]["frames"]
+                recorded0 = d.status()["record"]["frames"]
                 assert status_over_http(port, token)["state"] == "streaming"
                 r = run_cli("status", "--socket", d.sock)
                 assert r.returncode == 0, r.stderr
@@ -70,7 +70,7 @@ def test_web_flood_by_another_user_leaves_the_daemon_serving(
                     what="frames flowing during the flood",
                 )
                 wait_for(
-                    lambda r0=recorded0: d.status()["recording"]["frames"] >= r0 + 10,  # type: ignore[misc]
+                    lambda r0=recorded0: d.status()["record"]["frames"] >= r0 + 10,  # type: ignore[misc]
                     timeout=10,
                     what="the recording growing during the flood",
                 )

@@ -156,12 +156,14 @@ def test_unit_limits_leave_room_for_every_bounded_buffer() -> None:
     """MemoryMax/TasksMax stop a runaway, never the bounded worst case of a real stream."""
     from bridge.app.config import MAX_FRAME_BYTES_CAP
     from bridge.capture.recorder import MAX_QUEUED_FRAMES
+    from bridge.capture.recordings import MAX_QUEUED_BYTES
     from bridge.core.reassembly import Reassembler
 
     tasks, memory = unit_limits()
     assert 64 <= tasks <= 1024
     reassembly = Reassembler(max_frame_bytes=MAX_FRAME_BYTES_CAP).memory_bound
-    recording = MAX_QUEUED_FRAMES * 300 * 1024  # a queue full of large 1080p frames
+    recording = MAX_QUEUED_FRAMES * 300 * 1024  # a --record queue full of large 1080p frames
+    recording += MAX_QUEUED_BYTES  # and the .mkv recording's queue beside it
     baseline = 128 << 20  # Python, numpy, the decoders (a real run measures ~50 MiB)
     assert reassembly + recording + baseline < memory <= 1 << 30
 

@@ -38,7 +38,17 @@ def test_flags_come_from_the_table_and_config_only_keys_have_none() -> None:
 
 
 def test_live_keys_are_the_ones_a_reload_can_apply() -> None:
-    assert set(settings.LIVE_KEYS) == {"snapshot_dir", "record", "wait", "linger", "rotate", "flip"}
+    assert set(settings.LIVE_KEYS) == {
+        "snapshot_dir",
+        "record",
+        "recordings_dir",
+        "record_max_bytes",
+        "record_max_seconds",
+        "wait",
+        "linger",
+        "rotate",
+        "flip",
+    }
 
 
 def test_validate_names_the_source() -> None:

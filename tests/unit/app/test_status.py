@@ -93,6 +93,9 @@ def test_status_line_says_what_matters_first() -> None:
     assert line(WAITING_DEVICE, snapshots_taken=2, snapshot_error="disk full") == (
         "waiting for device at 192.168.10.123, 2 snapshots (snapshot error: disk full)"
     )
+    assert line(STALLED, recording="borescope-20260101-120000.mkv") == (
+        "stalled: no frames from 192.168.10.123, recording borescope-20260101-120000.mkv"
+    )
 
 
 def test_readers_text() -> None:

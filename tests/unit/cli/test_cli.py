@@ -13,7 +13,7 @@ import pytest
 from support.paths import REPO
 
 from bridge import __version__
-from bridge.cli.client import format_status
+from bridge.cli.client import format_status, recording_text
 from bridge.cli.main import main
 
 
@@ -36,7 +36,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "open", "demo"])
+@pytest.mark.parametrize("command", ["run", "snapshot", "status", "url", "open", "record", "demo"])
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,6 +67,9 @@ def test_run_help_lists_exactly_the_contract_flags(capsys: pytest.CaptureFixture
         "--print-config",
         "--http",
         "--max-picture-size",
+        "--recordings-dir",
+        "--record-max-bytes",
+        "--record-max-seconds",
     ):
         assert flag in out
 
@@ -194,3 +197,36 @@ def test_demo_resolution_is_checked_like_simulates(capsys: pytest.CaptureFixture
     assert main(["demo", "--resolution", "800x600"]) == 2
     err = capsys.readouterr().err
     assert "--resolution: invalid choice: '800x600'" in err and "1280x720" in err
+
+
+def test_record_without_daemon_says_what_to_do(tmp_path: Path) -> None:
+    r = run_cli("record", "start", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert "nothing is running" in r.stderr and "demo" in r.stderr, r.stderr
+    bad = run_cli("record", "pause", "--socket", str(tmp_path / "none.sock"))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_recording_text_says_what_runs_and_why_the_last_one_stopped() -> None:
+    assert recording_text(None) == "off"
+    running = {
+        "running": True,
+        "name": "borescope-20260101-120000.mkv",
+        "path": "/v/borescope-20260101-120000.mkv",
+        "duration_s": 75.4,
+        "frames": 2262,
+        "dropped": 3,
+    }
+    assert (
+        recording_text(running) == "/v/borescope-20260101-120000.mkv (1:15, 2262 frames, 3 dropped)"
+    )
+    stopped = {
+        **running,
+        "running": False,
+        "last_error": "the recording reached its time limit (60 s; ...)",
+    }
+    text = recording_text(stopped)
+    assert text.startswith("not recording (last: /v/borescope-20260101-120000.mkv, 1:15")
+    assert text.endswith("; stopped: the recording reached its time limit (60 s; ...)")
+    idle = {"running": False, "name": None, "last_error": None}
+    assert recording_text(idle) == "not recording"
