@@ -8,6 +8,7 @@ Data flow (one loop thread, every hand-off non-blocking):
         -> Recorder.append (its own thread)
         -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
+                                      --keys (SDK 2.x scopes)--> on_video_key; zoom -> Feed
         -> the newest frame, state changes, saved snapshots -> bridge.web Feed -> web page
 
 The control socket, the web page and the signal handlers only queue requests; the loop
@@ -78,6 +79,7 @@ from bridge.capture.snapshots import (
 )
 from bridge.control.server import ControlServer
 from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
+from bridge.core.control import KEY_VIDEO, KEY_ZOOM_IN, KEY_ZOOM_OUT
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.core.linkstate import LinkState
 from bridge.core.ratelimit import RateLimiter
@@ -116,7 +118,6 @@ class Daemon:
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
         self.control = ControlServer(config.control_socket, self._handle_control)
         self.session = build_receive_path(config, self)
-        self.reassembler, self.tracker = self.session.reassembler, self.session.tracker
         self.snapshots = Snapshots(self.snapshot_writer, state=lambda: self.session.state)
         self.started_at = time.monotonic()
         self.frames_received = 0
@@ -130,6 +131,16 @@ class Daemon:
         self._set_field("BORESCOPE_STATE", self.session.state)
         if config.interface:
             self._set_field("BORESCOPE_INTERFACE", config.interface)
+
+    @property
+    def reassembler(self) -> Any:
+        """The session's: `auto` replaces it with the found framing's."""
+        return self.session.reassembler
+
+    @property
+    def tracker(self) -> Any:
+        """The session's: a found model may bring its own button behaviour."""
+        return self.session.tracker
 
     def _set_field(self, key: str, value: Any) -> None:
         self.log_fields[key] = value
@@ -250,6 +261,21 @@ class Daemon:
         log.info("snapshot button pressed%s", f" {count} times" if count > 1 else "")
         for _ in range(count):
             self.request_snapshot("button")
+
+    def on_key(self, code: int, now: float) -> None:
+        """A key of an SDK 2.x scope other than photo (which arrives as a press)."""
+        if code == KEY_VIDEO:
+            self.on_video_key(now)
+        elif code in (KEY_ZOOM_IN, KEY_ZOOM_OUT):
+            direction = "in" if code == KEY_ZOOM_IN else "out"
+            log.info("zoom %s key pressed", direction)
+            self.feed.zoom(direction)
+        else:
+            log.info("unknown key code %d from the scope: ignored", code)
+
+    def on_video_key(self, now: float) -> None:
+        """The scope's video key: where recordings start and stop (wired at merge)."""
+        log.info("video key pressed")
 
     def on_state(self, old: str, new: str, now: float) -> None:
         self._set_field("BORESCOPE_STATE", new)

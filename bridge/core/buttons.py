@@ -144,7 +144,9 @@ class ButtonTracker:
         self._buttons = reply.buttons
         if previous is None:
             log.debug(
-                "button counter baseline %d (reserved bytes %s)", reply.buttons, reply.reserved.hex()
+                "button counter baseline %d (reserved bytes %s)",
+                reply.buttons,
+                reply.reserved.hex(),
             )
             return 0
         step = (reply.buttons - previous) % COUNTER_MOD
@@ -183,7 +185,7 @@ class ButtonTracker:
             # Like the counter's baseline: a key shown before we asked is history.
             log.debug("first key reply %s (value %d)", raw.hex(), value)
             return 0
-        if value == KEY_NONE or value == previous:
+        if value in (KEY_NONE, previous):
             return 0
         self.stats.keys += 1
         if value == KEY_PHOTO:

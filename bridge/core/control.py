@@ -42,7 +42,12 @@ KEY_PHOTO = 1
 KEY_VIDEO = 2
 KEY_ZOOM_IN = 3
 KEY_ZOOM_OUT = 4
-KEY_NAMES = {KEY_PHOTO: "photo", KEY_VIDEO: "video", KEY_ZOOM_IN: "zoom in", KEY_ZOOM_OUT: "zoom out"}
+KEY_NAMES = {
+    KEY_PHOTO: "photo",
+    KEY_VIDEO: "video",
+    KEY_ZOOM_IN: "zoom in",
+    KEY_ZOOM_OUT: "zoom out",
+}
 
 HEAD_LEN = 12  # magic, seq, opcode: what every request and reply has
 _HEAD = struct.Struct("<6sIH")

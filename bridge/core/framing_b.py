@@ -102,7 +102,13 @@ def unpack_chunk(
 
 
 class ReassemblerB(Reassembler):
-    """The shared reassembler fed framing-B chunks; same counters, same guarantees."""
+    """The shared reassembler fed framing-B chunks; same counters, same guarantees.
+
+    ``inverted`` says whether the last valid chunk announced an inverted byte (None: none yet),
+    which is how the WF070 is told from the Spade on the same port.
+    """
+
+    inverted: bool | None = None
 
     def feed(
         self, datagram: bytes | bytearray | memoryview, now: float, length: int | None = None
@@ -123,6 +129,7 @@ class ReassemblerB(Reassembler):
             self._reject(r)  # type: ignore[arg-type]
             return ()
         flag, fid, total, index, size, flip = r
+        self.inverted = flip >= 0
         return self.fragment(flag, fid, total, index, size, datagram, HEADER_LEN, now, flip)
 
 

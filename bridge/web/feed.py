@@ -69,3 +69,7 @@ class Feed:
 
     def snapshot_saved(self, path: str) -> None:
         self._notify("snapshot", {"name": os.path.basename(path)})
+
+    def zoom(self, direction: str) -> None:
+        """A zoom key on the scope ("in" or "out"): the page may zoom the live picture."""
+        self._notify("zoom", {"direction": direction})

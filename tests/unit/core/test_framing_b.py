@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.core import framing_b
-from bridge.core.framing_b import ReassemblerB, chunk_jpeg, encode_chunk, flip_position, unpack_chunk
+from bridge.core.framing_b import (
+    ReassemblerB,
+    chunk_jpeg,
+    encode_chunk,
+    flip_position,
+    unpack_chunk,
+)
 from bridge.core.protocol import FLAG_END, FLAG_MIDDLE, FLAG_START, Reject
 
 
