@@ -149,8 +149,10 @@ class Daemon:
 
     def run(self) -> int:
         log.info(
-            "borescope-bridge %s: device %s (stream %d, events %d)%s, camera %s, snapshots in %s",
+            "borescope-bridge %s: model %s, device %s (stream %d, events %d)%s, camera %s, "
+            "snapshots in %s",
             __version__,
+            self.config.model,
             self.config.device_ip,
             self.config.stream_port,
             self.config.event_port,

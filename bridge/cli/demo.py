@@ -27,6 +27,15 @@ DEMO_HTTP_FALLBACK = "127.0.0.1:0"  # a free port, when the service (say) has 80
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bridge.core import models
+
+    p.add_argument(
+        "--model",
+        type=str.lower,
+        choices=models.NAMES,
+        default="j103",
+        help="which scope to simulate (default j103; `borescope-bridge models` lists them)",
+    )
     p.add_argument(
         "--camera",
         default="auto",
@@ -97,6 +106,7 @@ def main(args: argparse.Namespace) -> int:
     camera, note = _pick_camera(args.camera)
     sim = Simulator(
         SimulatorConfig(
+            model=args.model,
             bind="127.0.0.1",
             stream_port=0,
             event_port=0,
@@ -107,6 +117,7 @@ def main(args: argparse.Namespace) -> int:
     sim.start()
     try:
         cfg = config_mod.Config(
+            model=args.model,
             device_ip="127.0.0.1",
             stream_port=sim.stream_port,
             event_port=sim.event_port,
@@ -144,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
 def _explain(cfg: Any, camera: str, note: str | None) -> None:
     sock = cfg.control_socket
     _say(
-        "borescope-bridge demo: a simulated borescope on 127.0.0.1 "
+        f"borescope-bridge demo: a simulated borescope (model {cfg.model}) on 127.0.0.1 "
         f"(ports {cfg.stream_port}/{cfg.event_port}) and the bridge, in this process."
     )
     if camera != "none":

@@ -11,6 +11,7 @@ the real addresses with nothing but `run`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ SIZE = (320, 240)  # small: the frames' bytes matter here, not their size
 
 
 def _consecutive(indices: list[int], n: int) -> bool:
-    return all((b - a) % n == 1 for a, b in zip(indices, indices[1:], strict=False))
+    return all((b - a) % n == 1 for a, b in itertools.pairwise(indices))
 
 
 @pytest.mark.parametrize("name", models.NAMES)

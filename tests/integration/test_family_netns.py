@@ -11,6 +11,7 @@ namespaces cannot be created.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import shutil
 import signal
@@ -114,4 +115,4 @@ def test_run_finds_each_model_at_its_real_address(
     assert snap.read_bytes() in loop
     recorded = split_recording(record.read_bytes(), loop)
     assert len(recorded) >= 8
-    assert all((b - a) % LOOP == 1 for a, b in zip(recorded, recorded[1:], strict=False)), recorded
+    assert all((b - a) % LOOP == 1 for a, b in itertools.pairwise(recorded)), recorded

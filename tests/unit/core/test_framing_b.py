@@ -16,6 +16,7 @@ from bridge.core.framing_b import (
     unpack_chunk,
 )
 from bridge.core.protocol import FLAG_END, FLAG_MIDDLE, FLAG_START, Reject
+from bridge.core.reassembly import Frame
 
 
 def make_jpeg(size: int, seed: int = 0) -> bytes:
@@ -51,12 +52,12 @@ def test_flip_position_formula() -> None:
 def test_chunks_map_to_framing_a_terms() -> None:
     jpeg = make_jpeg(3000)
     first, middle, last = chunk_jpeg(7, jpeg)
-    assert unpack_chunk(first)[:5] == (FLAG_START, 7, 3000, 0, 1390)  # type: ignore[index]
-    assert unpack_chunk(middle)[:5] == (FLAG_MIDDLE, 7, 3000, 1, 1390)  # type: ignore[index]
-    assert unpack_chunk(last)[:5] == (FLAG_END, 7, 3000, 2, 220)  # type: ignore[index]
+    assert unpack_chunk(first)[:5] == (FLAG_START, 7, 3000, 0, 1390)
+    assert unpack_chunk(middle)[:5] == (FLAG_MIDDLE, 7, 3000, 1, 1390)
+    assert unpack_chunk(last)[:5] == (FLAG_END, 7, 3000, 2, 220)
     # The chunk-count form of the last mark (count on every chunk) reads the same.
     counted = encode_chunk(frame_id=7, total=3000, chunk=2, last=3, payload=bytes(1390))
-    assert unpack_chunk(counted)[0] == FLAG_MIDDLE  # type: ignore[index]
+    assert unpack_chunk(counted)[0] == FLAG_MIDDLE
 
 
 def test_rejections_are_named() -> None:
@@ -74,7 +75,7 @@ def test_rejections_are_named() -> None:
 def test_inverted_frames_come_out_as_the_real_jpeg() -> None:
     r = ReassemblerB()
     sent = [make_jpeg(4000 + 37 * i, i) for i in range(5)]
-    out = []
+    out: list[Frame] = []
     for n, jpeg in enumerate(sent):
         wire = chunk_jpeg(n, jpeg, inverted=True)
         # The wire really differs from the JPEG in exactly one byte.
@@ -106,7 +107,7 @@ def test_reordered_duplicated_chunks_give_exact_frames(
     rng = random.Random(seed)
     r = ReassemblerB()
     sent = [make_jpeg(s, seed + i) for i, s in enumerate(sizes)]
-    out = []
+    out: list[Frame] = []
     for n, jpeg in enumerate(sent):
         wire = chunk_jpeg(1000 + n, jpeg, inverted=inverted, chunk_size=chunk)
         wire += rng.sample(wire, k=min(2, len(wire)))

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.core.framing_c import END, HEADER, START, StreamC, encode_frame
+from bridge.core.reassembly import Frame
 
 
 def make_jpeg(size: int, seed: int = 0) -> bytes:
@@ -43,7 +44,7 @@ def test_any_split_gives_the_same_frames(sizes: list[int], cuts: list[int], nois
     sent = [make_jpeg(n, i) for i, n in enumerate(sizes)]
     stream = noise.replace(b"B", b"b") + b"".join(encode_frame(i, j) for i, j in enumerate(sent))
     s = StreamC()
-    out = []
+    out: list[Frame] = []
     pos = 0
     i = 0
     while pos < len(stream):
