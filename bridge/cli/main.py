@@ -49,7 +49,10 @@ DOCTOR_EXAMPLES = """\
 examples:
   borescope-bridge doctor
       check v4l2loopback, permissions, the interface, the device and the service, and print
-      the command that fixes each problem"""
+      the command that fixes each problem
+  borescope-bridge doctor --capture 10
+      10 s of what the scope sends (header fields and control replies, no picture data):
+      paste it into a bug report for a scope that does not work"""
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
