@@ -53,6 +53,11 @@ MAX_CHUNKS = 0xFFFF
 HEADER = struct.Struct("<HHIIIIIBIIHHHIHHI")
 assert HEADER.size == HEADER_LEN
 _UNPACK = HEADER.unpack_from
+# The hot path reads only what reassembly needs: magic+type as one word, the invert flag, frame
+# id, JPEG length, chunk index, last mark, payload length, frame number.
+_FAST = struct.Struct("<I12xI5xIIHHHI")
+_FAST_UNPACK = _FAST.unpack_from
+_MAGIC_TYPE = MAGIC | TYPE_CHUNK << 16
 
 
 def flip_position(frame_no: int, length: int) -> int:
@@ -115,7 +120,32 @@ class ReassemblerB(Reassembler):
     ) -> Sequence[Frame]:
         """Take one chunk datagram; return the frames it completes, oldest first. Never raises."""
         self.stats.packets += 1
-        if type(datagram) is not bytes and type(datagram) is not bytearray:
+        kind = type(datagram)
+        if (kind is bytes or kind is bytearray) and (length is None or type(length) is int):
+            # Fast path: the checks of unpack_chunk, inlined; a failure takes the slow path,
+            # which names the reason.
+            n = len(datagram)
+            if length is not None and 0 <= length < n:
+                n = length
+            try:
+                head, invert, fid, total, chunk, last, size, frame_no = _FAST_UNPACK(datagram)
+            except struct.error:
+                head = -1
+            if head == _MAGIC_TYPE and chunk and total and n - HEADER_LEN == size:
+                index = chunk - 1
+                if last == 1 or last == chunk:
+                    flag = FLAG_END
+                else:
+                    flag = FLAG_START if index == 0 else FLAG_MIDDLE
+                fid &= 0xFF
+                flip = -1
+                if not invert and self._by_id[fid] is None:  # only a frame's first chunk sets it
+                    flip = (((frame_no ^ total) + total) ^ total) % total
+                    self.inverted = True
+                elif invert:
+                    self.inverted = False
+                return self.fragment(flag, fid, total, index, size, datagram, HEADER_LEN, now, flip)
+        if kind is not bytes and kind is not bytearray:
             try:
                 view = memoryview(datagram)
                 if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:

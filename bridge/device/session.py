@@ -452,7 +452,7 @@ class Session(FamilyMixin):
             if exc.errno in (errno.EPERM, errno.EACCES):
                 hint = (
                     " (blocked by a firewall, or by the unit's IPAddressAllow= when "
-                    "device_ip is outside 192.168.10.0/24)"
+                    "device_ip is outside 192.168.10.0/24 and is not 192.168.0.10)"
                 )
             self._rate_warn(
                 "send-" + what,
