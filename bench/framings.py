@@ -53,7 +53,8 @@ def _measure(make: Callable[[], Any], pieces: list[bytes], frames: int) -> float
 def framings_section(frames: dict[str, tuple[Path, int]]) -> dict[str, dict[str, Any]]:
     """Print and return the rows: per resolution, CPU ms per frame of A, B and C."""
     print("\n== framings: the framing module alone (pieces in -> JPEGs out, no sockets)")
-    print(f"{'size':6s} {'A ms/fr':>8s} {'B ms/fr':>8s} {'C ms/fr':>8s} {'B / A':>6s} {'C / A':>6s}")
+    heads = ("A ms/fr", "B ms/fr", "C ms/fr")
+    print(f"{'size':6s} " + " ".join(f"{h:>8s}" for h in heads) + f" {'B / A':>6s} {'C / A':>6s}")
     out: dict[str, dict[str, Any]] = {}
     makers: dict[str, Callable[[], Any]] = {"A": Reassembler, "B": ReassemblerB, "C": StreamC}
     for name, (d, _avg) in frames.items():
