@@ -49,6 +49,15 @@ KEY_NAMES = {
     KEY_ZOOM_OUT: "zoom out",
 }
 
+# The other command format on the same port: 24 bytes, magic 0x9999, op u16, seq u32, param u32,
+# length u32, 8 zero bytes; the reply echoes magic and op and answers in `param`.
+CMD9999 = struct.Struct("<HHIII8x")
+MAGIC_9999 = 0x9999
+OP9999_VERSION = 0x1002
+OP9999_GET_PWM = 0x1015
+OP9999_BATTERY = 0x1017
+READ_OPS_9999 = frozenset({OP9999_VERSION, OP9999_GET_PWM, OP9999_BATTERY})
+
 HEAD_LEN = 12  # magic, seq, opcode: what every request and reply has
 _HEAD = struct.Struct("<6sIH")
 _U16 = struct.Struct("<H")
@@ -176,3 +185,24 @@ def decode_resolutions(payload: bytes) -> list[tuple[int, int, int | None]] | Re
                 pos += _RES.size
             return out
     return Reject.BAD_LENGTH
+
+
+def encode_9999(op: int, seq: int, param: int = 0) -> bytes:
+    """A 0x9999 command or reply (the simulator answers the reads; the daemon sends none)."""
+    return CMD9999.pack(MAGIC_9999, op & 0xFFFF, seq & 0xFFFFFFFF, param & 0xFFFFFFFF, 0)
+
+
+def decode_9999(datagram: bytes | bytearray | memoryview) -> tuple[int, int, int] | Reject:
+    """``(op, seq, param)`` of a 24-byte 0x9999 command or reply; never raises."""
+    n = _length(datagram, None)
+    if n < 0:
+        return Reject.NOT_BYTES
+    if n < CMD9999.size:
+        return Reject.TOO_SHORT
+    try:
+        magic, op, seq, param, _length_field = CMD9999.unpack_from(bytes(datagram))
+    except (TypeError, ValueError, struct.error):
+        return Reject.NOT_BYTES
+    if magic != MAGIC_9999:
+        return Reject.BAD_MAGIC
+    return op, seq, param

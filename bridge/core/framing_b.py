@@ -16,7 +16,8 @@ same kind of port, but each chunk of a JPEG comes behind a 51-byte header (littl
  25     4   frame id
  29     4   JPEG length
  33     2   chunk index, counted from 1
- 35     2   last-chunk mark: 1 on the last chunk, or the chunk count (= index on the last)
+ 35     2   0, and the chunk count on the last chunk (a published client reads it so); 1 is
+            also taken as "last"
  37     2   payload length
  39     4   frame number: the key of the inverted byte's position
  43   2+2   width, height
@@ -24,10 +25,11 @@ same kind of port, but each chunk of a JPEG comes behind a 51-byte header (littl
 ====  ====  ==========================================================================
 
 Chunks carry 1390 bytes but the last. Some firmware (the WF070) inverts one byte of every JPEG
-at ``(((n ^ L) + L) ^ L) mod L`` for frame number ``n`` and JPEG length ``L``; the reassembler
-inverts it back before it checks the JPEG, so everything downstream sees the scope's real
-picture. Sources disagree on this formula (a Bebird description adds ``+ (~L & 1)``); this one
-is the published client that streams a WF070.
+at ``(((n ^ L) + (L | 1)) ^ L) mod L`` for frame number ``n`` and JPEG length ``L``; the
+reassembler inverts it back before it checks the JPEG, so everything downstream sees the scope's
+real picture. The published WF070 client's current version and a Bebird description agree on it
+(``L | 1`` is ``L + (~L & 1)``); an older version of that client used ``+ L`` and got every
+frame of even length wrong, which running it against the simulator showed.
 
 The geometry is translated into framing A's terms (START/MIDDLE/END, 0-based index, 8-bit id)
 and handed to the shared :class:`~bridge.core.reassembly.Reassembler`, so ordering, expiry,
@@ -64,7 +66,7 @@ def flip_position(frame_no: int, length: int) -> int:
     """Where the WF070 inverts a byte of a ``length``-byte JPEG with frame number ``frame_no``."""
     if length <= 0:
         return -1
-    return (((frame_no ^ length) + length) ^ length) % length
+    return (((frame_no ^ length) + (length | 1)) ^ length) % length
 
 
 def unpack_chunk(
@@ -140,7 +142,7 @@ class ReassemblerB(Reassembler):
                 fid &= 0xFF
                 flip = -1
                 if not invert and self._by_id[fid] is None:  # only a frame's first chunk sets it
-                    flip = (((frame_no ^ total) + total) ^ total) % total
+                    flip = (((frame_no ^ total) + (total | 1)) ^ total) % total
                     self.inverted = True
                 elif invert:
                     self.inverted = False
@@ -229,7 +231,7 @@ def chunk_jpeg(
             frame_id=frame_no,
             total=total,
             chunk=i + 1,
-            last=1 if i == count - 1 else 0,
+            last=count if i == count - 1 else 0,
             payload=bytes(view[i * chunk_size : (i + 1) * chunk_size]),
             frame_no=frame_no,
             inverted=inverted,

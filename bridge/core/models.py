@@ -41,7 +41,8 @@ class ReplyForm(enum.StrEnum):
     """How the scope's RETCMD to GetRemoteKey looks (the simulator answers in this form)."""
 
     J103 = "j103"  # 20 bytes, length field 04 00, value in bytes 18-19
-    ZERO_LENGTH = "zero-length"  # 20 bytes, length field 00 00 (the Nidage)
+    ZERO_LENGTH = "zero-length"  # 20 bytes, length field 00 00 (the Nidage; the Spade, whose
+    # public client reads a 14-byte reply and then `length` more bytes)
     SHORT = "short"  # 15 bytes: length 1 and a one-byte value (1-byte polls)
 
 
@@ -57,6 +58,7 @@ class Model:
     key_payload: int  # GetRemoteKey payload bytes: 4 or 1
     buttons: Buttons
     reply: ReplyForm
+    control_9999: bool  # also answers the 24-byte 0x9999 commands on the event port
     inverted: bool  # the scope inverts a byte of each JPEG (B: one per frame; C: always)
     app: str
     products: str
@@ -81,6 +83,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=4,
         buttons=Buttons.COUNTER,
         reply=ReplyForm.J103,
+        control_9999=False,
         inverted=False,
         app="USB-VIEW (com.molink.john.drview)",
         products="J103/J106/J108-OTG USB borescopes",
@@ -97,6 +100,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=4,
         buttons=Buttons.KEYS,
         reply=ReplyForm.J103,
+        control_9999=True,
         inverted=False,
         app="iTiMO (com.molink.john.itimo)",
         products="iTiMO and jetion_ WiFi ear cleaners",
@@ -113,6 +117,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=4,
         buttons=Buttons.KEYS,
         reply=ReplyForm.J103,
+        control_9999=True,
         inverted=False,
         app="AIR-Look (com.air.airlook)",
         products="JesHome P6X, Wudaopu/Xylla Enjoy-/JesHome- WiFi otoscopes",
@@ -128,7 +133,8 @@ MODELS: tuple[Model, ...] = (
         event_port=EVENT_PORT,
         key_payload=4,
         buttons=Buttons.KEYS,
-        reply=ReplyForm.J103,
+        reply=ReplyForm.ZERO_LENGTH,
+        control_9999=True,
         inverted=False,
         app="Spade (com.molink.john.spade)",
         products="Axel Glade Spade Mini WiFi ear cleaner",
@@ -145,6 +151,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=1,
         buttons=Buttons.KEYS,
         reply=ReplyForm.SHORT,
+        control_9999=False,
         inverted=True,
         app="DEPSTECH (Molink SDK)",
         products="DEPSTECH WF070 WiFi endoscope",
@@ -161,6 +168,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=4,
         buttons=Buttons.KEYS,
         reply=ReplyForm.ZERO_LENGTH,
+        control_9999=False,
         inverted=False,
         app="HD WIFI (com.molink.john.hdwifi)",
         products="Nidage WiFi borescope",
@@ -177,6 +185,7 @@ MODELS: tuple[Model, ...] = (
         key_payload=1,
         buttons=Buttons.KEYS,
         reply=ReplyForm.SHORT,
+        control_9999=False,
         inverted=True,
         app="DEPSTECH / Jetion (SDK 'ML Series5')",
         products="DEPSTECH WF028, other DEPSTECH and Jetion WiFi endoscopes",

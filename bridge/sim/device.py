@@ -251,6 +251,8 @@ class Device:
 
     def _on_key_poll(self, data: bytes, addr: Address) -> list[Send]:
         """SDK 2.x: GetRemoteKey of the model's payload length, answered in the model's form."""
+        if self.model.control_9999 and data[:2] == b"\x99\x99":
+            return self._on_9999(data, addr)
         cmd = control.decode_command(data)
         if isinstance(cmd, Reject):
             self._reject(cmd)
@@ -273,6 +275,23 @@ class Device:
         if key and self.keys and self.keys[0] == key:
             self.keys.insert(0, 0)  # the same key twice: a reply without it in between
         return [Send(Via.EVENT, self._key_reply(cmd.seq, key), addr)]
+
+    def _on_9999(self, data: bytes, addr: Address) -> list[Send]:
+        """The 0x9999 reads: version, LED level, battery (fixed, made-up values); nothing else."""
+        cmd = control.decode_9999(data)
+        if isinstance(cmd, Reject):
+            self._reject(cmd)
+            return []
+        op, seq, _param = cmd
+        values = {
+            control.OP9999_VERSION: 70,
+            control.OP9999_GET_PWM: 1,
+            control.OP9999_BATTERY: 100,
+        }
+        if op not in values:
+            self._reject(Reject.UNKNOWN_COMMAND)
+            return []
+        return [Send(Via.EVENT, control.encode_9999(op, seq, values[op]), addr)]
 
     def _key_reply(self, seq: int, key: int) -> bytes:
         form = self.model.reply

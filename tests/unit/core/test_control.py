@@ -125,3 +125,13 @@ def test_decoders_never_raise(data: bytes, prefix: bytes) -> None:
     t = ButtonTracker(mode=Buttons.KEYS, payload_len=1)
     t.next_poll()
     assert t.on_reply(d) in (0, 1)
+
+
+SPADE_BATTERY = hexbytes("99 99 17 10 ff ff 00 00") + bytes(16)  # spade_mirror.py `battery`
+
+
+def test_0x9999_commands_golden() -> None:
+    assert control.decode_9999(SPADE_BATTERY) == (control.OP9999_BATTERY, 0xFFFF, 0)
+    assert control.encode_9999(control.OP9999_BATTERY, 0xFFFF) == SPADE_BATTERY
+    assert control.decode_9999(SPADE_BATTERY[:23]) is Reject.TOO_SHORT
+    assert control.decode_9999(b"SETCMD" + bytes(18)) is Reject.BAD_MAGIC

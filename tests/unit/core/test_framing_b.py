@@ -40,8 +40,10 @@ def test_header_offsets_match_the_published_layouts() -> None:
 
 
 def test_flip_position_formula() -> None:
-    # (((n ^ L) + L) ^ L) mod L, worked by hand for n=5, L=100: (97 + 100) ^ 100 = 161, mod 100.
-    assert flip_position(5, 100) == 61
+    # (((n ^ L) + (L | 1)) ^ L) mod L, by hand. n=5, L=100 (even): (97 + 101) ^ 100 = 162 -> 62.
+    assert flip_position(5, 100) == 62
+    # n=5, L=101 (odd, L | 1 = L): (96 + 101) ^ 101 = 197 ^ 101 = 160 -> 59.
+    assert flip_position(5, 101) == 59
     assert flip_position(0, 1) == 0
     assert flip_position(7, 0) == -1
     for n in range(50):
