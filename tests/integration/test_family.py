@@ -65,3 +65,25 @@ def test_each_model_end_to_end(
     assert len(recorded) >= 10
     assert _consecutive(recorded, len(sim.frames)), recorded
     assert sim.stats.corrupted == 0
+
+
+@pytest.mark.parametrize(("name", "framing"), [("j103", "A"), ("spade", "B"), ("wf070", "B")])
+def test_auto_on_one_port_tells_the_framing_by_the_frames(
+    name: str,
+    framing: str,
+    simulator_factory: Callable[..., Simulator],
+    run_daemon: Callable[..., Daemon],
+    tmp_path: Path,
+) -> None:
+    """`auto` with an explicit port (here: loopback) reads the framing off the datagrams; at an
+    address no model lives at, the model cannot be told, so status names the framing."""
+    sim = simulator_factory(model=name, resolution=SIZE, fps=20, loop_frames=20)
+    record = tmp_path / "rec.mjpeg"
+    d = run_daemon(sim, "--record", str(record), "--wait", "0", "--linger", "0")
+    d.wait_streaming()
+    status = wait_for(lambda: (s := d.status())["frames_received"] >= 5 and s, what="frames")
+    assert (status["model"], status["framing"]) == (framing, framing)
+    assert f"found a scope at 127.0.0.1:{sim.stream_port} (framing {framing}" in d.log.read_text()
+    assert d.terminate() == 0
+    recorded = split_recording(record.read_bytes(), sim.frames)
+    assert len(recorded) >= 5 and _consecutive(recorded, len(sim.frames))
