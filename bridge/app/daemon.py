@@ -510,7 +510,7 @@ class Daemon:
         state = self.session.state
         return status_mod.status_line(
             state=state,
-            device_ip=self.config.device_ip,
+            device_ip=self.session.device_ip,  # auto may have moved to another address
             fps=self.fps(),
             output=self.output.stats() if state == LinkState.STREAMING else {},
             resolution=self.resolution,

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
-
 
 class FamilyMixin:
     """What Session does for models other than the J103; see bridge.device.session."""
@@ -107,7 +105,7 @@ class FamilyMixin:
             self._tcp = TcpStream(
                 (address, plan.tcp_port),
                 self.interface,
-                StreamC(max_frame_bytes=getattr(reassembler, "max_frame_bytes", 8 << 20)),
+                StreamC(max_frame_bytes=reassembler.max_frame_bytes),
             )
         if plan.model is not None:
             port = plan.tcp_port if self.framing == Framing.C else udp[0]
