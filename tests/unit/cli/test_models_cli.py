@@ -45,3 +45,14 @@ def test_help_mentions(argv: list[str], needle: str, capsys: pytest.CaptureFixtu
 def test_run_refuses_an_unknown_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--model", "j999", "--print-config", "--config", "/dev/null"]) == 2
     assert "j999" in capsys.readouterr().err
+
+
+def test_status_text_names_the_model() -> None:
+    from bridge.cli.client import format_status
+
+    def row(s: dict[str, object]) -> str:
+        return next(x for x in format_status(s).splitlines() if x.strip().startswith("model"))
+
+    assert "wf070 (framing B)" in row({"model": "wf070", "framing": "B"})
+    assert "cannot be told apart" in row({"model": "A", "framing": "A"})
+    assert "not found yet" in row({"model": None, "framing": None})
