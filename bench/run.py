@@ -250,12 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="NAME[,NAME...]",
-        help=f"run only these: {', '.join(VARIANTS)}, web (the web page section); "
+        help=f"run only these: {', '.join(VARIANTS)}, web (the web page section), framings "
+        "(the framing modules A, B, C side by side); "
         "with --quick, a short check that one variant works",
     )
     args = ap.parse_args(argv)
-    wanted = set(args.only.split(",")) if args.only else {*VARIANTS, "web"}
-    unknown = wanted - {*VARIANTS, "web"}
+    wanted = set(args.only.split(",")) if args.only else {*VARIANTS, "web", "framings"}
+    unknown = wanted - {*VARIANTS, "web", "framings"}
     if unknown:
         ap.error(f"--only: unknown {', '.join(sorted(unknown))}")
     steps = "30:45,60:45,120:45" if args.quick else "30:120,60:90,90:90,120:90"
@@ -309,9 +310,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if "web" in wanted:
             results["web"] = web_section(frames, steps.split(",")[0], args.quick)
+        if "framings" in wanted:
+            from bench.framings import framings_section
+
+            results["framings"] = framings_section(frames)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    report({k: v for k, v in results.items() if k != "web"})
+    report({k: v for k, v in results.items() if k not in ("web", "framings")})
     load = os.getloadavg()
     print(
         f"\n(total {time.monotonic() - started:.0f} s; load average at the end "

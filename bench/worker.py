@@ -190,6 +190,9 @@ class Listener:
     def on_presses(self, count: int, now: float) -> None:
         pass
 
+    def on_key(self, code: int, now: float) -> None:
+        pass
+
     def on_state(self, old: str, new: str, now: float) -> None:
         pass
 

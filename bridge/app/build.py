@@ -17,7 +17,11 @@ from bridge.app.config import Config
 from bridge.app.paths import default_state_dir, is_system_service
 from bridge.app.settings import parse_http, parse_picture_size
 from bridge.core.buttons import ButtonTracker
+from bridge.core.framing_b import ReassemblerB
+from bridge.core.framing_c import StreamC
+from bridge.core.models import Framing
 from bridge.core.reassembly import Reassembler
+from bridge.device.probe import make_plan
 from bridge.device.session import Listener, Session
 from bridge.errors import BridgeError
 from bridge.web.feed import Feed
@@ -72,16 +76,29 @@ class NullOutput:
 def build_receive_path(config: Config, listener: Listener) -> Session:
     """The receive path for `config`: a Session with its Reassembler and ButtonTracker.
 
-    Frames, presses, state changes and ticks go to `listener` on the loop thread.
+    The plan (bridge.device.probe) follows `model`: a name fixes the framing, address and
+    ports (unless given explicitly); `auto` lets the session find them. Frames, presses, keys,
+    state changes and ticks go to `listener` on the loop thread.
     """
+    plan = make_plan(config.model, config.device_ip, config.stream_port, config.event_port)
+    model = plan.model
+    reassembler: Reassembler | StreamC
+    if model is not None and model.framing == Framing.B:
+        reassembler = ReassemblerB(max_frame_bytes=config.max_frame_bytes)
+    elif model is not None and model.framing == Framing.C:
+        reassembler = StreamC(max_frame_bytes=config.max_frame_bytes)
+    else:
+        reassembler = Reassembler(max_frame_bytes=config.max_frame_bytes)
+    first = plan.udp_ports.get(plan.addresses[0], ())
     return Session(
-        device_ip=config.device_ip,
-        stream_port=config.stream_port,
+        device_ip=plan.addresses[0],
+        stream_port=first[0] if first else config.stream_port,
         event_port=config.event_port,
         interface=config.interface,
-        reassembler=Reassembler(max_frame_bytes=config.max_frame_bytes),
+        reassembler=reassembler,
         tracker=ButtonTracker(),
         listener=listener,
+        plan=plan,
         wait_s=config.wait,
         linger_s=config.linger,
         rcvbuf_bytes=config.receive_buffer_bytes,

@@ -80,6 +80,7 @@ class Config:
     """Everything `run` needs; every path is here so tests can point it anywhere."""
 
     interface: str | None = None
+    model: str = "auto"
     device_ip: str = DEVICE_IP
     stream_port: int = STREAM_PORT
     event_port: int = EVENT_PORT

@@ -9,6 +9,7 @@ Data flow (one loop thread, every hand-off non-blocking):
         -> Recordings.offer: the running .mkv recording's queue -> its writer (its own thread)
         -> Snapshots.offer: the oldest waiting request takes it -> SnapshotWriter (its own thread)
     Session --RETCMD--> ButtonTracker --presses--> one snapshot request per press
+                                      --keys (SDK 2.x scopes)--> on_video_key; zoom -> Feed
         -> the newest frame, state changes, saved and failed snapshots -> bridge.web Feed
         -> web page
 
@@ -69,6 +70,7 @@ from typing import Any
 from bridge import __version__
 from bridge.app import status as status_mod
 from bridge.app.build import Output, build_receive_path, make_output, start_web
+from bridge.app.commands import ControlCommands
 from bridge.app.config import Config
 from bridge.app.lock import lock_instance
 from bridge.app.paths import check_snapshot_dir, default_recordings_dir
@@ -86,7 +88,7 @@ from bridge.capture.snapshots import (
     SnapshotWriter,
 )
 from bridge.control.server import ControlServer
-from bridge.control.wire import DEFAULT_SNAPSHOT_TIMEOUT_S, MAX_SNAPSHOT_TIMEOUT_S
+from bridge.core.control import KEY_VIDEO, KEY_ZOOM_IN, KEY_ZOOM_OUT
 from bridge.core.jpeg import jpeg_dimensions
 from bridge.core.linkstate import LinkState
 from bridge.core.ratelimit import RateLimiter
@@ -135,9 +137,9 @@ class Daemon:
         self._state_dir = state_dir
         self._http_fallback = http_fallback  # the demo: a free port if 8031 is taken
         self.recorder: Recorder | None = Recorder(config.record) if config.record else None
-        self.control = ControlServer(config.control_socket, self._handle_control)
+        self.commands = ControlCommands(self)
+        self.control = ControlServer(config.control_socket, self.commands.handle)
         self.session = build_receive_path(config, self)
-        self.reassembler, self.tracker = self.session.reassembler, self.session.tracker
         self.snapshots = Snapshots(
             self.snapshot_writer,
             state=lambda: self.session.state,
@@ -156,6 +158,16 @@ class Daemon:
         if config.interface:
             self._set_field("BORESCOPE_INTERFACE", config.interface)
 
+    @property
+    def reassembler(self) -> Any:
+        """The session's: `auto` replaces it with the found framing's."""
+        return self.session.reassembler
+
+    @property
+    def tracker(self) -> Any:
+        """The session's: a found model may bring its own button behaviour."""
+        return self.session.tracker
+
     def _set_field(self, key: str, value: Any) -> None:
         self.log_fields[key] = value
 
@@ -163,8 +175,10 @@ class Daemon:
 
     def run(self) -> int:
         log.info(
-            "borescope-bridge %s: device %s (stream %d, events %d)%s, camera %s, snapshots in %s",
+            "borescope-bridge %s: model %s, device %s (stream %d, events %d)%s, camera %s, "
+            "snapshots in %s",
             __version__,
+            self.config.model,
             self.config.device_ip,
             self.config.stream_port,
             self.config.event_port,
@@ -291,6 +305,26 @@ class Daemon:
         for _ in range(count):
             self.request_snapshot("button")
 
+    def on_key(self, code: int, now: float) -> None:
+        """A key of an SDK 2.x scope other than photo (which arrives as a press)."""
+        if code == KEY_VIDEO:
+            self.on_video_key(now)
+        elif code in (KEY_ZOOM_IN, KEY_ZOOM_OUT):
+            direction = "in" if code == KEY_ZOOM_IN else "out"
+            log.info("zoom %s key pressed", direction)
+            self.feed.zoom(direction)
+        else:
+            log.info("unknown key code %d from the scope: ignored", code)
+
+    def on_video_key(self, now: float) -> None:
+        """The scope's video key (SDK 2.x models): start or stop a recording, as the page's
+        Record button does; the answer comes on another thread, so the loop never waits."""
+        log.info(
+            "video key pressed: %s the recording",
+            "stopping" if self.recordings.current else "starting",
+        )
+        self.recordings.toggle("video key").add_done_callback(_log_refusal)
+
     def on_state(self, old: str, new: str, now: float) -> None:
         self._set_field("BORESCOPE_STATE", new)
         self.feed.set_state(new, new == LinkState.STREAMING)
@@ -325,120 +359,6 @@ class Daemon:
 
     def _fail_pending(self, why: str) -> None:
         self.snapshots.fail_waiting(why)
-
-    def _handle_control(self, msg: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
-        """On the control thread: answers at once, or (a snapshot) with a future reply."""
-        cmd = msg.get("cmd")
-        if cmd == "status":
-            return {"ok": True, "status": self.status()}
-        if cmd == "snapshot":
-            return self._control_snapshot(msg.get("timeout", DEFAULT_SNAPSHOT_TIMEOUT_S))
-        if cmd == "url":
-            return self.url_reply()
-        if cmd in ("code", "new-token"):
-            return self._credential_reply(cmd)
-        if cmd == "record":
-            return self.record_request(msg.get("action"), "control socket")
-        return {
-            "ok": False,
-            "error": (
-                f"unknown command {cmd!r} (known: status, snapshot, url, code, new-token, record)"
-            ),
-        }
-
-    def record_request(self, action: Any, origin: str) -> dict[str, Any] | Future[dict[str, Any]]:
-        """`record start|stop|status` on the control socket: a reply, or a future of one (the
-        page calls `Feed.recordings`, the same object)."""
-        if action == "start":
-            return self.recordings.start(origin)
-        if action == "stop":
-            return self.recordings.stop(origin)
-        if action == "status":
-            return {"ok": True, "recording": self.recordings.status()}
-        return {"ok": False, "error": f"record: unknown action {action!r} (start, stop, status)"}
-
-    def _credential_reply(self, cmd: str) -> dict[str, Any] | Future[dict[str, Any]]:
-        """`open` (a one-time code for the page's address) and `url --new-token` (a new token,
-        every old credential refused): the web thread does it, the reply follows its future."""
-        off = self._web_off()
-        if off is not None:
-            return off
-        made = self.web.issue_code() if cmd == "code" else self.web.new_token()
-        reply: Future[dict[str, Any]] = Future()
-        reply.set_running_or_notify_cancel()
-
-        def answer(done: Future[str]) -> None:
-            error = done.exception()
-            if error is not None:
-                reply.set_result({"ok": False, "error": str(error)})
-            elif cmd == "code":
-                reply.set_result(
-                    {
-                        "ok": True,
-                        "code": done.result(),
-                        "host": self.web.host,
-                        "port": self.web.port,
-                    }
-                )
-            else:
-                reply.set_result(self.url_reply())
-
-        made.add_done_callback(answer)
-        return reply
-
-    def _web_off(self) -> dict[str, Any] | None:
-        """Why there is no web page to ask, or None when there is one."""
-        if self.web is None:
-            if self.web_error:
-                return {"ok": False, "error": f"the web page is not available: {self.web_error}"}
-            return {
-                "ok": False,
-                "error": 'the web page is off (http = "off"); turn it on with '
-                '--http 127.0.0.1:8031 or http = "127.0.0.1:8031" in the config file',
-            }
-        return None
-
-    def url_reply(self) -> dict[str, Any]:
-        """What `borescope-bridge url` prints from: the page's address with its token."""
-        off = self._web_off()
-        if off is not None:
-            return off
-        return {
-            "ok": True,
-            "url": self.web.url,
-            "host": self.web.host,
-            "port": self.web.port,
-            "token": self.web.token,
-            "token_file": self.web.token_file,
-        }
-
-    def _control_snapshot(self, timeout: Any) -> dict[str, Any] | Future[dict[str, Any]]:
-        """`borescope-bridge snapshot`: the file's path, or why not, within `timeout` seconds.
-
-        How many may wait at once is the snapshots' limit: beyond it the request is refused at
-        once with the reason ("too many snapshots ... waiting"), holding nothing.
-        """
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout <= MAX_SNAPSHOT_TIMEOUT_S
-        ):
-            return {
-                "ok": False,
-                "error": f"timeout must be a number of seconds above 0 and at most "
-                f"{MAX_SNAPSHOT_TIMEOUT_S:g}, not {timeout!r}",
-            }
-        reply: Future[dict[str, Any]] = Future()
-        reply.set_running_or_notify_cancel()
-
-        def without_busy(answer: Future[dict[str, Any]]) -> None:
-            control = dict(answer.result())
-            control.pop("busy", None)
-            control.pop("limited", None)
-            reply.set_result(control)
-
-        self.take_snapshot(timeout, "control").add_done_callback(without_busy)
-        return reply
 
     def take_snapshot(self, timeout: float, origin: str) -> Future[dict[str, Any]]:
         """Save the next complete frame; the future reply comes within `timeout` (any thread).
@@ -586,7 +506,7 @@ class Daemon:
         state = self.session.state
         return status_mod.status_line(
             state=state,
-            device_ip=self.config.device_ip,
+            device_ip=self.session.device_ip,  # auto may have moved to another address
             fps=self.fps(),
             output=self.output.stats() if state == LinkState.STREAMING else {},
             resolution=self.resolution,
@@ -594,3 +514,9 @@ class Daemon:
             snapshot_error=self.snapshot_writer.last_error,
             recording=running.name if (running := self.recordings.current) else None,
         )
+
+
+def _log_refusal(done: Future[dict[str, Any]]) -> None:
+    reply = done.result()
+    if not reply.get("ok"):
+        log.warning("video key: %s", reply.get("error", "the recording did not change"))

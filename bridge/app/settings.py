@@ -24,6 +24,7 @@ from bridge.app.paths import (
 )
 from bridge.camera.guard import DEFAULT_MAX_PICTURE_SIZE
 from bridge.capture.recordings import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
+from bridge.core import models
 from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import ConfigError
 
@@ -169,6 +170,18 @@ def _interface(source: str, key: str, v: Any) -> str | None:
     return s
 
 
+def _model(source: str, key: str, v: Any) -> str:
+    s = _string(source, key, v).strip().lower()
+    if s == models.AUTO or models.find(s) is not None:
+        return s
+    raise _fail(
+        source,
+        key,
+        v,
+        f'must be "auto" or one of {", ".join(models.NAMES)} (see `borescope-bridge models`)',
+    )
+
+
 def _camera(source: str, key: str, v: Any) -> str:
     s = _string(source, key, v)
     if s in ("auto", "none") or s.startswith("/"):
@@ -263,6 +276,18 @@ SETTINGS: tuple[Setting, ...] = (
         "routes the device's address through. Datagrams from the device count only if they "
         "arrive on it",
         metavar="IFACE",
+        group="device",
+    ),
+    Setting(
+        "model",
+        str,
+        models.AUTO,
+        _model,
+        'which scope: "auto" (default: probe the family\'s addresses and ports that have a '
+        "direct link, take the first framing that sends a valid frame) or a name from "
+        "`borescope-bridge models`. A name sets the address and ports, unless --device-ip or "
+        "a port is given too",
+        metavar="NAME|auto",
         group="device",
     ),
     Setting(

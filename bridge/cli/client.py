@@ -261,6 +261,16 @@ def _fmt(v: Any, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+def _model_text(s: dict[str, Any]) -> str:
+    """The found model and its framing, or that the search goes on."""
+    model, framing = s.get("model"), s.get("framing")
+    if framing is None:
+        return "not found yet (looking at every known address and port)"
+    if model == framing:
+        return f"framing {framing} (the model cannot be told apart)"
+    return f"{model} (framing {framing})"
+
+
 def format_status(s: dict[str, Any]) -> str:
     """Human-readable status, aligned, one fact per line."""
     from bridge.app.settings import DEFAULT_RCVBUF_BYTES
@@ -309,6 +319,7 @@ def format_status(s: dict[str, Any]) -> str:
             f"{s.get('device_ip')} (stream {s.get('stream_port')}, events {s.get('event_port')})",
         ),
         ("interface", iface),
+        ("model", _model_text(s)),
         ("resolution", _fmt(s.get("resolution"))),
         ("fps", _fmt(s.get("fps"))),
         (

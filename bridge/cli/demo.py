@@ -39,6 +39,15 @@ RESOLUTIONS = ("640x480", "1280x720", "1920x1080")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bridge.core import models
+
+    p.add_argument(
+        "--model",
+        type=str.lower,
+        choices=models.NAMES,
+        default="j103",
+        help="which scope to simulate (default j103; `borescope-bridge models` lists them)",
+    )
     p.add_argument(
         "--camera",
         default="auto",
@@ -138,6 +147,7 @@ def main(args: argparse.Namespace) -> int:
     lan = bool(getattr(args, "lan", False))
     sim = Simulator(
         SimulatorConfig(
+            model=args.model,
             bind="127.0.0.1",
             stream_port=0,
             event_port=0,
@@ -148,6 +158,7 @@ def main(args: argparse.Namespace) -> int:
     sim.start()
     try:
         cfg = config_mod.Config(
+            model=args.model,
             device_ip="127.0.0.1",
             stream_port=sim.stream_port,
             event_port=sim.event_port,
@@ -197,7 +208,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _explain(cfg: Any, camera: str, note: str | None, cmd: str, socket_flag: str) -> None:
     _say(
-        "borescope-bridge demo: a simulated borescope on 127.0.0.1 "
+        f"borescope-bridge demo: a simulated borescope (model {cfg.model}) on 127.0.0.1 "
         f"(ports {cfg.stream_port}/{cfg.event_port}) and the bridge, in this process."
     )
     if camera != "none":

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The `borescope-bridge` command: run, simulate, snapshot, status, url, open, record, demo,
-doctor.
+"""The `borescope-bridge` command: run, simulate, snapshot, status, url, open, record, models,
+demo, doctor.
 
 Handlers for logging are chosen here and only here. Every failure the user can fix
 is a BridgeError: one clear line on stderr, exit code 2 for configuration errors and
@@ -20,7 +20,7 @@ import textwrap
 from typing import Any
 
 from bridge import __version__
-from bridge.cli import client, run
+from bridge.cli import client, models, run
 from bridge.errors import BridgeError, ConfigError
 
 PROG = "borescope-bridge"
@@ -31,19 +31,29 @@ examples:
       simulated borescope + bridge on 127.0.0.1 until Ctrl-C; open the printed web page in a
       browser, or the printed /dev/video device in OBS, Cheese or `ffplay /dev/videoN`
   borescope-bridge demo --camera none --duration 10
-      a scripted 10 s run without a virtual camera"""
+      a scripted 10 s run without a virtual camera
+  borescope-bridge demo --model spade
+      the same with a simulated Spade (framing B) instead of the J103"""
 
 SIMULATE_EXAMPLES = """\
 examples:
   borescope-bridge simulate --bind 127.0.0.1 --stream-port 18030 --event-port 15000
       a fake borescope on loopback; then in another terminal:
-      borescope-bridge run --device-ip 127.0.0.1 --stream-port 18030 --event-port 15000"""
+      borescope-bridge run --device-ip 127.0.0.1 --stream-port 18030 --event-port 15000
+  borescope-bridge simulate --model wf070 --bind 127.0.0.1 --stream-port 18030 --event-port 15000
+      a DEPSTECH WF070 (framing B, one inverted byte per frame, key codes); then:
+      borescope-bridge run --model wf070 --device-ip 127.0.0.1 --stream-port 18030 \\
+          --event-port 15000
+      (`borescope-bridge models` lists the models; SIGUSR1 presses the photo key)"""
 
 DOCTOR_EXAMPLES = """\
 examples:
   borescope-bridge doctor
       check v4l2loopback, permissions, the interface, the device and the service, and print
-      the command that fixes each problem"""
+      the command that fixes each problem
+  borescope-bridge doctor --capture 10
+      10 s of what the scope sends (header fields and control replies, no picture data):
+      paste it into a bug report for a scope that does not work"""
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -121,6 +131,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
               borescope-bridge url         the address of the live view in a browser
               borescope-bridge open        open the live view in your browser
               borescope-bridge record start   record a video (record stop ends it)
+              borescope-bridge models      the scopes of the family it knows
 
             `borescope-bridge COMMAND --help` explains each command, with examples."""),
     )
@@ -147,9 +158,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         sub,
         "simulate",
         "play a fake borescope on UDP (for tests and demos)",
-        "A faithful fake borescope: streams generated JPEG video, answers the "
-        "snapshot-button poll, and can inject loss, duplication, reordering, "
-        "corruption, foreign packets and reboots.",
+        "A faithful fake borescope of any known model (--model): streams generated JPEG "
+        "video in that model's framing, answers the button poll in its form, and can inject "
+        "loss, duplication, reordering, corruption, foreign packets and reboots.",
         SIMULATE_EXAMPLES,
     )
     if _wants(wanted, "simulate"):  # importing the simulator pulls in numpy: only when needed
@@ -203,6 +214,18 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         p = _subparser(sub, name, help_, desc, epi)
         client.add_arguments(p, name)
         p.set_defaults(func=func)
+
+    p = _subparser(
+        sub,
+        "models",
+        "list the known scopes: framing, address, ports, phone app, evidence",
+        "The scopes of the Molink family that borescope-bridge knows: each one's framing, "
+        "address and ports, the phone app it replaces, the products seen with it, and whether "
+        "it was confirmed on hardware or built from public descriptions.",
+        models.MODELS_EXAMPLES,
+    )
+    models.add_arguments(p)
+    p.set_defaults(func=models.cmd_models)
 
     p = _subparser(
         sub,

@@ -32,14 +32,17 @@ _CONTROL_MAGIC = b"\x99\x99"
 
 FRAGMENT_HEADER_LEN = 24
 FRAGMENT_MAGIC = 0x66
-# Byte 2 of every fragment header is 0x01 in all captures; checking it weeds out foreign traffic.
-FRAGMENT_VERSION = 0x01
+# Byte 2 is the Molink SDK's video-format code (1 MJPEG, 2/3 H.264 I/P, 4 YUYV). Only MJPEG is
+# decoded here; the others are refused by name rather than passed on as garbage JPEG.
+FORMAT_MJPEG = 0x01
+FRAGMENT_VERSION = FORMAT_MJPEG  # the name this byte had before it was understood
 FLAG_START, FLAG_END, FLAG_MIDDLE = 1, 2, 3
 MAX_FRAGMENT_INDEX = 0xFFFF
 MAX_FRAGMENT_PAYLOAD = 0xFFFF
 MAX_FRAME_ID = 0xFF
 
-# magic, flag, version, frame id, u32 total size, 4 reserved, u16 index, u16 size, 8 reserved
+# magic, flag, format, frame id, u32 total size, 4 bytes width/height (or zeros: not read),
+# u16 index, u16 size, 8 reserved (accelerometer word and 4 unknown bytes)
 FRAGMENT_HEADER = struct.Struct("<BBBBI4xHH8x")
 
 SETCMD_LEN = 18
@@ -59,7 +62,8 @@ class Reject(enum.StrEnum):
     TOO_SHORT = "too_short"
     BAD_LENGTH = "bad_length"
     BAD_MAGIC = "bad_magic"
-    BAD_VERSION = "bad_version"
+    UNSUPPORTED_FORMAT = "unsupported_video_format"
+    BAD_VERSION = "unsupported_video_format"  # the old name of the same reason
     BAD_FLAG = "bad_flag"
     BAD_START = "bad_start"
     ZERO_FRAME_SIZE = "zero_frame_size"
@@ -134,7 +138,7 @@ def unpack_fragment(
     if magic != FRAGMENT_MAGIC:
         return Reject.BAD_MAGIC
     if version != FRAGMENT_VERSION:
-        return Reject.BAD_VERSION
+        return Reject.UNSUPPORTED_FORMAT
     if flag == FLAG_START:
         if index != 0:
             return Reject.BAD_START

@@ -137,6 +137,7 @@ class _Slot:
         "buf",
         "count",
         "end",
+        "flip",
         "frame",
         "frame_id",
         "have",
@@ -163,8 +164,9 @@ class _Slot:
         self.top = 0  # 1 + highest index seen: the part of `have` to clear on reuse
         self.started = 0.0
         self.state = _ASSEMBLING
+        self.flip = -1  # a byte the device inverted (framing B), undone on completion
 
-    def reset(self, seq: int, frame_id: int, total: int, now: float) -> None:
+    def reset(self, seq: int, frame_id: int, total: int, now: float, flip: int = -1) -> None:
         if self.top:
             self.have[: self.top] = bytes(self.top)
         if len(self.buf) < total:
@@ -180,6 +182,7 @@ class _Slot:
         self.top = 0
         self.started = now
         self.state = _ASSEMBLING
+        self.flip = flip
 
 
 class Reassembler:
@@ -283,6 +286,27 @@ class Reassembler:
                 self._reject(r)  # type: ignore[arg-type]
                 return _NOTHING
             flag, frame_id, total, index, size = r
+        return self.fragment(flag, frame_id, total, index, size, datagram, FRAGMENT_HEADER_LEN, now)
+
+    def fragment(
+        self,
+        flag: int,
+        frame_id: int,
+        total: int,
+        index: int,
+        size: int,
+        datagram: bytes | bytearray | memoryview,
+        start: int,
+        now: float,
+        flip: int = -1,
+    ) -> Sequence[Frame]:
+        """Place one fragment whose header a framing module has already checked.
+
+        ``flag``/``index`` are in framing A's terms (START/MIDDLE/END, 0-based), ``frame_id`` is
+        8 bits, the payload is ``datagram[start:start + size]``, and ``flip`` is the position of
+        a byte the device inverted (-1: none); it is set by the frame's first fragment.
+        """
+        stats = self.stats
         stats.fragments += 1
         if total > self.max_frame_bytes:
             self._reject(Reject.FRAME_TOO_LARGE)
@@ -290,7 +314,7 @@ class Reassembler:
         out: list[Frame] | None = None
         slot = self._by_id[frame_id]
         if slot is None:
-            out, slot = self._open(frame_id, total, now)
+            out, slot = self._open(frame_id, total, now, flip)
             if slot is None:
                 return out or _NOTHING
         elif slot.state == _COMPLETE:
@@ -302,7 +326,7 @@ class Reassembler:
             # way the bytes gathered so far cannot be trusted.
             self._kill(slot, all_seen=False, corrupt=True, now=now)
             return self._release(out, now) or _NOTHING
-        if self._place(slot, flag, index, size, datagram, now):
+        if self._place(slot, flag, index, size, datagram, start, now):
             out = self._release(out, now)
         return out or _NOTHING
 
@@ -322,7 +346,7 @@ class Reassembler:
         rejected[key] = rejected.get(key, 0) + 1
 
     def _open(
-        self, frame_id: int, total: int, now: float
+        self, frame_id: int, total: int, now: float, flip: int = -1
     ) -> tuple[list[Frame] | None, _Slot | None]:
         """Find the sequence for a frame id with no slot, and give it one if it deserves it."""
         head = self._head
@@ -361,7 +385,7 @@ class Reassembler:
             self._reject(Reject.LATE)
             return out, None
         slot = self._free.pop()
-        slot.reset(seq, frame_id, total, now)
+        slot.reset(seq, frame_id, total, now, flip)
         pos = len(live)
         while pos and live[pos - 1].seq > seq:
             pos -= 1
@@ -406,6 +430,7 @@ class Reassembler:
         index: int,
         size: int,
         datagram: bytes | bytearray | memoryview,
+        start: int,
         now: float,
     ) -> bool:
         """Copy one fragment into its slot; True if the slot completed or died."""
@@ -444,13 +469,14 @@ class Reassembler:
         if index >= slot.top:
             slot.top = index + 1
         if size:
-            start = FRAGMENT_HEADER_LEN
             slot.buf[offset : offset + size] = memoryview(datagram)[start : start + size]
         slot.count += 1
         slot.nbytes += size
         if slot.end < 0 or slot.count <= slot.end:
             return False
         buf = slot.buf
+        if 0 <= slot.flip < total:
+            buf[slot.flip] ^= 0xFF
         if (
             slot.nbytes != total
             or total < 4

@@ -25,6 +25,8 @@ the heartbeats and polls would reach a stranger's host. DeviceLink.direct says w
 (re-asked every tick while it is not, so a link that appears is used at once); every send also
 carries MSG_DONTROUTE, so the kernel refuses a gateway even between two checks.
 
+Other models of the family (address, port, framing, `auto`): bridge.device.family.
+
 The states (starting, waiting for network, waiting for device, streaming, stalled) and the
 exit rules live in bridge.core.linkstate.LinkMachine; the session feeds it what happened and
 logs what it answers, once per change, never per packet. The loop ends by itself, with a
@@ -47,16 +49,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from bridge.core.framing_c import StreamC
 from bridge.core.linkstate import CONTACT_LOST_S as CONTACT_LOST_S
 from bridge.core.linkstate import NO_DEVICE, STALL_S, Change, LinkMachine, LinkState
 from bridge.core.protocol import HEARTBEAT, STOP
 from bridge.core.ratelimit import RateLimiter
+from bridge.device.family import FamilyMixin
 from bridge.device.link import (
     PKTINFO_CMSG_SPACE,
     DeviceLink,
     arrival_ifindex,
     interface_name,
 )
+from bridge.device.probe import Plan
 from bridge.device.sockets import ReceiveBuffer, SocketFactory, set_receive_buffer
 from bridge.errors import BridgeError
 
@@ -99,11 +104,12 @@ class Listener(Protocol):
 
     def on_frame(self, frame: Frame, now: float) -> None: ...
     def on_presses(self, count: int, now: float) -> None: ...
+    def on_key(self, code: int, now: float) -> None: ...
     def on_state(self, old: str, new: str, now: float) -> None: ...
     def on_tick(self, now: float) -> None: ...
 
 
-class Session:
+class Session(FamilyMixin):
     """Owns the sockets and the loop; feeds the Reassembler and the ButtonTracker."""
 
     def __init__(
@@ -112,9 +118,10 @@ class Session:
         device_ip: str,
         stream_port: int,
         event_port: int,
-        reassembler: Reassembler,
+        reassembler: Reassembler | StreamC,
         tracker: ButtonTracker,
         listener: Listener,
+        plan: Plan | None = None,
         interface: str | None = None,
         link: DeviceLink | None = None,
         wait_s: float = 30.0,
@@ -147,6 +154,7 @@ class Session:
         self.send_errors = 0
         self.receive_buffer = ReceiveBuffer()
         self.exit_reason: str | None = None
+        self._init_family(plan, reassembler)
 
         self._buf = bytearray(RECV_BUFFER_BYTES)
         self._view = memoryview(self._buf)
@@ -222,6 +230,8 @@ class Session:
                     self._drain_stream()
                 elif key.data == "event":
                     self._drain_event()
+                elif key.data == "tcp":
+                    self._drain_tcp()
                 else:
                     self._drain_wake()
             while self._pending:
@@ -236,8 +246,9 @@ class Session:
     def _timers(self, now: float) -> str | None:
         """Heartbeat, poll and housekeeping as they fall due; an exit reason when one is due."""
         if now >= self._next_hb:
-            if self.link.direct:
-                self._send(self._stream, HEARTBEAT, self.stream_addr, "heartbeat")
+            if self.link.direct and self._hb_targets:
+                for target in self._hb_targets:
+                    self._send(self._stream, HEARTBEAT, target, "heartbeat")
                 self.heartbeats_sent += 1
             self._next_hb = max(self._next_hb + HEARTBEAT_INTERVAL_S, now)
         if now >= self._next_poll:
@@ -253,6 +264,7 @@ class Session:
                 self.link.maybe_resolve(now)
             else:
                 self.link.resolve(now)  # every tick: a link that appears is used at once
+            self._tick_family(now)
             if self._check_route() and self.link.direct:
                 self._next_hb = self._next_poll = now
             # Expiring a stuck frame can release complete ones queued behind it.
@@ -329,7 +341,7 @@ class Session:
                     "recv-stream", "receiving on the stream socket failed: %s", exc.strerror
                 )
                 return
-            if addr != addr_ok:
+            if addr != addr_ok and (self._prober is None or addr not in self._prober.target_set):
                 self.foreign_stream += 1
                 continue
             now = self.clock()
@@ -341,6 +353,13 @@ class Session:
                 self._wrong_interface(arrival_ifindex(anc), now)
                 continue
             self._contact(now)
+            prober = self._prober
+            if prober is not None:
+                found = prober.detector.feed(addr, buf, now, n)
+                if found is not None:
+                    self._lock(found.framing, addr, found.reassembler, found.frames, now)
+                    addr_ok = self.stream_addr
+                continue
             frames = self.reassembler.feed(buf, now, n)
             if frames:
                 self._deliver(frames, now)
@@ -377,6 +396,7 @@ class Session:
             presses = self.tracker.on_reply(data)
             if presses > 0:
                 self.listener.on_presses(presses, now)
+            self._keys(now)
 
     def _wrong_interface(self, ifindex: int | None, now: float) -> None:
         """Count a datagram with the device's source that came in elsewhere; log it, rarely."""
@@ -432,7 +452,7 @@ class Session:
             if exc.errno in (errno.EPERM, errno.EACCES):
                 hint = (
                     " (blocked by a firewall, or by the unit's IPAddressAllow= when "
-                    "device_ip is outside 192.168.10.0/24)"
+                    "device_ip is outside 192.168.10.0/24 and is not 192.168.0.10)"
                 )
             self._rate_warn(
                 "send-" + what,
@@ -528,10 +548,12 @@ class Session:
         """Tell the device to stop streaming (only a stream this session asked for, so a
         process that never ran its loop cannot stop another one's), then close everything."""
         if send_stop and self._stream is not None and self.heartbeats_sent > 0 and self.link.direct:
-            try:
-                self._stream.sendto(STOP, socket.MSG_DONTROUTE, self.stream_addr)
-            except OSError as exc:
-                log.debug("sending the stop packet failed: %s", exc.strerror)
+            for target in self._hb_targets:
+                try:
+                    self._stream.sendto(STOP, socket.MSG_DONTROUTE, target)
+                except OSError as exc:
+                    log.debug("sending the stop packet failed: %s", exc.strerror)
+        self._close_tcp()
         if self._wake_w is not None:
             # ValueError: not the main thread, so nothing was installed from here.
             with contextlib.suppress(ValueError):
@@ -551,6 +573,7 @@ class Session:
         return {
             "state": str(self.state),
             "device_ip": self.device_ip,
+            **self._family_stats(),
             "stream_port": self.stream_addr[1],
             "event_port": self.event_addr[1],
             "interface": self.interface,

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 import bridge.sim
+from bridge.core import models
 from bridge.errors import BridgeError
 from bridge.sim.server import Simulator, SimulatorConfig
 
@@ -63,18 +64,28 @@ def _quality(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `borescope-bridge simulate` (and `python -m bridge.sim.server`)."""
     d = SimulatorConfig()
-    parser.add_argument("--bind", default=d.bind, help="address to listen on (default %(default)s)")
+    parser.add_argument(
+        "--model",
+        type=str.lower,
+        choices=models.NAMES,
+        default=d.model,
+        help="which scope of the family to emulate: framing, address, ports, inversion, buttons "
+        "(default %(default)s; `borescope-bridge models` lists them)",
+    )
+    parser.add_argument(
+        "--bind", default=None, help=f"address to listen on (default: the model's, e.g. {d.bind})"
+    )
     parser.add_argument(
         "--stream-port",
         type=_port,
-        default=d.stream_port,
-        help="UDP port for heartbeats and video (default %(default)s)",
+        default=None,
+        help="port for heartbeats and video, TCP for framing C (default: the model's)",
     )
     parser.add_argument(
         "--event-port",
         type=_port,
-        default=d.event_port,
-        help="UDP port for SETCMD/RETCMD button polls (default %(default)s)",
+        default=None,
+        help=f"UDP port for SETCMD/RETCMD button polls (default {d.event_port})",
     )
     parser.add_argument(
         "--heartbeat-timeout",
@@ -103,8 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fragment-size",
         type=_positive(int),
-        default=d.fragment_size,
-        help="JPEG bytes per datagram (default %(default)s)",
+        default=None,
+        help="JPEG bytes per datagram (default: the model's, 1400 for the J103)",
     )
     for name, what in (
         ("loss", "datagrams dropped"),
@@ -130,13 +141,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(
-        bind=args.bind,
-        stream_port=args.stream_port,
-        event_port=args.event_port,
+        model=args.model,
+        bind=args.bind or "",
+        stream_port=-1 if args.stream_port is None else args.stream_port,
+        event_port=-1 if args.event_port is None else args.event_port,
         resolution=RESOLUTIONS[args.resolution],
         fps=args.fps,
         quality=args.quality,
-        fragment_size=args.fragment_size,
+        fragment_size=args.fragment_size or 0,
         heartbeat_timeout=args.heartbeat_timeout,
         loss=args.loss,
         duplicate=args.duplicate,

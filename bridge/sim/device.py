@@ -13,6 +13,12 @@ As far as the bridge can tell it behaves like the J10x-OTG device:
   button counter, which :meth:`Device.press` increments.
 * :meth:`Device.reboot`: the device goes quiet for a while, forgets its client, restarts its
   frame ids at 0 and its button counter at 0.
+
+Other models of the family (bridge.core.models) change what goes on the wire, as the row says:
+framing B chunks (with the inverted byte where the model inverts), framing C frames on a TCP
+connection instead of heartbeats, a GetRemoteKey poll of 1 or 4 bytes (a poll of the wrong
+length is not answered), and key codes in the reply's form instead of the J103's counter. A key
+is shown in one reply and cleared, so :meth:`Device.press_key` twice shows it twice.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import logging
 import random
 from dataclasses import asdict, dataclass, field
 
+from bridge.core import control, framing_b, framing_c
+from bridge.core.models import MODELS, Buttons, Framing, Model, ReplyForm
 from bridge.core.protocol import (
     Reject,
     decode_control,
@@ -48,6 +56,7 @@ class Via(enum.Enum):
 
     STREAM = "stream"
     EVENT = "event"
+    TCP = "tcp"  # framing C: the connected client
     FOREIGN = "foreign"  # another address: forged packets
 
 
@@ -107,7 +116,10 @@ class Device:
         rng: random.Random,
         resolution: tuple[int, int],
         stats: SimulatorStats | None = None,
+        model: Model = MODELS[0],
     ) -> None:
+        self.model = model
+        self.keys: list[int] = []  # key codes still to show, one per reply (SDK 2.x models)
         self.fps = fps
         self.heartbeat_timeout = heartbeat_timeout
         self.fragment_size = fragment_size
@@ -150,7 +162,8 @@ class Device:
             log.info("back up after reboot, waiting for a heartbeat")
         if self.client is None:
             return []
-        if now - self._last_heartbeat > self.heartbeat_timeout:
+        tcp = self.model.framing == Framing.C
+        if not tcp and now - self._last_heartbeat > self.heartbeat_timeout:
             log.info(
                 "client %s:%d gone: no heartbeat for %.1f s; streaming stopped",
                 *self.client,
@@ -200,10 +213,30 @@ class Device:
         )
         return sends
 
+    def on_connect(self, addr: Address, now: float) -> None:
+        """Framing C: a client connected to the TCP port; it is streamed to at once."""
+        self.client = addr
+        self._next_frame = now
+        self.stats.clients += 1
+        log.info("TCP client %s:%d connected: streaming", *addr)
+
+    def on_disconnect(self) -> None:
+        """Framing C: the client went away (or a send to it failed)."""
+        if self.client is not None:
+            log.info("TCP client %s:%d gone: streaming stopped", *self.client)
+        self.client = None
+
+    def press_key(self, code: int) -> None:
+        """Press a key of an SDK 2.x model: 1 photo, 2 video, 3 zoom in, 4 zoom out."""
+        self.keys.append(code)
+        self.stats.presses += 1
+
     def on_event(self, data: bytes, addr: Address) -> list[Send]:
         """A packet on the event port: a SETCMD poll is answered with the button counter."""
         if self._down_until:
             return []
+        if self.model.buttons == Buttons.KEYS:
+            return self._on_key_poll(data, addr)
         counter = decode_setcmd(data)
         if isinstance(counter, Reject):
             self._reject(counter)
@@ -216,8 +249,64 @@ class Device:
         sends.append(Send(Via.EVENT, encode_retcmd(counter, self.buttons), addr))
         return sends
 
+    def _on_key_poll(self, data: bytes, addr: Address) -> list[Send]:
+        """SDK 2.x: GetRemoteKey of the model's payload length, answered in the model's form."""
+        if self.model.control_9999 and data[:2] == b"\x99\x99":
+            return self._on_9999(data, addr)
+        cmd = control.decode_command(data)
+        if isinstance(cmd, Reject):
+            self._reject(cmd)
+            return []
+        if cmd.magic != control.SETCMD:
+            self._reject(Reject.BAD_MAGIC)
+            return []
+        if cmd.op == control.OP_GET_RESOLUTIONS:
+            w, h = self.resolution
+            body = b"\0\x10\0\x01" + w.to_bytes(2, "little") + h.to_bytes(2, "little") + b"\x14"
+            return [Send(Via.EVENT, control.encode_reply(cmd.seq, cmd.op, body), addr)]
+        if cmd.op != control.OP_GET_REMOTE_KEY:
+            self._reject(Reject.UNKNOWN_COMMAND)
+            return []
+        if len(cmd.payload) != self.model.key_payload:
+            self._reject(Reject.BAD_LENGTH)
+            return []
+        self.stats.polls += 1
+        key = self.keys.pop(0) if self.keys else 0
+        if key and self.keys and self.keys[0] == key:
+            self.keys.insert(0, 0)  # the same key twice: a reply without it in between
+        return [Send(Via.EVENT, self._key_reply(cmd.seq, key), addr)]
+
+    def _on_9999(self, data: bytes, addr: Address) -> list[Send]:
+        """The 0x9999 reads: version, LED level, battery (fixed, made-up values); nothing else."""
+        cmd = control.decode_9999(data)
+        if isinstance(cmd, Reject):
+            self._reject(cmd)
+            return []
+        op, seq, _param = cmd
+        values = {
+            control.OP9999_VERSION: 70,
+            control.OP9999_GET_PWM: 1,
+            control.OP9999_BATTERY: 100,
+        }
+        if op not in values:
+            self._reject(Reject.UNKNOWN_COMMAND)
+            return []
+        return [Send(Via.EVENT, control.encode_9999(op, seq, values[op]), addr)]
+
+    def _key_reply(self, seq: int, key: int) -> bytes:
+        form = self.model.reply
+        if form == ReplyForm.J103:
+            return encode_retcmd(seq, key)
+        if form == ReplyForm.ZERO_LENGTH:
+            return control.encode_reply(seq, control.OP_GET_REMOTE_KEY, bytes(6) + bytes([key, 0]))
+        return control.encode_reply(seq, control.OP_GET_REMOTE_KEY, b"\x01\x00" + bytes([key]))
+
     def press(self, n: int = 1) -> int:
         """Press the snapshot button ``n`` times (the 16-bit counter wraps like the device's)."""
+        if self.model.buttons == Buttons.KEYS:
+            for _ in range(n):
+                self.press_key(control.KEY_PHOTO)
+            return len(self.keys)
         self.buttons = (self.buttons + n) & 0xFFFF
         self.stats.presses += n
         return self.buttons
@@ -270,8 +359,21 @@ class Device:
         else:
             stats.corrupted += 1
         stats.frames_sent += 1
+        model = self.model
+        if model.framing == Framing.C:
+            return [Send(Via.TCP, framing_c.encode_frame(self._frame_seq - 1, wire), client)]
+        if model.framing == Framing.B:
+            datagrams = framing_b.chunk_jpeg(
+                self._frame_seq - 1,
+                wire,
+                inverted=model.inverted,
+                chunk_size=self.fragment_size,
+                size=self.resolution,
+            )
+        else:
+            datagrams = fragment_jpeg(frame_id, wire, self.fragment_size)
         sends = []
-        for datagram in fragment_jpeg(frame_id, wire, self.fragment_size):
+        for datagram in datagrams:
             fate = datagram_fate(datagram, self.faults, self.rng)
             if fate.forged is not None:
                 sends.append(Send(Via.FOREIGN, fate.forged, client))

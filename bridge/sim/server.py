@@ -6,6 +6,10 @@ bridge.sim.scene; this module binds the device's two ports (and, to inject forei
 a socket on another address: 127.0.0.2 when the simulator is on loopback, else another port of
 the same address), paces the stream on a monotonic clock and sends what the device says.
 The loop of frames is encoded once up front, so streaming costs no encoding.
+
+``model`` picks a row of bridge.core.models: its address, ports, framing and button behaviour
+become the defaults (an explicit bind address or port still wins, as tests need). A framing-C
+model listens on TCP instead of the UDP stream port and streams to one connected client.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bridge.core.protocol import DEVICE_IP, EVENT_PORT, FRAGMENT_HEADER_LEN, STREAM_PORT
+from bridge.core import models
+from bridge.core.models import Framing, Model
+from bridge.core.protocol import DEVICE_IP, FRAGMENT_HEADER_LEN
 from bridge.errors import BridgeError
 from bridge.sim.device import Device, Send, SimulatorStats, Via
 from bridge.sim.faults import FAULT_NAMES, FaultRates
@@ -36,15 +42,18 @@ IDLE_POLL_S = 0.25  # how often the I/O loop wakes up when there is nothing to s
 
 @dataclass
 class SimulatorConfig:
-    """Everything `borescope-bridge simulate` can be told; ports may be 0 (pick a free one)."""
+    """Everything `borescope-bridge simulate` can be told; ports may be 0 (pick a free one).
 
-    bind: str = DEVICE_IP
-    stream_port: int = STREAM_PORT
-    event_port: int = EVENT_PORT
+    An empty ``bind``, a port of -1 and a ``fragment_size`` of 0 mean "the model's".
+    """
+
+    bind: str = ""
+    stream_port: int = -1
+    event_port: int = -1
     resolution: tuple[int, int] = (640, 480)
     fps: float = 30.0
     quality: int = 80
-    fragment_size: int = 1400
+    fragment_size: int = 0
     heartbeat_timeout: float = 2.0
     loss: float = 0.0
     duplicate: float = 0.0
@@ -53,8 +62,24 @@ class SimulatorConfig:
     foreign: float = 0.0
     seed: int | None = None
     loop_frames: int = 60
+    model: str = "j103"
 
     def __post_init__(self) -> None:
+        row = models.find(self.model)
+        if row is None:
+            raise ValueError(
+                f"unknown model {self.model!r}; known: {', '.join(models.NAMES)} "
+                "(borescope-bridge models lists them)"
+            )
+        self.model = row.name
+        if not self.bind:
+            self.bind = row.address
+        if self.stream_port == -1:
+            self.stream_port = row.video_port
+        if self.event_port == -1:
+            self.event_port = row.event_port
+        if self.fragment_size == 0:
+            self.fragment_size = row.chunk_size or 1400
         self.faults()  # checks the rates
         if self.fps <= 0 or self.heartbeat_timeout <= 0:
             raise ValueError("fps and heartbeat_timeout must be positive")
@@ -68,12 +93,32 @@ class SimulatorConfig:
     def faults(self) -> FaultRates:
         return FaultRates(**{name: getattr(self, name) for name in FAULT_NAMES})
 
+    @property
+    def row(self) -> Model:
+        """The model table's row for ``model``."""
+        row = models.find(self.model)
+        assert row is not None  # checked in __post_init__
+        return row
+
 
 def _foreign_address(bind: str) -> str:
     """Where forged packets come from: another loopback address, else the same one."""
     if bind.startswith("127."):
         return "127.0.0.3" if bind == "127.0.0.2" else "127.0.0.2"
     return bind
+
+
+def _listen_tcp(address: str, port: int) -> socket.socket:
+    """Framing C's video port; the same advice as the UDP ports when it cannot be had."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        raise BridgeError(f"cannot listen on {address} TCP port {port} (video): {exc}") from exc
+    sock.listen(1)
+    return sock
 
 
 def _bind_udp(address: str, port: int, what: str) -> socket.socket:
@@ -85,8 +130,9 @@ def _bind_udp(address: str, port: int, what: str) -> socket.socket:
         if exc.errno == errno.EADDRNOTAVAIL:
             raise BridgeError(
                 f"cannot listen on {address}: that address is not on this machine. The real "
-                f"borescope owns {DEVICE_IP}; to simulate one here use --bind 127.0.0.1 "
-                f"(as the demo does) and point the bridge at it with --device-ip 127.0.0.1"
+                f"borescope owns it ({DEVICE_IP} for most models); to simulate one here use "
+                "--bind 127.0.0.1 (as the demo does) and point the bridge at it with "
+                "--device-ip 127.0.0.1"
             ) from exc
         if exc.errno == errno.EADDRINUSE:
             raise BridgeError(
@@ -112,11 +158,14 @@ class Simulator:
             faults=config.faults(),
             rng=random.Random(config.seed),
             resolution=config.resolution,
+            model=config.row,
         )
         self.stats = self._device.stats
         self._stream: socket.socket | None = None
         self._event: socket.socket | None = None
         self._foreign: socket.socket | None = None
+        self._conn: socket.socket | None = None  # framing C: the connected client
+        self._sel: selectors.BaseSelector | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -150,7 +199,10 @@ class Simulator:
         if self._thread is not None:
             raise RuntimeError("simulator already started")
         cfg = self.config
-        self._stream = _bind_udp(cfg.bind, cfg.stream_port, "stream")
+        if cfg.row.framing == Framing.C:
+            self._stream = _listen_tcp(cfg.bind, cfg.stream_port)
+        else:
+            self._stream = _bind_udp(cfg.bind, cfg.stream_port, "stream")
         try:
             self._event = _bind_udp(cfg.bind, cfg.event_port, "events")
             self._stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
@@ -178,9 +230,12 @@ class Simulator:
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._thread.start()
         log.info(
-            "simulated borescope listening on %s: video UDP %d, button events UDP %d "
-            "(%.0f fps, %d-byte fragments, heartbeat timeout %.1f s)",
+            "simulated borescope (model %s, framing %s) listening on %s: video %s %d, "
+            "button events UDP %d (%.0f fps, %d-byte fragments, heartbeat timeout %.1f s)",
+            cfg.model,
+            cfg.row.framing,
             cfg.bind,
+            "TCP" if cfg.row.framing == Framing.C else "UDP",
             self.stream_port,
             self.event_port,
             cfg.fps,
@@ -206,6 +261,12 @@ class Simulator:
         self._thread = None
         self._close_sockets()
         log.info("simulator stopped")
+
+    def press_key(self, code: int) -> None:
+        """Press a key of an SDK 2.x model: 1 photo, 2 video, 3 zoom in, 4 zoom out."""
+        with self._lock:
+            self._device.press_key(code)
+        log.info("key %d pressed", code)
 
     def press_button(self, n: int = 1) -> None:
         """Press the snapshot button ``n`` times (the 16-bit counter wraps like the device's)."""
@@ -256,7 +317,7 @@ class Simulator:
                 wake.send(b"\0")
 
     def _close_sockets(self) -> None:
-        for name in ("_stream", "_event", "_foreign", "_wake_r", "_wake_w"):
+        for name in ("_conn", "_stream", "_event", "_foreign", "_wake_r", "_wake_w"):
             sock = getattr(self, name)
             if sock is not None:
                 sock.close()
@@ -265,7 +326,9 @@ class Simulator:
     def _run(self) -> None:
         assert self._stream is not None and self._event is not None and self._wake_r is not None
         sel = selectors.DefaultSelector()
-        sel.register(self._stream, selectors.EVENT_READ, self._on_stream)
+        on_stream = self._on_accept if self.config.row.framing == Framing.C else self._on_stream
+        sel.register(self._stream, selectors.EVENT_READ, on_stream)
+        self._sel = sel
         sel.register(self._event, selectors.EVENT_READ, self._on_event)
         sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         try:
@@ -285,10 +348,46 @@ class Simulator:
                 sends = self._device.end_stream()
             self._transmit(sends)
             sel.close()
+            self._sel = None
 
     def _on_wake(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.recv(4096)
+
+    def _on_accept(self, sock: socket.socket) -> None:
+        """Framing C: a new client replaces the old one, as a single-client scope would."""
+        try:
+            conn, addr = sock.accept()
+        except OSError:
+            return
+        self._drop_conn()
+        conn.settimeout(2.0)
+        self._conn = conn
+        assert self._sel is not None
+        self._sel.register(conn, selectors.EVENT_READ, self._on_conn)
+        with self._lock:
+            self._device.on_connect(addr, time.monotonic())
+
+    def _on_conn(self, sock: socket.socket) -> None:
+        """The client sent something or closed; a scope of framing C ignores what it sends."""
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_conn()
+
+    def _drop_conn(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        if self._sel is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(conn)
+        conn.close()
+        with self._lock:
+            self._device.on_disconnect()
 
     def _on_stream(self, sock: socket.socket) -> None:
         try:
@@ -311,9 +410,25 @@ class Simulator:
     def _transmit(self, sends: list[Send]) -> None:
         """Send what the device said, counting the stream datagrams that left."""
         stats = self.stats
-        sockets = {Via.STREAM: self._stream, Via.EVENT: self._event, Via.FOREIGN: self._foreign}
+        sockets = {
+            Via.STREAM: self._stream,
+            Via.EVENT: self._event,
+            Via.FOREIGN: self._foreign,
+            Via.TCP: self._conn,
+        }
         for send in sends:
             sock = sockets[send.via]
+            if send.via is Via.TCP and sock is not None:
+                try:
+                    sock.sendall(send.data)
+                except OSError as exc:
+                    log.debug("TCP send failed: %s", exc)
+                    stats.send_errors += 1
+                    self._drop_conn()
+                    continue
+                stats.datagrams += 1
+                stats.bytes_sent += len(send.data)
+                continue
             if sock is None:
                 stats.send_errors += 1
                 continue

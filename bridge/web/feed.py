@@ -101,3 +101,7 @@ class Feed:
         """A recording started or stopped: {"state", "name"} (+ "reason" when it stopped by
         itself)."""
         self._notify("recording", data)
+
+    def zoom(self, direction: str) -> None:
+        """A zoom key on the scope ("in" or "out"): the page may zoom the live picture."""
+        self._notify("zoom", {"direction": direction})

@@ -115,6 +115,7 @@ class Recorder:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.presses = 0
+        self.keys: list[int] = []
         self.states: list[str] = []
 
     def on_frame(self, frame: Any, now: float) -> None:
@@ -122,6 +123,9 @@ class Recorder:
 
     def on_presses(self, count: int, now: float) -> None:
         self.presses += count
+
+    def on_key(self, code: int, now: float) -> None:
+        self.keys.append(code)
 
     def on_state(self, old: str, new: str, now: float) -> None:
         self.states.append(new)

@@ -1174,3 +1174,35 @@ def test_open_lan_uses_the_network_address(web_daemon: Callable[..., Any], tmp_p
     host = url.split("//", 1)[1].split(":", 1)[0]
     assert host in others and re.search(rf":{web.port}/\?code=[A-Za-z0-9_-]+$", url), url
     assert web.token not in url
+
+
+def test_zoom_keys_reach_the_page_as_sse_events(web_daemon: Callable[..., Any]) -> None:
+    """An SDK 2.x scope's zoom keys (3 in, 4 out) become `zoom` events; the photo key a snapshot."""
+    sim, d, web = web_daemon("--model", "itimo", model="itimo")
+    events = RawStream(web.port, web.bearer, path="/api/events")
+    status, _, _ = events.head()
+    assert status == 200
+    text = b""
+
+    def next_event(kind: str) -> dict[str, Any]:
+        nonlocal text
+        while True:
+            while b"\n\n" not in text:
+                text += events.chunk()
+            block, text = text.split(b"\n\n", 1)
+            fields = dict(
+                line.split(": ", 1) for line in block.decode().splitlines() if ": " in line
+            )
+            if fields.get("event") == kind:
+                return json.loads(fields["data"])
+
+    try:
+        wait_for(lambda: d.status()["buttons"]["replies"] > 0, what="a key baseline")
+        sim.press_key(3)
+        assert next_event("zoom") == {"direction": "in"}
+        sim.press_key(4)
+        assert next_event("zoom") == {"direction": "out"}
+        sim.press_key(1)
+        assert NAME_RE.match(next_event("snapshot")["name"])
+    finally:
+        events.close()

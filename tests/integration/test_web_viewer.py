@@ -68,8 +68,9 @@ def test_three_layouts_zoom_and_the_gallery(browser: Any, tmp_path: Path) -> Non
             what="both snapshots in the gallery",
             poll_s=POLL_S,
         )
-        # No recording on this bridge (its status has no "recording" object), one instance.
-        assert js(browser, "document.getElementById('record').hidden")
+        # Every bridge records (its status has a "recording" object); one instance: no links.
+        assert not js(browser, "document.getElementById('record').hidden")
+        assert js(browser, "document.getElementById('record').textContent") == "Record"
         assert js(browser, "document.getElementById('instances').hidden")
 
         for name in SIZES:

@@ -149,6 +149,15 @@ def test_unit_settings_the_daemon_relies_on() -> None:
     assert "BindsTo" not in unit
     allow = svc["IPAddressAllow"][0].split()
     assert "192.168.10.0/24" in allow and "localhost" in allow
+    # Every address of the model table, and of AIR-Look's home-router subnet only its address.
+    import ipaddress
+
+    from bridge.core.models import MODELS
+
+    nets = [ipaddress.ip_network(a) for a in allow if a != "localhost"]
+    for m in MODELS:
+        assert any(ipaddress.ip_address(m.address) in n for n in nets), m.name
+    assert "192.168.0.0/24" not in allow
     assert svc["IPAddressDeny"] == ["any"]
 
 

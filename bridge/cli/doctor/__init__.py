@@ -35,7 +35,7 @@ from bridge.cli.doctor.service import (
     check_snapshots,
     check_udev_rule,
 )
-from bridge.core.protocol import DEVICE_IP, EVENT_PORT
+from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import BridgeError
 
 __all__ = ["FAIL", "OK", "WARN", "Context", "Finding", "main", "run_checks", "run_command"]
@@ -84,6 +84,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send nothing to the device, only look at this machine",
     )
     parser.add_argument(
+        "--capture",
+        type=float,
+        metavar="SECONDS",
+        help="instead of the checks: listen to the scope for SECONDS and print the header "
+        "fields and control replies it sends (no picture data), for a bug report",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="with --capture: only this model's address and port (default: every model's)",
+    )
+    parser.add_argument(
+        "--stream-port",
+        type=int,
+        help="with --capture: only this video port (default: every known one)",
+    )
+    parser.add_argument("--interface", help="with --capture: the interface that leads to the scope")
+    parser.add_argument(
         "--root",
         default="/",
         help="look at sysfs, procfs, /dev and /etc under this directory (tests)",
@@ -115,10 +133,37 @@ def _configured(root: Path) -> dict[str, object]:
         return {}  # check_config reports the broken file
 
 
+def _capture(args: argparse.Namespace, configured: dict[str, object]) -> int:
+    from bridge.cli.doctor.capture import run_capture
+    from bridge.core import models
+    from bridge.device.probe import make_plan
+
+    seconds = args.capture
+    if not 0 < seconds <= 600:
+        sys.stderr.write("doctor --capture: SECONDS must be above 0 and at most 600\n")
+        return 2
+    model = (getattr(args, "model", None) or models.AUTO).lower()
+    if model != models.AUTO and models.find(model) is None:
+        sys.stderr.write(
+            f"doctor --model: unknown model {model!r} (see `borescope-bridge models`)\n"
+        )
+        return 2
+    plan = make_plan(
+        model,
+        getattr(args, "device_ip", None) or str(configured.get("device_ip", DEVICE_IP)),
+        getattr(args, "stream_port", None) or STREAM_PORT,
+        getattr(args, "event_port", None) or int(str(configured.get("event_port", EVENT_PORT))),
+    )
+    sys.stdout.write(run_capture(plan, getattr(args, "interface", None), seconds))
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     """Run every check, print the report; 0 when nothing FAILs."""
     root = Path(getattr(args, "root", "/") or "/")
     configured = _configured(root)
+    if getattr(args, "capture", None) is not None:
+        return _capture(args, configured)
     ctx = Context(
         root=root,
         device_ip=getattr(args, "device_ip", None) or str(configured.get("device_ip", DEVICE_IP)),

@@ -201,6 +201,39 @@ else
   bad "systemctl stop sends the stop packet and exits 0" "simulator saw: $(grep -c 'sent stop' "$LOGS/simulator.log") stop lines; ExecMainStatus=$(prop ExecMainStatus) Result=$(prop Result)"
 fi
 
+# ---- another model of the family through the installed service: an AIR-Look otoscope at its
+# real address (192.168.0.10, UDP 8032; the address lives on lo here, a direct link), found by
+# `auto` with nothing about the scope in the config, through the unit's IPAddressAllow=.
+ip addr add 192.168.0.10/32 dev lo
+bg simulator-airlook "${BB[@]}" simulate --model airlook --resolution $SIZE
+SIM2=$BG
+cp "$CONF" /tmp/config.before-airlook
+printf '# e2e: no model, address or port: the service finds the scope\nwait = 300\nlinger = 0\n' > "$CONF"
+wait_for 180 grep -q 'simulated borescope' "$LOGS/simulator-airlook.log" \
+  || note "the AIR-Look simulator is not listening yet: $(tail -n2 "$LOGS/simulator-airlook.log")"
+t=$SECONDS
+systemctl start $UNIT
+found_airlook() { journalctl -b -u $UNIT --no-pager -o cat | grep -q 'found airlook at 192.168.0.10:8032'; }
+streaming_airlook() { [ "$(ctl_status /run/borescope-bridge/control.sock | json_get frames_received)" -ge 10 ] 2>/dev/null; }
+if wait_for 120 found_airlook && wait_for 60 streaming_airlook; then
+  st=$(ctl_status /run/borescope-bridge/control.sock)
+  m=$(echo "$st" | json_get model); fr=$(echo "$st" | json_get framing)
+  ip_=$(echo "$st" | json_get device_ip); n=$(echo "$st" | json_get frames_received)
+  if [ "$m" = airlook ] && [ "$fr" = A ] && [ "$ip_" = 192.168.0.10 ]; then
+    ok "the service finds an AIR-Look at 192.168.0.10:8032 by itself (auto, IPAddressAllow)" \
+      "after $((SECONDS - t)) s: model $m, framing $fr, device $ip_, $n frames; $(journalctl -b -u $UNIT --no-pager -o cat | grep 'found airlook' | tail -n1)"
+  else
+    bad "the service finds an AIR-Look at 192.168.0.10:8032 by itself (auto, IPAddressAllow)" "status: model=$m framing=$fr device_ip=$ip_ frames=$n"
+  fi
+else
+  bad "the service finds an AIR-Look at 192.168.0.10:8032 by itself (auto, IPAddressAllow)" \
+    "state $(systemctl is-active $UNIT); $(journalctl -b -u $UNIT --no-pager -o cat | tail -n4 | tr '\n' ' ')"
+fi
+systemctl stop $UNIT
+stop_pid "$SIM2" 5
+ip addr del 192.168.0.10/32 dev lo
+cp /tmp/config.before-airlook "$CONF"
+
 # ---- no borescope answering: exit 0 after --wait, no restart. A unit drop-in
 # gives it a short --wait (a flag, so it also shows flags beat config.toml).
 stop_pid "$SIM" 5
