@@ -107,7 +107,9 @@ class Daemon:
         self._dimensions = jpeg_dimensions
         self.notifier = Notifier()
         self.output: Output = output_factory(config)
-        self.snapshot_writer = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
+        self.snapshot_writer = SnapshotWriter(
+            config.snapshot_dir, on_saved=self._snapshot_saved, instance=config.interface
+        )
         self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshot_writer.directory)
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
