@@ -110,7 +110,12 @@ class Daemon:
         self.snapshot_writer = SnapshotWriter(
             config.snapshot_dir, on_saved=self._snapshot_saved, instance=config.interface
         )
-        self.feed = Feed(self.status, self.take_snapshot, lambda: self.snapshot_writer.directory)
+        self.feed = Feed(
+            self.status,
+            self.take_snapshot,
+            lambda: self.snapshot_writer.directory,
+            self.other_instances,
+        )
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
         self._state_dir = state_dir
@@ -478,6 +483,16 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
             },
         )
+
+    def other_instances(self) -> list[dict[str, Any]]:
+        """The other running instances' pages (GET /api/instances); asks their control sockets."""
+        from bridge.app.paths import control_socket_candidates
+        from bridge.control.instances import find_instances
+
+        ours = os.path.abspath(self.config.control_socket)
+        others = [p for p in control_socket_candidates() if os.path.abspath(p) != ours]
+        found = find_instances(others, timeout=1.0)
+        return status_mod.instance_links([(i.interface, i.status) for i in found if not i.error])
 
     def status_line(self) -> str:
         """One line for STATUS= and the demo: what a person wants to know first."""

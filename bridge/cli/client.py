@@ -29,6 +29,8 @@ STATUS_EXAMPLES = """\
 examples:
   borescope-bridge status
       state, resolution, fps, frame counters, latency, snapshots, camera, uptime
+  borescope-bridge status --all
+      every running instance, one per borescope (`--interface IF` picks one)
   borescope-bridge status --json | jq .fps
       machine-readable, for scripts and monitoring"""
 
@@ -45,11 +47,33 @@ The address contains the page's access token: share it only with people who may 
 borescope. The page listens on 127.0.0.1 unless `run --http` (config key http) says otherwise."""
 
 
-def _socket_path(args: argparse.Namespace) -> str:
+def find_instances() -> list[Any]:
+    """Every running instance (bridge.control.instances.Instance): its interface, control
+    socket and status. For `status --all`, `url --all` and the commands other modules add."""
     from bridge.app.config import control_socket_candidates
-    from bridge.control.client import find_socket
+    from bridge.control.instances import find_instances as find
 
-    return find_socket(args.socket, control_socket_candidates())
+    return find(control_socket_candidates())
+
+
+def socket_for(socket_path: str | None, interface: str | None) -> str:
+    """The control socket a client command talks to: --socket, else the instance for
+    --interface, else the only one running (a clear error lists them when there are several)."""
+    from bridge.app.config import control_socket_candidates
+    from bridge.control.instances import existing_sockets, pick
+
+    if socket_path:
+        return socket_path
+    candidates = control_socket_candidates()
+    if not interface and len(existing_sockets(candidates)) <= 1:
+        from bridge.control.client import find_socket
+
+        return find_socket(None, candidates)  # one scope: as ever, without asking first
+    return pick(find_instances(), interface).control_socket
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    return socket_for(args.socket, getattr(args, "interface", None))
 
 
 def _timeout_seconds(text: str) -> float:
@@ -92,6 +116,8 @@ def cmd_url(args: argparse.Namespace) -> int:
     from bridge.control.client import request
     from bridge.web.urls import cleartext_warning, lan_urls, loopback_only_advice, qr_text
 
+    if args.all:
+        return _url_all(args)
     path = _socket_path(args)
     reply = request(path, {"cmd": "url"}, timeout=args.timeout)
     if not reply.get("ok"):
@@ -115,6 +141,29 @@ def cmd_url(args: argparse.Namespace) -> int:
         sys.stdout.write(qr_text(url))
     print(url)
     return 0
+
+
+def _url_all(args: argparse.Namespace) -> int:
+    """One line per running instance: its interface ("-" for none), a tab, its page's address."""
+    from bridge.control.client import request
+
+    instances = find_instances()
+    if not instances:
+        from bridge.control.wire import NOT_RUNNING_HINT
+
+        raise BridgeError(f"no borescope-bridge daemon answers: {NOT_RUNNING_HINT}")
+    failed = 0
+    for inst in instances:
+        try:
+            reply = request(inst.control_socket, {"cmd": "url"}, timeout=args.timeout)
+        except BridgeError as exc:
+            reply = {"ok": False, "error": str(exc)}
+        if reply.get("ok"):
+            print(f"{inst.interface or '-'}\t{reply['url']}")
+        else:
+            failed += 1
+            print(f"{inst.name}: {reply.get('error', 'unknown error')}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -213,6 +262,8 @@ def format_status(s: dict[str, Any]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from bridge.control.client import request
 
+    if args.all:
+        return _status_all(args)
     path = _socket_path(args)
     reply = request(path, {"cmd": "status"}, timeout=args.timeout)
     if not reply.get("ok"):
@@ -221,6 +272,31 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(reply["status"], indent=2, sort_keys=True))
     else:
         sys.stdout.write(format_status(reply["status"]))
+    return 0
+
+
+def _status_all(args: argparse.Namespace) -> int:
+    """Every running instance's status: a JSON list (each with "interface"), or one block each."""
+    instances = find_instances()
+    if args.json:
+        entries = []
+        for inst in instances:
+            entry = dict(inst.status) or {"control_socket": inst.control_socket}
+            entry["interface"] = inst.interface
+            if inst.error:
+                entry["error"] = inst.error
+            entries.append(entry)
+        print(json.dumps(entries, indent=2, sort_keys=True))
+        return 0
+    if not instances:
+        from bridge.control.wire import NOT_RUNNING_HINT
+
+        raise BridgeError(f"no borescope-bridge daemon answers: {NOT_RUNNING_HINT}")
+    for k, inst in enumerate(instances):
+        if k:
+            sys.stdout.write("\n")
+        sys.stdout.write(f"== {inst.name} ({inst.control_socket})\n")
+        sys.stdout.write(inst.error + "\n" if inst.error else format_status(inst.status))
     return 0
 
 
@@ -246,6 +322,24 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
             else ""
         ),
     )
+    p.add_argument(
+        "--interface",
+        metavar="IF",
+        help="the instance for this network interface, when several borescopes are bridged "
+        "(default: the only one running)",
+    )
+    if name in ("status", "url"):
+        p.add_argument(
+            "--all",
+            action="store_true",
+            help="every running instance"
+            + (" (with --json: a list, each entry with its interface)" if name == "status" else "")
+            + (
+                ': one line each, "INTERFACE<tab>URL" ("-": no --interface)'
+                if name == "url"
+                else ""
+            ),
+        )
     if name == "status":
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "url":

@@ -12,9 +12,14 @@ filter, tests/support/nobind.py: the unprivileged path, IP_PKTINFO on each send)
 from __future__ import annotations
 
 import functools
+import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +47,53 @@ def start_scope(net: ScopeNet, k: int) -> subprocess.Popen[Any]:
     )  # fmt: skip
 
 
-def start_bridge(
-    net: ScopeNet, k: int, tmp: Path, wrap: list[str], *extra: str
-) -> subprocess.Popen[Any]:
-    """`run --interface IF` in the PC namespace; its files are tmp/rec<k>, snaps<k>, ctl<k>.sock."""
+def env(tmp: Path) -> dict[str, str]:
+    """The daemons' and the CLI's environment: a user's runtime and state directories in tmp
+    (the runtime one short: a socket's path has at most 107 bytes)."""
+    return clean_env(XDG_RUNTIME_DIR=str(runtime(tmp)), XDG_STATE_HOME=str(tmp / "state"))
+
+
+def runtime(tmp: Path) -> Path:
+    return Path(tempfile.gettempdir()) / f"bbm-{tmp.name[-12:]}-{os.getpid()}"
+
+
+def control_socket(tmp: Path, interface: str) -> str:
+    """Where a user's instance for `interface` keeps its socket (root's would be in /run)."""
+    return str(runtime(tmp) / "borescope-bridge" / interface / "control.sock")
+
+
+def start_bridge(net: ScopeNet, k: int, tmp: Path, wrap: list[str]) -> subprocess.Popen[Any]:
+    """`run --interface IF` in the PC namespace; web port, camera and names its defaults."""
     (tmp / "none.toml").write_text("")
     return subprocess.Popen(
         ["ip", "netns", "exec", net.pc, *wrap, sys.executable, "-m", "bridge", "run",
          "--config", str(tmp / "none.toml"), "--interface", net.interfaces[k],
          "--camera", "none", "--record", str(tmp / f"rec{k}.mjpeg"),
-         "--snapshot-dir", str(tmp / f"snaps{k}"), "--control-socket", str(tmp / f"ctl{k}.sock"),
-         "--http", "off", "--wait", "0", "--linger", "0", *extra],
-        cwd=REPO, env=clean_env(), stdout=subprocess.DEVNULL,
+         "--snapshot-dir", str(tmp / "snaps"),
+         "--control-socket", control_socket(tmp, net.interfaces[k]),
+         "--wait", "0", "--linger", "0"],
+        cwd=REPO, env=env(tmp), stdout=subprocess.DEVNULL,
         stderr=open(tmp / f"bridge{k}.log", "w"),
     )  # fmt: skip
+
+
+def cli(net: ScopeNet, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`borescope-bridge ARGS` in the PC namespace, finding the instances by itself."""
+    return subprocess.run(
+        ["ip", "netns", "exec", net.pc, sys.executable, "-m", "bridge", *args],
+        cwd=REPO, env=env(tmp), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+# GET /api/instances of one instance's page, with the token `url` printed, in the PC namespace.
+FETCH = r"""
+import json, sys, urllib.parse, urllib.request
+url = urllib.parse.urlsplit(sys.argv[1])
+token = urllib.parse.parse_qs(url.query)["token"][0]
+req = urllib.request.Request(f"http://{url.netloc}/api/instances",
+                             headers={"Authorization": "Bearer " + token})
+print(urllib.request.urlopen(req, timeout=10).read().decode())
+"""
 
 
 def frames(sock: str) -> int:
@@ -75,12 +113,14 @@ def streaming(sock: str, at_least: int = 0) -> bool:
 
 @pytest.mark.parametrize("path", ["pktinfo", "bindtodevice"])
 def test_two_scopes_at_one_address_each_reach_only_their_own_bridge(
-    tmp_path: Path, path: str
+    tmp_path: Path, path: str, request: pytest.FixtureRequest
 ) -> None:
     wrap = [sys.executable, str(REPO / "tests" / "support" / "nobind.py")]
     wrap = wrap if path == "pktinfo" else []
-    socks = [str(tmp_path / f"ctl{k}.sock") for k in (0, 1)]
+    runtime(tmp_path).mkdir(mode=0o700)
+    request.addfinalizer(lambda: shutil.rmtree(runtime(tmp_path), ignore_errors=True))
     with scope_links(2) as net:
+        socks = [control_socket(tmp_path, i) for i in net.interfaces]
         scopes = [start_scope(net, k) for k in (0, 1)]
         bridges = [start_bridge(net, k, tmp_path, wrap) for k in (0, 1)]
         try:
@@ -92,6 +132,7 @@ def test_two_scopes_at_one_address_each_reach_only_their_own_bridge(
                 scopes[k].send_signal(signal.SIGUSR1)
                 wait_for(functools.partial(snapshots_taken, socks[k], 1),
                          what=f"bridge {k}'s snapshot of its press")  # fmt: skip
+            check_the_cli(net, tmp_path)
             # Scope 0 vanishes: bridge 1 streams on, untouched.
             _stop(scopes[0])
             wait_for(lambda: not streaming(socks[0]), what="bridge 0 losing its scope")
@@ -113,14 +154,63 @@ def test_two_scopes_at_one_address_each_reach_only_their_own_bridge(
         status = final[k]
         assert status is not None
         assert status["device_interface"] == net.interfaces[k]
-        assert status["button_presses"] == 1 and status["snapshots_taken"] == 1
+        # One press each; bridge 1 also took the CLI's snapshot (check_the_cli removed its file).
+        assert status["button_presses"] == 1 and status["snapshots_taken"] == 1 + k
         assert status["wrong_interface"] == 0
         # Nothing but this scope's own frames: split_recording fails on any other byte.
         own = make_loop(640, 480, count=60, fps=float(FPS), quality=QUALITIES[k])
         recorded = split_recording((tmp_path / f"rec{k}.mjpeg").read_bytes(), own)
         assert len(recorded) >= status["frames_received"] - 2  # the queue's tail at the stop
-        (snap,) = (tmp_path / f"snaps{k}").glob("*.jpg")
+        # In the shared folder, the name says which scope took it.
+        (snap,) = (tmp_path / "snaps").glob(f"borescope-{net.interfaces[k]}-*.jpg")
         assert snap.read_bytes() in own
     refused = "binding to {} is not permitted here"
     for k in (0, 1):
         assert (refused.format(net.interfaces[k]) in logs[k]) == (path == "pktinfo"), logs[k]
+
+
+def check_the_cli(net: ScopeNet, tmp: Path) -> None:
+    """status/url/snapshot find the instances; --interface picks one; the pages link up."""
+    ifs = net.interfaces
+    listed = cli(net, tmp, "status", "--all", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    assert sorted(e["interface"] for e in entries) == sorted(ifs)
+    # Without --interface, two are running: a clear error that names both.
+    ambiguous = cli(net, tmp, "status")
+    assert ambiguous.returncode == 1
+    assert "--interface" in ambiguous.stderr and all(i in ambiguous.stderr for i in ifs)
+    one = cli(net, tmp, "status", "--json", "--interface", ifs[1])
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["interface"] == ifs[1]
+    missing = cli(net, tmp, "url", "--interface", "nosuch0")
+    assert missing.returncode == 1 and "borescope-bridge@nosuch0" in missing.stderr
+    # Each instance its own stable port (8031 stays the single daemon's), reported by url.
+    urls = cli(net, tmp, "url", "--all")
+    assert urls.returncode == 0, urls.stderr
+    by_if = dict(line.split("\t") for line in urls.stdout.splitlines())
+    assert sorted(by_if) == sorted(ifs)
+    ports = {i: urllib.parse.urlsplit(u).port for i, u in by_if.items()}
+    assert ports == {i: registered_port(tmp, i) for i in ifs}
+    assert len(set(ports.values())) == 2 and 8031 not in ports.values()
+    url0 = cli(net, tmp, "url", "--interface", ifs[0])
+    assert url0.stdout.strip() == by_if[ifs[0]]
+    # The page of instance 0 lists instance 1, and only it.
+    fetched = subprocess.run(
+        ["ip", "netns", "exec", net.pc, sys.executable, "-c", FETCH, by_if[ifs[0]]],
+        env=env(tmp), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    others = json.loads(fetched.stdout)["instances"]
+    assert [(o["interface"], o["port"]) for o in others] == [(ifs[1], ports[ifs[1]])]
+    # A snapshot by name of the interface: bridge 1's, named for it.
+    shot = cli(net, tmp, "snapshot", "--interface", ifs[1])
+    assert shot.returncode == 0, shot.stderr
+    assert Path(shot.stdout.strip()).name.startswith(f"borescope-{ifs[1]}-")
+    Path(shot.stdout.strip()).unlink()  # the button's snapshots are counted below
+
+
+def registered_port(tmp: Path, interface: str) -> int:
+    """The port the registry gave `interface` (what `url` must report)."""
+    registry = json.loads((tmp / "state" / "borescope-bridge" / "web-ports.json").read_text())
+    return int(registry[interface])
