@@ -2,12 +2,13 @@
 """The web port of an instance (`run --interface IF`): stable per interface, never another's.
 
 A single daemon keeps 8031. Instances for several scopes each need their own port, and the same
-one at every start (a bookmark, a phone's saved address). The first choice is derived from the
-interface's name (CRC-32 into INSTANCE_PORTS), so it is stable even where nothing can be saved;
-the registry file ``web-ports.json`` in the state directory remembers which interface has which
-port, and an interface whose first choice is already another interface's takes the next free
-one. The file is read and written under an flock, so instances starting together never pick the
-same port. Where the file cannot be kept, the derived port is used as it is.
+one at every start (a bookmark, a phone's saved address). The registry file ``web-ports.json`` in
+the state directory remembers which interface has which port. The first interface ever gets 8031,
+so one scope under the template unit keeps the single daemon's address; every later one gets a
+port derived from its name (CRC-32 into INSTANCE_PORTS), or the next free one when that is already
+another interface's. The file is read and written under an flock, so instances starting together
+never pick the same port. Where it cannot be kept, the derived port is used as it is (stable
+without it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import zlib
 log = logging.getLogger(__name__)
 
 REGISTRY_FILE = "web-ports.json"
-INSTANCE_PORTS = range(8032, 8132)  # 8031 is the single daemon's
+FIRST_PORT = 8031  # the single daemon's: the first instance ever keeps it
+INSTANCE_PORTS = range(8032, 8132)  # every later one
 
 
 def derived_port(interface: str) -> int:
@@ -34,6 +36,8 @@ def choose(interface: str, taken: dict[str, int]) -> int:
     """The port for `interface` given the registry `taken` (interface -> port); pure."""
     if interface in taken:
         return taken[interface]
+    if not taken:
+        return FIRST_PORT
     used = set(taken.values())
     first = derived_port(interface)
     n = len(INSTANCE_PORTS)
@@ -63,7 +67,9 @@ def instance_port(interface: str, state_dir: str) -> int:
                 taken = {
                     k: v
                     for k, v in data.items()
-                    if isinstance(k, str) and isinstance(v, int) and v in INSTANCE_PORTS
+                    if isinstance(k, str)
+                    and isinstance(v, int)
+                    and (v in INSTANCE_PORTS or v == FIRST_PORT)
                 }
         port = choose(interface, taken)
         if taken.get(interface) != port:

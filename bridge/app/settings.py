@@ -216,7 +216,7 @@ class Setting:
 
 
 def default_http(interface: str | None) -> str:
-    """127.0.0.1:8031, or for an instance its own port (bridge.app.ports)."""
+    """127.0.0.1:8031, or for an instance its port (bridge.app.ports)."""
     if not interface:
         return DEFAULT_HTTP
     return f"127.0.0.1:{instance_port(interface, default_state_dir())}"
@@ -400,8 +400,9 @@ SETTINGS: tuple[Setting, ...] = (
         DEFAULT_HTTP,
         _http,
         "where the web page listens (default 127.0.0.1:8031: this machine only; "
-        "0.0.0.0:8031 for phones on the network; off to turn it off; with --interface, a "
-        "port of the instance's own from 8032 up, the same at every start)",
+        "0.0.0.0:8031 for phones on the network; off to turn it off; with --interface, "
+        "8031 for the first instance ever and a port of its own from 8032 up for every "
+        "other, the same at every start)",
         metavar="HOST:PORT|off",
         group="daemon",
         default_factory=default_http,
