@@ -199,7 +199,14 @@ def test_token_rules(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     assert headers["Content-Type"].startswith("text/html")
     status, _, body = web.http("/api/status")
     assert status == 401 and "borescope-bridge url" in json.loads(body)["error"]
-    for path in ("/stream.mjpeg", "/frame.jpg", "/api/snapshots", "/api/events", "/app.js"):
+    for path in (
+        "/stream.mjpeg",
+        "/frame.jpg",
+        "/api/snapshots",
+        "/api/events",
+        "/api/instances",
+        "/app.js",
+    ):
         assert web.http(path)[0] == 401, path
 
     # Wrong tokens, in every place a token may be.
