@@ -65,6 +65,8 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 UDEVRULESDIR ?= $(SYSTEMFILESDIR)/udev/rules.d
+# NetworkManager runs the scripts here on interface up/down (WiFi borescopes; nm/).
+NMDISPATCHERDIR ?= /etc/NetworkManager/dispatcher.d
 MODPROBEDIR ?= $(SYSTEMFILESDIR)/modprobe.d
 MODULESLOADDIR ?= $(SYSTEMFILESDIR)/modules-load.d
 SYSCTLDIR ?= $(SYSTEMFILESDIR)/sysctl.d
@@ -86,6 +88,8 @@ MAN_FILES = \
 	$(MAN_DIR)/_borescope-bridge:$(ZSHCOMPDIR)/_borescope-bridge
 # Installed by their own recipes, removed with the table.
 UNIT_DEST := $(UNITDIR)/borescope-bridge.service
+TEMPLATE_DEST := $(UNITDIR)/borescope-bridge@.service
+DISPATCHER_DEST := $(NMDISPATCHERDIR)/90-borescope-bridge
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
@@ -172,7 +176,8 @@ lint: venv
 	$(PY) -m mypy bridge tests $(wildcard bench)
 	@tmp=$$(mktemp -d); \
 	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' systemd/borescope-bridge.service > $$tmp/borescope-bridge.service; \
-	out=$$(systemd-analyze verify --man=no $$tmp/borescope-bridge.service 2>&1); rc=$$?; rm -rf $$tmp; \
+	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' systemd/borescope-bridge@.service > $$tmp/borescope-bridge@.service; \
+	out=$$(cd $$tmp && systemd-analyze verify --man=no borescope-bridge.service borescope-bridge@lo.service 2>&1); rc=$$?; rm -rf $$tmp; \
 	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify failed"; exit 1; fi; \
 	echo "systemd-analyze verify: clean"
 
@@ -266,7 +271,10 @@ install: install-check-module
 	install -d '$(DESTDIR)$(UNITDIR)'
 	sed 's|^ExecStart=/usr/local/bin/borescope-bridge|ExecStart=$(BIN_DEST)|' systemd/borescope-bridge.service \
 	  > '$(DESTDIR)$(UNIT_DEST)'
-	chmod 0644 '$(DESTDIR)$(UNIT_DEST)'
+	sed 's|^ExecStart=/usr/local/bin/borescope-bridge|ExecStart=$(BIN_DEST)|' systemd/borescope-bridge@.service \
+	  > '$(DESTDIR)$(TEMPLATE_DEST)'
+	chmod 0644 '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(TEMPLATE_DEST)'
+	install -D -m 0755 nm/90-borescope-bridge '$(DESTDIR)$(DISPATCHER_DEST)'
 	install -d -m 0755 '$(DESTDIR)$(CONFDIR)'
 	@if [ -e '$(DESTDIR)$(CONFIG_DEST)' ]; then \
 	  echo "Keeping your $(CONFIG_DEST) (the example is in $(DATADIR)/config.example.toml)"; \
@@ -278,7 +286,7 @@ install: install-check-module
 	  command -v udevadm >/dev/null && udevadm control --reload || true; \
 	  if [ -d /run/systemd/system ]; then \
 	    systemctl daemon-reload || true; \
-	    systemctl try-restart borescope-bridge.service || true; \
+	    systemctl try-restart borescope-bridge.service 'borescope-bridge@*.service' || true; \
 	  fi; \
 	  command -v sysctl >/dev/null && sysctl -q -p '$(SYSCTLDIR)/60-borescope-bridge.conf' || true; \
 	  echo "Installed. Next: sudo modprobe v4l2loopback (once; then at every boot),"; \
@@ -305,8 +313,9 @@ install-check-module:
 uninstall:
 	@if [ -z '$(DESTDIR)' ] && [ -d /run/systemd/system ]; then \
 	  systemctl disable --now borescope-bridge.service 2>/dev/null || true; \
+	  systemctl stop 'borescope-bridge@*.service' 2>/dev/null || true; \
 	fi
-	rm -f '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(BIN_DEST)'
+	rm -f '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(TEMPLATE_DEST)' '$(DESTDIR)$(DISPATCHER_DEST)' '$(DESTDIR)$(BIN_DEST)'
 	@for pair in $(INSTALL_FILES) $(MAN_FILES); do rm -f '$(DESTDIR)'"$${pair#*:}"; done
 	@if [ -f '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' ]; then rm -rf '$(DESTDIR)$(LIBDIR)'; fi
 	@if [ -f '$(DESTDIR)$(CONFIG_DEST)' ] && cmp -s config.example.toml '$(DESTDIR)$(CONFIG_DEST)'; then \

@@ -8,6 +8,9 @@ Session receive loop, Reassembler and Pipeline), the naive reference path, and t
 Then the web page: the same receive path feeding the web server (bridge.web) with 0, 1 and 4
 viewers of /stream.mjpeg in another process, for the extra CPU per frame per viewer and the
 added latency (frame complete -> bytes written to the viewer's socket).
+"two streams" is several scopes at once: two raw receivers (two processes, as two instances
+are, each with its own sender) on 720p at the same time, their CPU per frame summed and set
+against one alone (the issue's bound: at most 2.1x, with no loss).
 "raw, Debian package" is the raw variant as the Debian package runs it: Debian's /usr/bin/python3
 with its own numpy, on the files of a .deb built by `make deb` (no OpenCV, no simplejpeg).
 Numbers are informative; nothing here is a test. Each variant's process has a time limit that
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -251,12 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         metavar="NAME[,NAME...]",
         help=f"run only these: {', '.join(VARIANTS)}, web (the web page section), framings "
-        "(the framing modules A, B, C side by side); "
+        "(the framing modules A, B, C side by side), two (two streams at once); "
         "with --quick, a short check that one variant works",
     )
     args = ap.parse_args(argv)
-    wanted = set(args.only.split(",")) if args.only else {*VARIANTS, "web", "framings"}
-    unknown = wanted - {*VARIANTS, "web", "framings"}
+    wanted = set(args.only.split(",")) if args.only else {*VARIANTS, "web", "framings", "two"}
+    unknown = wanted - {*VARIANTS, "web", "framings", "two"}
     if unknown:
         ap.error(f"--only: unknown {', '.join(sorted(unknown))}")
     steps = "30:45,60:45,120:45" if args.quick else "30:120,60:90,90:90,120:90"
@@ -314,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench.framings import framings_section
 
             results["framings"] = framings_section(frames)
+        if "two" in wanted:
+            results["two"] = two_streams_section(frames, steps.split(",")[0])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    report({k: v for k, v in results.items() if k not in ("web", "framings")})
+    report({k: v for k, v in results.items() if k not in ("web", "framings", "two")})
     load = os.getloadavg()
     print(
         f"\n(total {time.monotonic() - started:.0f} s; load average at the end "
@@ -324,6 +330,38 @@ def main(argv: list[str] | None = None) -> int:
         "the machine inflates CPU times, latency tails and loss)"
     )
     return 0
+
+
+def two_streams_section(frames: dict[str, tuple[Path, int]], step: str) -> dict[str, Any]:
+    """Two 720p streams at once (two instances) against one: summed CPU per frame, loss."""
+    print(
+        f"\n== two streams: 720p raw, {step.replace(':', ' fps, ')} frames each, one process "
+        "per stream (as one instance per scope), stand-in sink"
+    )
+    d, _avg = frames["720p"]
+    one = run_variant("raw", d, step, True)
+    with ThreadPoolExecutor(2) as pool:
+        pair = list(pool.map(lambda _k: run_variant("raw", d, step, True), range(2)))
+    out: dict[str, Any] = {"one": one, "two": pair}
+    rows = [summarize(one), *(summarize(r) for r in pair)]
+    failed = [r["error"] for r in rows if "error" in r]
+    if failed:
+        print(f"{'two 720p streams at once':40s} failed: {failed[0]}")
+        return out
+    single = rows[0]["cpu_ms"]
+    total = rows[1]["cpu_ms"] + rows[2]["cpu_ms"]
+    lost = [r["lost30"] for r in rows[1:]]
+    out["ratio"] = total / single if single else None
+    print(
+        f"{'one 720p stream':40s} {fmt(single):>9s} CPU ms/frame, lost+skipped {rows[0]['lost30']}"
+    )
+    print(
+        f"{'two 720p streams at once':40s} {fmt(total):>9s} CPU ms/frame-pair "
+        f"({fmt(out['ratio'])}x one), lost+skipped {lost[0]} + {lost[1]}"
+    )
+    ok = out["ratio"] is not None and out["ratio"] <= 2.1 and not any(lost)
+    print(f"  {'PASS' if ok else 'MISS'} two 720p streams <= 2.1x one, with no loss (informative)")
+    return out
 
 
 def web_section(

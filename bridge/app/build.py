@@ -8,6 +8,7 @@ keeps only the wiring between the parts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -113,6 +114,12 @@ def make_output(config: Config, **pipeline_options: Any) -> Output:
     if config.camera == "none":
         return NullOutput()
     from bridge.camera.pipeline import Pipeline
+
+    if config.interface and config.camera == "auto" and "camera_finder" not in pipeline_options:
+        from bridge.camera.loopback import find_camera
+
+        # One instance of several: the next free camera labelled "Borescope N".
+        pipeline_options["camera_finder"] = functools.partial(find_camera, instance=True)
 
     return Pipeline(
         camera=config.camera,

@@ -187,5 +187,5 @@ def load(config_path: str | None = None, overrides: Mapping[str, Any] | None = N
         )
     for setting in SETTINGS:
         if setting.default_factory is not None and not values.get(setting.name):
-            values[setting.name] = setting.default_factory()
+            values[setting.name] = setting.default_factory(values.get("interface"))
     return Config(config_path=used_path, **values)

@@ -118,19 +118,23 @@ class Daemon:
         self._dimensions = jpeg_dimensions
         self.notifier = Notifier()
         self.output: Output = output_factory(config)
-        self.snapshot_writer = SnapshotWriter(config.snapshot_dir, on_saved=self._snapshot_saved)
+        self.snapshot_writer = SnapshotWriter(
+            config.snapshot_dir, on_saved=self._snapshot_saved, instance=config.interface
+        )
         self.recordings = Recordings(
             config.recordings_dir or default_recordings_dir(),
             app=f"borescope-bridge {__version__}",
             max_bytes=config.record_max_bytes,
             max_seconds=config.record_max_seconds,
             on_event=lambda data: self.feed.recording(data),
+            instance=config.interface,
         )
         self.feed = Feed(
             self.status,
             self.take_snapshot,
             lambda: self.snapshot_writer.directory,
             recordings=self.recordings,
+            instances=self.other_instances,
         )
         self.web: Any = None  # bridge.web.server.WebServer while the page is served
         self.web_error: str | None = None
@@ -500,6 +504,16 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
             },
         )
+
+    def other_instances(self) -> list[dict[str, Any]]:
+        """The other running instances' pages (GET /api/instances); asks their control sockets."""
+        from bridge.app.paths import control_socket_candidates
+        from bridge.control.instances import find_instances
+
+        ours = os.path.abspath(self.config.control_socket)
+        others = [p for p in control_socket_candidates() if os.path.abspath(p) != ours]
+        found = find_instances(others, timeout=1.0)
+        return status_mod.instance_links([(i.interface, i.status) for i in found if not i.error])
 
     def status_line(self) -> str:
         """One line for STATUS= and the demo: what a person wants to know first."""

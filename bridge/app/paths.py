@@ -99,27 +99,35 @@ def default_state_dir() -> str:
     return str(Path(base) / "borescope-bridge")
 
 
-def default_control_socket() -> str:
-    """$RUNTIME_DIRECTORY under systemd, /run/... for root, $XDG_RUNTIME_DIR/... for a user."""
+def default_control_socket(interface: str | None = None) -> str:
+    """$RUNTIME_DIRECTORY under systemd, /run/... for root, $XDG_RUNTIME_DIR/... for a user.
+
+    An instance for one interface (`run --interface IF`) gets a directory of its own below
+    those: .../borescope-bridge/IF/control.sock (the template unit's RuntimeDirectory is that
+    directory already), so its socket and lock never clash with another instance's.
+    """
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     if runtime:
         return str(Path(runtime.split(":")[0]) / "control.sock")
+    sub = [interface] if interface else []
     if os.getuid() == 0:
-        return SYSTEM_CONTROL_SOCKET
+        return str(Path(SYSTEM_CONTROL_SOCKET).parent.joinpath(*sub, "control.sock"))
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return str(Path(xdg) / "borescope-bridge" / "control.sock")
-    return fallback_control_socket()
+        return str(Path(xdg).joinpath("borescope-bridge", *sub, "control.sock"))
+    return fallback_control_socket(interface)
 
 
-def fallback_control_socket() -> str:
+def fallback_control_socket(interface: str | None = None) -> str:
     """Without XDG_RUNTIME_DIR: $TMPDIR (or /tmp)/borescope-bridge-UID/, which must be ours, 0700.
 
     The directory sits where any user may create files, so bridge.control.sockdir refuses it unless
-    it is a real directory owned by this user with mode 0700 (as ssh-agent and tmux do).
+    it is a real directory owned by this user with mode 0700 (as ssh-agent and tmux do). An
+    instance's directory is named borescope-bridge-UID-IF, checked the same way.
     """
     base = os.environ.get("TMPDIR") or "/tmp"
-    return str(Path(base) / f"borescope-bridge-{os.getuid()}" / "control.sock")
+    name = f"borescope-bridge-{os.getuid()}" + (f"-{interface}" if interface else "")
+    return str(Path(base) / name / "control.sock")
 
 
 DEMO_SOCKET_NAME = "demo.sock"
@@ -145,12 +153,19 @@ def control_socket_candidates() -> list[str]:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         out.append(str(Path(xdg) / "borescope-bridge" / "control.sock"))
+        with contextlib.suppress(OSError):
+            out.extend(sorted(str(p) for p in Path(xdg, "borescope-bridge").glob("*/control.sock")))
     out.append(SYSTEM_CONTROL_SOCKET)
-    # A templated unit may use one runtime directory per interface.
+    # The instances of `run --interface IF` (and the template unit): one directory each.
     run_dir = Path(SYSTEM_CONTROL_SOCKET).parent
     with contextlib.suppress(OSError):
         out.extend(sorted(str(p) for p in run_dir.glob("*/control.sock")))
     out.append(fallback_control_socket())
+    base = Path(os.environ.get("TMPDIR") or "/tmp")
+    with contextlib.suppress(OSError):
+        out.extend(
+            sorted(str(p) for p in base.glob(f"borescope-bridge-{os.getuid()}-*/control.sock"))
+        )
     out.append(demo_control_socket())
     seen: list[str] = []
     for p in out:

@@ -21,7 +21,9 @@ from bridge.app.paths import (
     default_control_socket,
     default_recordings_dir,
     default_snapshot_dir,
+    default_state_dir,
 )
+from bridge.app.ports import instance_port
 from bridge.camera.guard import DEFAULT_MAX_PICTURE_SIZE
 from bridge.capture.recordings import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from bridge.core import models
@@ -228,8 +230,9 @@ class Setting:
     group: str | None = None  # the help section of its flag
     choices: tuple[Any, ...] | None = None
     live: bool = False  # a reload applies it without a restart
-    # An empty value means "this default", computed when the settings are loaded.
-    default_factory: Callable[[], str] | None = None
+    # An empty or missing value means "this default", computed when the settings are loaded
+    # from the instance's interface (None for the single daemon).
+    default_factory: Callable[[str | None], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -246,6 +249,21 @@ class Setting:
             return self.check(source, self.name, value)
         assert self.choices is not None
         return _choice(source, self.name, value, self.choices)
+
+
+def default_http(interface: str | None) -> str:
+    """127.0.0.1:8031, or for an instance its port (bridge.app.ports)."""
+    if not interface:
+        return DEFAULT_HTTP
+    return f"127.0.0.1:{instance_port(interface, default_state_dir())}"
+
+
+def _snapshot_dir(interface: str | None) -> str:
+    return default_snapshot_dir()
+
+
+def _recordings_dir(interface: str | None) -> str:
+    return default_recordings_dir()
 
 
 def _optional_path(source: str, key: str, v: Any) -> str | None:
@@ -271,10 +289,12 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         None,
         _interface,
-        "bind to this network interface (for a second borescope on a second "
-        "adapter, or a LAN that is 192.168.10.0/24 too); default: the interface the kernel "
-        "routes the device's address through. Datagrams from the device count only if they "
-        "arrive on it",
+        "this instance's network interface (one instance per borescope when there are "
+        "several, each on its own adapter, or a LAN that is 192.168.10.0/24 too): datagrams "
+        "from the device count only if they arrive on it, and everything sent to it leaves by "
+        "it. It also gives the instance its own control socket, web port, camera and snapshot "
+        "names (see docs/several-scopes.md); default: the interface the kernel routes the "
+        "device's address through",
         metavar="IFACE",
         group="device",
     ),
@@ -399,7 +419,7 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="DIR",
         group="outputs",
         live=True,
-        default_factory=default_snapshot_dir,
+        default_factory=_snapshot_dir,
     ),
     Setting(
         "record",
@@ -421,7 +441,7 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="DIR",
         group="outputs",
         live=True,
-        default_factory=default_recordings_dir,
+        default_factory=_recordings_dir,
     ),
     Setting(
         "record_max_bytes",
@@ -451,7 +471,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Unix socket for `snapshot` and `status` (default: "
         "$RUNTIME_DIRECTORY/control.sock, /run/borescope-bridge/control.sock "
         "for root, $XDG_RUNTIME_DIR/borescope-bridge/control.sock for a user, else "
-        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700)",
+        "${TMPDIR:-/tmp}/borescope-bridge-UID/control.sock, which must be yours, mode 0700; "
+        "with --interface IF, a directory IF/ of its own below the first three, "
+        "borescope-bridge-UID-IF/ for the last)",
         metavar="PATH",
         group="daemon",
         default_factory=default_control_socket,
@@ -462,9 +484,12 @@ SETTINGS: tuple[Setting, ...] = (
         DEFAULT_HTTP,
         _http,
         "where the web page listens (default 127.0.0.1:8031: this machine only; "
-        "0.0.0.0:8031 for phones on the network; off to turn it off)",
+        "0.0.0.0:8031 for phones on the network; off to turn it off; with --interface, "
+        "8031 for the first instance ever and a port of its own from 8032 up for every "
+        "other, the same at every start)",
         metavar="HOST:PORT|off",
         group="daemon",
+        default_factory=default_http,
     ),
     Setting("fps_hint", float, 30.0, _positive_number),
     Setting("max_frame_bytes", int, DEFAULT_MAX_FRAME_BYTES, _frame_size),

@@ -153,3 +153,23 @@ def status_line(
     if state == WAITING_DEVICE:
         return f"waiting for device at {device_ip}{tail}"
     return f"{state}{tail}"
+
+
+def instance_links(statuses: list[tuple[str | None, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """What the page needs to link to the other instances: interface, host, port, state.
+
+    Only instances whose page is served; the token is not repeated (instances of one
+    installation share the state directory, and with it the token the page already has).
+    """
+    out = []
+    for interface, s in statuses:
+        http = s.get("http")
+        if not isinstance(http, str) or s.get("http_error") or http == "off":
+            continue
+        host, _, port = http.rpartition(":")
+        if not port.isdigit():
+            continue
+        out.append(
+            {"interface": interface, "host": host, "port": int(port), "state": s.get("state")}
+        )
+    return out

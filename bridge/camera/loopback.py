@@ -6,11 +6,17 @@ however it was left by a previous producer), else the first v4l2loopback device 
 producer is feeding. v4l2loopback devices are recognised from sysfs without opening them, by the
 attributes only that driver adds; ``name`` holds the card label. With ``exclusive_caps=1`` a device
 that announces CAPTURE but not OUTPUT has a producer attached.
+
+Several scopes (``find_camera(..., instance=True)``, for `run --interface IF`): each instance
+takes the first device labelled for borescopes ("Borescope", "Borescope 2", ...) that no other
+instance holds. Holding is an flock(2) on the device node, kept for the life of the process (the
+kernel drops it when the process ends), so two instances starting together never share one.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import re
@@ -28,6 +34,9 @@ DEV_ROOT = "/dev"
 MODULE_DIR = "/sys/module/v4l2loopback"
 
 _VIDEO_RE = re.compile(r"^video(\d+)$")
+_INSTANCE_LABEL_RE = re.compile(r"^Borescope(?: ([0-9]+))?$")
+# Devices this process holds (path -> the descriptor that carries the flock).
+_HELD: dict[str, int] = {}
 _LOOPBACK_ATTRIBUTES = ("max_openers", "buffers")
 
 
@@ -98,19 +107,91 @@ def _no_device_error(module_dir: str) -> CameraError:
     )
 
 
+def instance_labels(devices: list[LoopbackDevice]) -> list[LoopbackDevice]:
+    """The devices labelled for borescopes, in label order: Borescope, Borescope 2, ..."""
+    numbered = []
+    for dev in devices:
+        m = _INSTANCE_LABEL_RE.match(dev.label)
+        if m:
+            numbered.append((int(m.group(1) or 1), dev.number, dev))
+    return [dev for *_, dev in sorted(numbered, key=lambda t: (t[0], t[1]))]
+
+
+def hold(path: str) -> bool:
+    """Take `path` for this process (an flock on the device node); False if another has it."""
+    if path in _HELD:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _HELD[path] = fd
+    return True
+
+
+def instance_advice(count: int) -> str:
+    labels = ",".join(["Borescope"] + [f'"Borescope {k}"' for k in range(2, count + 1)])
+    return (
+        f"sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback devices={count} "
+        f"exclusive_caps={','.join(['1'] * count)} card_label={labels}"
+    )
+
+
+def find_instance_camera(
+    sysfs_root: str = SYSFS_ROOT,
+    dev_root: str = DEV_ROOT,
+    module_dir: str = MODULE_DIR,
+    query: Callable[[str], DeviceInfo | None] = _query,
+) -> str:
+    """`--camera auto` for one instance of several: the next free "Borescope N" device."""
+    devices = list_loopback_devices(sysfs_root, dev_root)
+    if not devices:
+        raise _no_device_error(module_dir)
+    ours = instance_labels(devices)
+    for dev in ours:
+        if dev.path in _HELD:
+            return dev.path  # asked again (the camera reopens): the same one
+    for dev in ours:
+        if not os.access(dev.path, os.R_OK | os.W_OK):
+            raise CameraError(f"no permission to open {dev.path}: {GROUP_ADVICE}")
+        try:
+            info = query(dev.path)
+        except OSError:
+            continue
+        if info is not None and info.has_capture and not info.has_output:
+            continue  # another producer (exclusive_caps=1)
+        if hold(dev.path):
+            return dev.path
+    raise CameraError(
+        f"no free v4l2loopback camera for one more borescope: {len(ours)} labelled "
+        f"Borescope..., all in use by other instances. Load the module with one device per "
+        f"scope (the modprobe option devices=): `{instance_advice(len(ours) + 1)}`, "
+        "or pick one with --camera /dev/videoN"
+    )
+
+
 def find_camera(
     spec: str,
     sysfs_root: str = SYSFS_ROOT,
     dev_root: str = DEV_ROOT,
     module_dir: str = MODULE_DIR,
     query: Callable[[str], DeviceInfo | None] = _query,
+    instance: bool = False,
 ) -> str | None:
     """Resolve ``--camera``: "auto", "none" or a device path -> a path, or None for no camera.
 
-    Raises CameraError whose message says what to run (load the module, join the group).
+    `instance`: "auto" picks for one instance of several (find_instance_camera). Raises
+    CameraError whose message says what to run (load the module, join the group).
     """
     if spec == "none":
         return None
+    if spec == "auto" and instance:
+        return find_instance_camera(sysfs_root, dev_root, module_dir, query)
     if spec != "auto":
         if not os.path.exists(spec):
             raise CameraError(

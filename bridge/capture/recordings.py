@@ -311,8 +311,10 @@ class Recordings:
         on_event: EventFn | None = None,
         free_space: SpaceFn = low_space,
         clock: Callable[[], float] = time.monotonic,
+        instance: str | None = None,
     ) -> None:
         self.directory = directory
+        self.instance = instance  # `run --interface IF`: the interface goes into the names
         self.app = app
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
@@ -344,7 +346,7 @@ class Recordings:
                 )
             rec = Recording(
                 self.directory,
-                recording_name(time.time()),
+                recording_name(time.time(), self.instance),
                 app=self.app,
                 max_bytes=self.max_bytes,
                 max_seconds=self.max_seconds,

@@ -33,6 +33,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -109,6 +110,7 @@ class SnapshotRequest:
     directory: str | None = None
     answer: Future[SnapshotResult] = field(default_factory=Future)
     on_failed: FailedFn | None = None
+    instance: str | None = None  # the interface of `run --interface`: in the file's name
 
     def __post_init__(self) -> None:
         # Running, so it cannot be cancelled: its answer is due at its deadline anyway.
@@ -125,7 +127,9 @@ class SnapshotRequest:
     @property
     def name(self) -> str | None:
         """The file name it gets (a -N suffix is added if another file has it)."""
-        return snapshot_name(self.captured_wall) if self.captured_wall is not None else None
+        if self.captured_wall is None:
+            return None
+        return snapshot_name(self.captured_wall, self.instance)
 
     def finish(self, result: SnapshotResult) -> None:
         self.result = result
@@ -167,7 +171,9 @@ def describe_os_error(exc: OSError, directory: str) -> str:
     )
 
 
-def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -> str:
+def write_atomically(
+    directory: str, data: bytes, wall_time: float, mode: int, instance: str | None = None
+) -> str:
     """Write `data` as a new snapshot file in `directory`; return its path. Raises OSError.
 
     Only the folder itself is made, never its parents: a mistyped path fails with advice
@@ -186,7 +192,7 @@ def write_atomically(directory: str, data: bytes, wall_time: float, mode: int) -
                 n = os.write(fd, view)
                 view = view[n:]
             os.fsync(fd)
-            final = _link_unique(tmp, directory, snapshot_name(wall_time))
+            final = _link_unique(tmp, directory, snapshot_name(wall_time, instance))
         finally:
             os.close(fd)
     except BaseException:
@@ -286,15 +292,19 @@ class SnapshotWriter:
         umask: int | None = None,
         write: WriteFn = write_atomically,
         free_space: SpaceFn = low_space,
+        instance: str | None = None,
     ) -> None:
         self.directory = directory
+        self.instance = instance  # see bridge.capture.names
         self.mode = 0o666 & ~(current_umask() if umask is None else umask)
         self.on_saved = on_saved
         self.taken = 0
         self.failed = 0
         self.last_path: str | None = None
         self.last_error: str | None = None
-        self._write = write
+        self._write: WriteFn = write
+        if instance and write is write_atomically:
+            self._write = functools.partial(write_atomically, instance=instance)
         self._free_space = free_space
         self._pending = 0
         self._lock = threading.Lock()
@@ -433,7 +443,13 @@ class Snapshots:
     def request(self, origin: str, wait_s: float = FRAME_WAIT_S) -> SnapshotRequest:
         """A request for the next complete frame, or one already refused with the reason."""
         now = self.clock()
-        req = SnapshotRequest(origin, requested_at=now, wait_s=wait_s, on_failed=self.on_failed)
+        req = SnapshotRequest(
+            origin,
+            requested_at=now,
+            wait_s=wait_s,
+            on_failed=self.on_failed,
+            instance=self.writer.instance,
+        )
         limited = False
         with self._lock:
             waiting, writing = len(self._waiting), self.writer.pending

@@ -34,6 +34,8 @@ STATUS_EXAMPLES = """\
 examples:
   borescope-bridge status
       state, resolution, fps, frame counters, latency, snapshots, camera, uptime
+  borescope-bridge status --all
+      every running instance, one per borescope (`--interface IF` picks one)
   borescope-bridge status --json | jq .fps
       machine-readable, for scripts and monitoring"""
 
@@ -98,13 +100,34 @@ def not_running_hint() -> str:
     )
 
 
-def _socket_path(args: argparse.Namespace) -> str:
+def find_instances() -> list[Any]:
+    """Every running instance (bridge.control.instances.Instance): its interface, control
+    socket and status. For `status --all`, `url --all` and the commands other modules add."""
     from bridge.app.config import control_socket_candidates
-    from bridge.control.client import find_socket
+    from bridge.control.instances import find_instances as find
 
-    if args.socket:
-        return str(args.socket)
-    return find_socket(None, control_socket_candidates(), not_running_hint())
+    return find(control_socket_candidates())
+
+
+def socket_for(socket_path: str | None, interface: str | None) -> str:
+    """The control socket a client command talks to: --socket, else the instance for
+    --interface, else the only one running (a clear error lists them when there are several)."""
+    from bridge.app.config import control_socket_candidates
+    from bridge.control.instances import existing_sockets, pick
+
+    if socket_path:
+        return socket_path
+    candidates = control_socket_candidates()
+    if not interface and len(existing_sockets(candidates)) <= 1:
+        from bridge.control.client import find_socket
+
+        # one scope (or a demo): as ever, without asking first
+        return find_socket(None, candidates, not_running_hint())
+    return pick(find_instances(), interface).control_socket
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    return socket_for(args.socket, getattr(args, "interface", None))
 
 
 def _request(path: str, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -156,6 +179,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 def cmd_url(args: argparse.Namespace) -> int:
     from bridge.web.urls import qr_text
 
+    if args.all:
+        return _url_all(args)
     path = _socket_path(args)
     cmd = "new-token" if args.new_token else "url"
     reply = _request(path, {"cmd": cmd}, timeout=args.timeout)
@@ -251,6 +276,27 @@ def cmd_open(args: argparse.Namespace) -> int:
         )
     print(opened, file=sys.stderr)
     return 0
+
+
+def _url_all(args: argparse.Namespace) -> int:
+    """One line per running instance: its interface ("-" for none), a tab, its page's address."""
+    from bridge.control.client import request
+
+    instances = find_instances()
+    if not instances:
+        raise BridgeError(f"no borescope-bridge daemon answers: {not_running_hint()}")
+    failed = 0
+    for inst in instances:
+        try:
+            reply = request(inst.control_socket, {"cmd": "url"}, timeout=args.timeout)
+        except BridgeError as exc:
+            reply = {"ok": False, "error": str(exc)}
+        if reply.get("ok"):
+            print(f"{inst.interface or '-'}\t{reply['url']}")
+        else:
+            failed += 1
+            print(f"{inst.name}: {reply.get('error', 'unknown error')}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -402,6 +448,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.all:
+        return _status_all(args)
     path = _socket_path(args)
     reply = _request(path, {"cmd": "status"}, timeout=args.timeout)
     if not reply.get("ok"):
@@ -410,6 +458,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(reply["status"], indent=2, sort_keys=True))
     else:
         sys.stdout.write(format_status(reply["status"]))
+    return 0
+
+
+def _status_all(args: argparse.Namespace) -> int:
+    """Every running instance's status: a JSON list (each with "interface"), or one block each."""
+    instances = find_instances()
+    if args.json:
+        entries = []
+        for inst in instances:
+            entry = dict(inst.status) or {"control_socket": inst.control_socket}
+            entry["interface"] = inst.interface
+            if inst.error:
+                entry["error"] = inst.error
+            entries.append(entry)
+        print(json.dumps(entries, indent=2, sort_keys=True))
+        return 0
+    if not instances:
+        raise BridgeError(f"no borescope-bridge daemon answers: {not_running_hint()}")
+    for k, inst in enumerate(instances):
+        if k:
+            sys.stdout.write("\n")
+        sys.stdout.write(f"== {inst.name} ({inst.control_socket})\n")
+        sys.stdout.write(inst.error + "\n" if inst.error else format_status(inst.status))
     return 0
 
 
@@ -435,6 +506,24 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
             else ""
         ),
     )
+    p.add_argument(
+        "--interface",
+        metavar="IF",
+        help="the instance for this network interface, when several borescopes are bridged "
+        "(default: the only one running)",
+    )
+    if name in ("status", "url"):
+        p.add_argument(
+            "--all",
+            action="store_true",
+            help="every running instance"
+            + (" (with --json: a list, each entry with its interface)" if name == "status" else "")
+            + (
+                ': one line each, "INTERFACE<tab>URL" ("-": no --interface)'
+                if name == "url"
+                else ""
+            ),
+        )
     if name == "status":
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "record":

@@ -11,8 +11,10 @@ RUN_EXAMPLES = """\
 examples:
   borescope-bridge run
       the borescope at 192.168.10.123 becomes the first free v4l2loopback camera
-  borescope-bridge run --interface enx00e04c680001 --camera /dev/video2 --rotate 90
-      a second borescope on a second USB adapter, shown upright on /dev/video2
+  borescope-bridge run --interface enx00e04c680001 --rotate 90
+      one instance per borescope (several at once): its own camera ("Borescope 2" when
+      "Borescope" is taken), web port, control socket and snapshot names; shown upright
+      (the service does this: borescope-bridge@enx00e04c680001, docs/several-scopes.md)
   borescope-bridge run --camera none --record inspection.mjpeg
       no virtual camera; record every frame (play it with: ffplay -f mjpeg inspection.mjpeg)
   borescope-bridge run --http 0.0.0.0:8031

@@ -32,9 +32,9 @@ The same answer decides whether anything may be *sent* to the device (:attr:`Dev
 issue 18): started where no borescope is plugged in, the kernel would send the heartbeats and
 polls via the LAN's gateway, to whichever host answers to 192.168.10.123 out there. Direct means
 what accepting means, on-link and no gateway, and with ``--interface`` also that the kernel
-would send out of that interface (asked with RTA_OIF when the sockets are bound to it, as a bound
-socket's route is looked up). The session sends with MSG_DONTROUTE as well, so the kernel itself
-refuses a gateway between two of these checks.
+would send out of that interface (asked with RTA_OIF when the sends leave by it, bound or with
+IP_PKTINFO, as such a datagram's route is looked up). The session sends with MSG_DONTROUTE as
+well, so the kernel itself refuses a gateway between two of these checks.
 
 When the process is short of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM: a flood
 on some other socket), the question cannot be asked, which says nothing about the route: the
@@ -175,7 +175,7 @@ class DeviceLink:
         # The kernel would send to the device directly (no gateway, the right interface).
         self.direct = False
         self.indirect_reason = "not resolved yet"  # why not direct, for the log
-        # The session's sockets are bound to `interface` (SO_BINDTODEVICE took effect).
+        # The session's sends leave by `interface` (SO_BINDTODEVICE, or IP_PKTINFO per datagram).
         self.bound = False
         self._route = route
         self._name_to_index = name_to_index
@@ -256,7 +256,7 @@ class DeviceLink:
 
         Without --interface the lookup has asked exactly that (a gateway route gives no
         ifindex). With it, the named interface existing is not enough: ask the route, out of it
-        when the sockets are bound to it, else as an unbound socket's sends go.
+        when the session's sends leave by it, else as an unbound socket's sends go.
         """
         if ifindex is None:
             return False, reason

@@ -179,7 +179,7 @@ class Session(FamilyMixin):
             self.close(send_stop=False)
             raise
         set_receive_buffer(self._stream, self.rcvbuf_bytes, self.receive_buffer)
-        self.link.bound = self.sockets.bound_to_device
+        self.link.bound = self.sockets.sends_pinned
         self.link.resolve(self.clock())
         if self.link.unavailable:
             self.close(send_stop=False)
@@ -319,7 +319,7 @@ class Session(FamilyMixin):
             self._sel.register(new, selectors.EVENT_READ, tag)
         self._stream, self._event = stream, event
         set_receive_buffer(stream, self.rcvbuf_bytes, self.receive_buffer, quiet=True)
-        self.link.bound = self.sockets.bound_to_device
+        self.link.bound = self.sockets.sends_pinned
         self.link.resolve(now)  # the same name, most likely a new index
         self.rebinds += 1
         log.debug("re-bound the sockets to %s", self.interface)
@@ -433,7 +433,8 @@ class Session(FamilyMixin):
     def _send(self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str) -> None:
         assert s is not None
         try:
-            s.sendto(data, socket.MSG_DONTROUTE, addr)  # never via a gateway, whatever the table
+            # Never via a gateway, whatever the table; out of --interface when there is one.
+            self.sockets.send(s, data, addr, self.link.ifindex, socket.MSG_DONTROUTE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -548,9 +549,10 @@ class Session(FamilyMixin):
         """Tell the device to stop streaming (only a stream this session asked for, so a
         process that never ran its loop cannot stop another one's), then close everything."""
         if send_stop and self._stream is not None and self.heartbeats_sent > 0 and self.link.direct:
+            ifindex, stream = self.link.ifindex, self._stream
             for target in self._hb_targets:
                 try:
-                    self._stream.sendto(STOP, socket.MSG_DONTROUTE, target)
+                    self.sockets.send(stream, STOP, target, ifindex, socket.MSG_DONTROUTE)
                 except OSError as exc:
                     log.debug("sending the stop packet failed: %s", exc.strerror)
         self._close_tcp()

@@ -1,12 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""How the session's UDP sockets are made: arrival interface reported, bound where permitted,
-and a receive buffer large enough for a frame's burst.
+"""How the session's UDP sockets are made and send: arrival interface reported, sends leaving by
+--interface, and a receive buffer large enough for a frame's burst.
 
 Every datagram carries the index of the interface it arrived on (IP_PKTINFO), which the
-session checks against bridge.device.link.DeviceLink. A frame arrives as a burst of datagrams
-faster than one thread can always drain them; what the buffer cannot hold is lost, and a lost
-fragment costs the whole frame. Unprivileged processes are capped by net.core.rmem_max, which is
-why the granted size is reported (status, doctor) and not assumed.
+session checks against bridge.device.link.DeviceLink. That is the receive half of keeping two
+borescopes apart when both are 192.168.10.123 behind two adapters that both hold
+192.168.10.100/24; the send half is choosing the adapter. SO_BINDTODEVICE does that where it is
+permitted (Linux 5.7 for a process without CAP_NET_RAW, and only once per socket); where it is
+not, every send names the interface itself: IP_PKTINFO's ``ipi_ifindex`` on sendmsg() is the
+outgoing interface of that one datagram, which needs no privilege on any kernel.
+
+A frame arrives as a burst of datagrams faster than one thread can always drain them; what the
+buffer cannot hold is lost, and a lost fragment costs the whole frame. Unprivileged processes are
+capped by net.core.rmem_max, which is why the granted size is reported (status, doctor) and not
+assumed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import struct
 from dataclasses import dataclass
 
 from bridge.device.link import IP_PKTINFO
@@ -22,6 +30,21 @@ from bridge.errors import BridgeError
 log = logging.getLogger(__name__)
 
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python does not export it
+# struct in_pktinfo as sendmsg() takes it: ipi_ifindex, then ipi_spec_dst and ipi_addr (zero: the
+# kernel picks the source address of the chosen interface).
+_IN_PKTINFO = struct.Struct("=i4s4s")
+
+
+def send_on_interface(
+    s: socket.socket, data: bytes, addr: tuple[str, int], ifindex: int, flags: int = 0
+) -> None:
+    """Send one datagram out of interface `ifindex`, whatever the routing table prefers.
+
+    Unprivileged, per datagram: the kernel looks the route up as if the socket were bound to
+    that interface. OSError as sendto() raises it (ENODEV/ENXIO once the interface is gone).
+    """
+    pktinfo = _IN_PKTINFO.pack(ifindex, bytes(4), bytes(4))
+    s.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], flags, addr)
 
 
 @dataclass
@@ -90,7 +113,8 @@ def set_receive_buffer(s: socket.socket, want: int, rb: ReceiveBuffer, quiet: bo
 
 
 class SocketFactory:
-    """Makes the session's UDP sockets, bound to `interface` (--interface) when one is given."""
+    """Makes the session's UDP sockets, bound to `interface` (--interface) when one is given and
+    the kernel permits it; `send` makes their datagrams leave by that interface either way."""
 
     def __init__(self, device_ip: str, interface: str | None) -> None:
         self.device_ip = device_ip
@@ -113,14 +137,28 @@ class SocketFactory:
         s.setblocking(False)
         return s
 
+    @property
+    def sends_pinned(self) -> bool:
+        """Every send leaves by `interface` (bound, or IP_PKTINFO on each datagram)."""
+        return self.interface is not None
+
+    def send(
+        self, s: socket.socket, data: bytes, addr: tuple[str, int], ifindex: int | None, flags: int
+    ) -> None:
+        """sendto(), out of `ifindex` (the interface's current index) when the socket is not
+        bound to it; OSError as sendto() raises it."""
+        if self.interface and not self.bound_to_device and ifindex is not None:
+            send_on_interface(s, data, addr, ifindex, flags)
+        else:
+            s.sendto(data, flags, addr)
+
     def bind_to_device(self, s: socket.socket, interface: str) -> bool:
         """SO_BINDTODEVICE, so sends leave by `interface` even when two adapters share a subnet.
 
         Unprivileged SO_BINDTODEVICE works since Linux 5.7; older kernels need CAP_NET_RAW, which
         the unit does not grant (its CapabilityBoundingSet= is empty). It is not what keeps
-        forged datagrams out (the arrival check is), so without it the session carries on with
-        the arrival check alone; only the choice of the outgoing interface is then the routing
-        table's. False in that case.
+        forged datagrams out (the arrival check is), and `send` names the outgoing interface on
+        each datagram without it (IP_PKTINFO). False in that case.
         """
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
@@ -134,8 +172,9 @@ class SocketFactory:
                     self._refused_logged = True
                     log.info(
                         "binding to %s is not permitted here (SO_BINDTODEVICE needs Linux 5.7 or "
-                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and sending "
-                        "wherever the routing table sends %s",
+                        "CAP_NET_RAW): accepting only datagrams that arrive on %s, and naming "
+                        "%s on every datagram sent to %s (IP_PKTINFO)",
+                        interface,
                         interface,
                         interface,
                         self.device_ip,

@@ -43,11 +43,15 @@ class Feed:
         take_snapshot: Callable[[float, str], Future[dict[str, Any]]],
         snapshot_dir: Callable[[], str],
         recordings: Recordings | None = None,
+        instances: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         self.status = status
         self.take_snapshot = take_snapshot
         self.snapshot_dir = snapshot_dir
         self.recordings = recordings  # start/stop/status of .mkv recordings; None: not offered
+        # The other running instances (one per borescope), for the page's links; it may block
+        # for a moment (it asks their control sockets), so the server calls it on its executor.
+        self.instances = instances
         # (sequence number, JPEG bytes, monotonic time the frame was complete); one tuple so
         # a reader on another thread always sees a consistent triple.
         self._newest: tuple[int, bytes | None, float] = (0, None, 0.0)

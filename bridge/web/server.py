@@ -328,6 +328,7 @@ class WebServer:
         r.add_post("/api/snapshot", self._snapshot)
         r.add_get("/api/status", self._status, allow_head=False)
         r.add_get("/api/snapshots", self._snapshots, allow_head=False)
+        r.add_get("/api/instances", self._instances, allow_head=False)
         r.add_get("/api/events", self._events, allow_head=False)
         r.add_get("/snapshots/{name}", self._snapshot_file, allow_head=False)
         self.access.add_routes(r)
@@ -498,6 +499,11 @@ class WebServer:
             return _json({"ok": False, "error": error}, 429, {"Retry-After": "1"})
         status = 503 if reply.get("busy") else 500
         return _json({"ok": False, "error": error}, status)
+
+    async def _instances(self, request: web.Request) -> web.Response:
+        """The other instances (several borescopes): interface, host, port, state."""
+        loop = asyncio.get_running_loop()
+        return _json({"instances": await loop.run_in_executor(None, self.feed.instances)})
 
     # Directory listings and file reads stay on the executor: a hung disk (a stale NFS mount)
     # blocks that thread, never this loop and every viewer with it.

@@ -227,7 +227,14 @@ def test_token_rules(web_daemon: Callable[..., Any], tmp_path: Path) -> None:
     assert web.token.encode() not in body
     status, _, body = web.http("/api/status")
     assert status == 401 and "borescope-bridge url" in json.loads(body)["error"]
-    for path in ("/stream.mjpeg", "/frame.jpg", "/api/snapshots", "/api/events"):
+    for path in (
+        "/stream.mjpeg",
+        "/frame.jpg",
+        "/api/snapshots",
+        "/api/events",
+        "/api/instances",
+        "/api/recordings",
+    ):
         assert web.http(path)[0] == 401, path
     assert web.http("/api/ticket", method="POST", body=b'{"path": "/frame.jpg"}')[0] == 401
 

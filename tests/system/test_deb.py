@@ -38,6 +38,7 @@ SYSTEM_FILES = {
     "usr/lib/sysctl.d/60-borescope-bridge.conf": "systemd/borescope-bridge.sysctl.conf",
     "usr/lib/sysusers.d/borescope-bridge.conf": "systemd/borescope-bridge.sysusers.conf",
     "etc/borescope-bridge/config.toml": "config.example.toml",
+    "usr/lib/NetworkManager/dispatcher.d/90-borescope-bridge": "nm/90-borescope-bridge",
     "usr/share/doc/borescope-bridge/examples/config.example.toml": "config.example.toml",
     "usr/share/doc/borescope-bridge/examples/50-borescope-bridge.network": (
         "systemd/50-borescope-bridge.network"
@@ -45,6 +46,7 @@ SYSTEM_FILES = {
 }
 OTHER_FILES = {
     "lib/systemd/system/borescope-bridge.service",
+    "lib/systemd/system/borescope-bridge@.service",
     "usr/bin/borescope-bridge",
     "usr/share/doc/borescope-bridge/copyright",
     "usr/share/doc/borescope-bridge/changelog.gz",
@@ -244,6 +246,18 @@ def test_the_licence_reaches_the_metadata(unpacked: Path) -> None:
     assert (REPO / "pyproject.toml").read_text().count('license = "GPL-3.0-or-later"') == 1
 
 
+def test_template_runs_the_packaged_command_and_the_dispatcher_runs(unpacked: Path) -> None:
+    unit = (unpacked / "lib/systemd/system/borescope-bridge@.service").read_text()
+    source = (REPO / "systemd/borescope-bridge@.service").read_text()
+    assert unit == source.replace(
+        "\nExecStart=/usr/local/bin/borescope-bridge run --interface %i\n",
+        "\nExecStart=/usr/bin/borescope-bridge run --interface %i\n",
+    )
+    assert "\nExecStart=/usr/bin/borescope-bridge run --interface %i\n" in unit
+    dispatcher = unpacked / "usr/lib/NetworkManager/dispatcher.d/90-borescope-bridge"
+    assert dispatcher.stat().st_mode & 0o777 == 0o755
+
+
 def test_conffile_is_the_config_only(control: Path) -> None:
     assert (control / "conffiles").read_text().split() == ["/etc/borescope-bridge/config.toml"]
 
@@ -432,7 +446,8 @@ def test_postinst_upgrade_restarts_a_running_service(control: Path, tmp_path: Pa
 
 def test_prerm_stops_on_remove_only(control: Path, tmp_path: Path) -> None:
     assert _run_script(control, tmp_path, "prerm", "remove") == [
-        "deb-systemd-invoke stop borescope-bridge.service"
+        "deb-systemd-invoke stop borescope-bridge.service",
+        "deb-systemd-invoke stop borescope-bridge@*.service",
     ]
     assert _run_script(control, tmp_path, "prerm", "upgrade", VERSION) == []
 

@@ -28,6 +28,8 @@ LOCAL_PATHS = {
     "usr/local/lib/borescope-bridge/bin/borescope-bridge",
     "usr/local/lib/borescope-bridge/pyvenv.cfg",
     "etc/systemd/system/borescope-bridge.service",
+    "etc/systemd/system/borescope-bridge@.service",
+    "etc/NetworkManager/dispatcher.d/90-borescope-bridge",
     "etc/udev/rules.d/90-borescope-bridge.rules",
     "etc/modprobe.d/borescope-bridge.conf",
     "etc/modules-load.d/borescope-bridge.conf",
@@ -47,6 +49,7 @@ SOURCES = {
     "etc/sysctl.d/60-borescope-bridge.conf": "systemd/borescope-bridge.sysctl.conf",
     "etc/sysusers.d/borescope-bridge.conf": "systemd/borescope-bridge.sysusers.conf",
     "etc/borescope-bridge/config.toml": "config.example.toml",
+    "etc/NetworkManager/dispatcher.d/90-borescope-bridge": "nm/90-borescope-bridge",
 }
 
 

@@ -281,7 +281,7 @@ def check_rule(text: str) -> None:
     assert ("ATTRS", "idVendor", "==", "0bda") in match
     assert ("ATTRS", "idProduct", "==", "8152") in match
     assert ("TAG", "", "+=", "systemd") in flat
-    assert ("ENV", "SYSTEMD_WANTS", "+=", "borescope-bridge.service") in flat
+    assert ("ENV", "SYSTEMD_WANTS", "+=", "borescope-bridge@$name.service") in flat
 
 
 def test_rule_matches_narrowly_and_never_runs_anything() -> None:
@@ -295,7 +295,8 @@ def test_rule_matches_narrowly_and_never_runs_anything() -> None:
         ('ACTION=="remove", GOTO', 'ACTION!="add", GOTO'),
         ('ACTION=="remove", GOTO', 'ACTION=="add", KERNEL=="enx*", GOTO'),
         ('ATTRS{idVendor}=="0bda", ', ""),
-        ('ENV{SYSTEMD_WANTS}+="borescope-bridge.service"', 'ENV{SYSTEMD_WANTS}+="other.service"'),
+        ('ENV{SYSTEMD_WANTS}+="borescope-bridge@$name', 'ENV{SYSTEMD_WANTS}+="other@$name'),
+        ("borescope-bridge@$name.service", "borescope-bridge@%k.service"),
         ('GOTO="borescope_bridge_match"', 'GOTO="borescope_bridge_match" TAG+="x"'),
     ],
 )
@@ -383,8 +384,24 @@ def test_rule_with_real_udev(tmp_path: Path) -> None:
     (wide / RULE.name).write_text(widened(RULE.read_text(), "veth"))
     for action in ("add", "change", "move"):
         out = _udevadm_test_in_netns(wide, action)
-        assert "SYSTEMD_WANTS=borescope-bridge.service" in out, (action, out)
+        assert "SYSTEMD_WANTS=borescope-bridge@bstest0.service" in out, (action, out)
     assert "SYSTEMD_WANTS" not in _udevadm_test_in_netns(wide, "remove")
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs root, unshare, ip, udevadm and veth")
+def test_rule_names_the_instance_after_the_rename(tmp_path: Path) -> None:
+    """udev renames usb0 to enx<MAC> in the same "add" event our rule sees: the instance must
+    carry the final name (the device unit it binds to), on "add" and on the "move" after it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    # What 80-net-setup-link.rules does for a USB adapter (NAME= from the .link policy).
+    (rules / "85-rename.rules").write_text(
+        'SUBSYSTEM=="net", KERNEL=="bstest0", NAME="bsrenamed0"\n'
+    )
+    (rules / RULE.name).write_text(widened(RULE.read_text(), "veth"))
+    for action in ("add", "move"):
+        out = _udevadm_test_in_netns(rules, action)
+        assert "SYSTEMD_WANTS=borescope-bridge@bsrenamed0.service" in out, (action, out)
 
 
 # ---- the other files -----------------------------------------------------------------------
@@ -478,3 +495,88 @@ def test_license_is_gpl3() -> None:
     assert text.lstrip().startswith("GNU GENERAL PUBLIC LICENSE")
     assert "Version 3, 29 June 2007" in text
     assert len(text) > 30000
+
+
+# ---- several scopes: the template unit and the NetworkManager dispatcher script ---------------
+
+TEMPLATE = REPO / "systemd" / "borescope-bridge@.service"
+DISPATCHER = REPO / "nm" / "90-borescope-bridge"
+# What an instance may differ in from the plain unit; everything else (the hardening, limits,
+# identity) must be the same.
+INSTANCE_KEYS = {("Unit", "Description"), ("Unit", "Requisite"), ("Unit", "After"),
+                 ("Unit", "Conflicts"), ("Service", "ExecStart"),
+                 ("Service", "RuntimeDirectory")}  # fmt: skip
+
+
+@needs_systemd_analyze
+def test_template_verifies_clean_and_rates_like_the_plain_unit(tmp_path: Path) -> None:
+    text = TEMPLATE.read_text().replace(
+        f"ExecStart={COMMITTED_EXECSTART} --interface %i", "ExecStart=/bin/true run --interface %i"
+    )
+    (tmp_path / TEMPLATE.name).write_text(text)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "borescope-bridge@usb0.service"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and (proc.stdout + proc.stderr).strip() == "", proc.stderr
+    instance = tmp_path / "borescope-bridge@usb0.service"
+    instance.write_text(text)
+    assert exposure(instance) <= MAX_EXPOSURE
+
+
+def test_template_is_the_plain_unit_per_interface() -> None:
+    plain, inst = unit_settings(UNIT.read_text()), unit_settings(TEMPLATE.read_text())
+    for section in ("Unit", "Service", "Install"):
+        for key in set(plain.get(section, {})) | set(inst.get(section, {})):
+            if (section, key) not in INSTANCE_KEYS:
+                assert plain[section].get(key) == inst[section].get(key), (section, key)
+    unit, svc = inst["Unit"], inst["Service"]
+    assert svc["ExecStart"] == [f"{COMMITTED_EXECSTART} --interface %i"]
+    # The directory the daemon's own default names for an instance: /run/borescope-bridge/IF.
+    assert svc["RuntimeDirectory"] == ["borescope-bridge/%i"]
+    # Started only while its interface exists; never stopped with it (no BindsTo=): the camera
+    # must outlive a brief unplug, as the plain unit's does; --linger ends the instance.
+    assert unit["Requisite"] == ["sys-subsystem-net-devices-%i.device"]
+    assert "BindsTo" not in unit
+    after = " ".join(unit["After"]).split()
+    assert "sys-subsystem-net-devices-%i.device" in after and "borescope-bridge.service" in after
+    assert unit["Conflicts"] == ["borescope-bridge.service"]
+
+
+def _dispatch(tmp_path: Path, action: str, **env: str) -> list[str]:
+    """Run the dispatcher as NetworkManager does; the systemctl calls it made."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n')
+    (fake / "logger").write_text("#!/bin/sh\nexit 0\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    proc = subprocess.run(
+        [str(DISPATCHER), env.pop("IFACE", "wlan0"), action],
+        env={"PATH": f"{fake}:/usr/bin:/bin", **env},
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines()
+
+
+def test_dispatcher_starts_an_instance_on_a_scopes_network_only(tmp_path: Path) -> None:
+    assert os.access(DISPATCHER, os.X_OK)
+    start = ["start --no-block borescope-bridge@wlan0.service"]
+    assert _dispatch(tmp_path, "up", IP4_GATEWAY="192.168.10.123") == start
+    assert _dispatch(tmp_path, "dhcp4-change", DHCP4_DHCP_SERVER_IDENTIFIER="192.168.10.123") == (
+        start
+    )
+    # The home network, or no gateway at all: nothing is started.
+    assert _dispatch(tmp_path, "up", IP4_GATEWAY="192.168.1.1") == []
+    assert _dispatch(tmp_path, "up") == []
+    # Leaving: the instance is stopped (the fake systemctl says it is active).
+    assert _dispatch(tmp_path, "down") == [
+        "-q is-active borescope-bridge@wlan0.service",
+        "stop --no-block borescope-bridge@wlan0.service",
+    ]
+    # A name a unit cannot carry as it is: left alone.
+    assert _dispatch(tmp_path, "up", IFACE="wl-an0", IP4_GATEWAY="192.168.10.123") == []
+    assert _dispatch(tmp_path, "up", IFACE="x;reboot", IP4_GATEWAY="192.168.10.123") == []

@@ -135,3 +135,64 @@ def test_doctor_sees_the_devices_the_daemon_picks(tree: FakeTree) -> None:
     assert daemon_view == [(2, "Dummy video device (0x0000)"), (5, "Borescope")]
     assert _loopback_devices(Context(root=tree.root)) == daemon_view
     assert tree.find(caps={old: CAP_VIDEO_OUTPUT}) == ours
+
+
+# ---- several scopes: one camera each, "Borescope", "Borescope 2", ... -----------------------
+
+
+def test_instances_take_the_borescope_cameras_in_label_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from bridge.camera import loopback
+
+    monkeypatch.setattr(loopback, "_HELD", {})
+    t = FakeTree(tmp_path)
+    t.add(0, "Integrated Webcam")
+    second = t.add(1, "Borescope 2")
+    first = t.add(2, "Borescope")
+    third = t.add(5, "Borescope 3")
+
+    def find() -> str | None:
+        return find_camera("auto", str(t.sys), str(t.dev), str(t.module), instance=True)
+
+    # Another instance (another process: another open file) holds "Borescope".
+    fd = os.open(first, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert find() == second
+        assert find() == second  # ours stays ours when the pipeline asks again
+    finally:
+        os.close(fd)
+    assert find() == second  # the other let go: ours is still ours
+    for fd in loopback._HELD.values():
+        os.close(fd)
+    monkeypatch.setattr(loopback, "_HELD", {})
+    assert find() == first  # a new instance: the first free one in label order
+    for fd in loopback._HELD.values():
+        os.close(fd)
+    monkeypatch.setattr(loopback, "_HELD", {})
+    others = [os.open(p, os.O_RDONLY) for p in (first, second)]
+    try:
+        for fd in others:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        assert find() == third
+        for fd in loopback._HELD.values():
+            os.close(fd)
+        monkeypatch.setattr(loopback, "_HELD", {})
+        held = os.open(third, os.O_RDONLY)
+        others.append(held)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CameraError, match=r'devices=4 .*card_label=Borescope,"Borescope 2"'):
+            find()
+    finally:
+        for fd in others:
+            os.close(fd)
+
+
+def test_a_single_daemon_keeps_its_choice(tmp_path: Path) -> None:
+    t = FakeTree(tmp_path)
+    t.add(0, "Borescope 2")
+    one = t.add(1, "Borescope")
+    assert t.find() == one

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from typing import Any
 
 import pytest
 
-from bridge.device.sockets import ReceiveBuffer, SocketFactory, set_receive_buffer
+from bridge.device.sockets import (
+    ReceiveBuffer,
+    SocketFactory,
+    send_on_interface,
+    set_receive_buffer,
+)
 from bridge.errors import BridgeError
 
 
@@ -84,3 +90,55 @@ def test_one_receive_buffer_figure_in_plain_words() -> None:
         "512 bytes",
         "1.5 MiB",
     )
+
+
+class Records:
+    """A socket that remembers how each datagram was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def sendto(self, data: bytes, flags: int, addr: tuple[str, int]) -> None:
+        self.sent.append(("sendto", (data, flags, addr)))
+
+    def sendmsg(self, buffers: list[bytes], anc: list[Any], flags: int, addr: Any) -> None:
+        self.sent.append(("sendmsg", (buffers, anc, flags, addr)))
+
+
+def test_unbound_sends_name_the_interface_on_each_datagram() -> None:
+    f = SocketFactory("192.168.10.123", "usb1")
+    s = Records()
+    f.send(s, b"hb", ("192.168.10.123", 8030), 7, socket.MSG_DONTROUTE)  # type: ignore[arg-type]
+    ((how, (buffers, anc, flags, addr)),) = s.sent
+    assert (how, buffers, flags, addr) == (
+        "sendmsg",
+        [b"hb"],
+        socket.MSG_DONTROUTE,
+        ("192.168.10.123", 8030),
+    )
+    # struct in_pktinfo: ipi_ifindex 7, ipi_spec_dst and ipi_addr left to the kernel.
+    assert anc == [(socket.IPPROTO_IP, 8, (7).to_bytes(4, sys.byteorder) + bytes(8))]
+
+
+def test_bound_or_routed_sends_are_plain() -> None:
+    bound = SocketFactory("192.168.10.123", "usb1")
+    bound.bound_to_device = True
+    routed = SocketFactory("192.168.10.123", None)
+    for f in (bound, routed):
+        s = Records()
+        f.send(s, b"hb", ("192.168.10.123", 8030), 7, 0)  # type: ignore[arg-type]
+        assert s.sent == [("sendto", (b"hb", 0, ("192.168.10.123", 8030)))]
+    assert bound.sends_pinned and not routed.sends_pinned
+
+
+def test_a_datagram_sent_on_an_interface_arrives() -> None:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx, tx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        send_on_interface(tx, b"ping", rx.getsockname(), socket.if_nametoindex("lo"))
+        assert rx.recv(16) == b"ping"
+        with pytest.raises(OSError) as exc:  # an index no interface has
+            send_on_interface(tx, b"ping", rx.getsockname(), 2**31 - 1)
+        assert exc.value.errno in (errno.ENODEV, errno.ENXIO)
