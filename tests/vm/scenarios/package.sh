@@ -70,6 +70,21 @@ else
   exit 1
 fi
 
+# ---- what the package gives a user to read: the man page and tab completion, as installed
+page=$(man -w borescope-bridge 2>&1)
+manual=$(MANWIDTH=100 man borescope-bridge 2>/dev/null | col -b 2>/dev/null)
+comp=/usr/share/bash-completion/completions/borescope-bridge
+offered=$(bash -c 'source "$1"
+fn=$(complete -p borescope-bridge | sed -n "s/.* -F \([^ ]*\) .*/\1/p")
+COMP_LINE="borescope-bridge re"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(borescope-bridge re); COMP_CWORD=1
+"$fn" borescope-bridge re borescope-bridge; printf "%s\n" "${COMPREPLY[@]}"' _ "$comp" 2>&1 | sort | paste -sd' ')
+if [ "$page" = /usr/share/man/man1/borescope-bridge.1.gz ] && grep -q "record" <<< "$manual" \
+   && grep -q -- "--interface" <<< "$manual" && [ "$offered" = "record" ]; then
+  ok "package: man borescope-bridge and tab completion after install" "$page; 'borescope-bridge re<TAB>' -> $offered"
+else
+  bad "package: man borescope-bridge and tab completion after install" "man -w: $page; completion: ${offered:-nothing}; manual: $(head -c 200 <<< "$manual" | tr '\n' ' ')"
+fi
+
 # The user's edit, as after installing: the simulator on loopback, never linger out.
 cat >> "$CONF" <<TOML
 
