@@ -569,8 +569,11 @@ def test_dispatcher_starts_an_instance_on_a_scopes_network_only(tmp_path: Path) 
     assert _dispatch(tmp_path, "dhcp4-change", DHCP4_DHCP_SERVER_IDENTIFIER="192.168.10.123") == (
         start
     )
-    # The home network, or no gateway at all: nothing is started.
+    # An AIR-Look otoscope's network (its access point at 192.168.0.10).
+    assert _dispatch(tmp_path, "up", IP4_GATEWAY="192.168.0.10") == start
+    # The home network (192.168.0.1 beside it too), or no gateway at all: nothing is started.
     assert _dispatch(tmp_path, "up", IP4_GATEWAY="192.168.1.1") == []
+    assert _dispatch(tmp_path, "up", IP4_GATEWAY="192.168.0.1") == []
     assert _dispatch(tmp_path, "up") == []
     # Leaving: the instance is stopped (the fake systemctl says it is active).
     assert _dispatch(tmp_path, "down") == [
