@@ -7,6 +7,7 @@ Called on the web server's executor threads: a hung disk blocks one of those, ne
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Any
 
@@ -33,9 +34,10 @@ def list_snapshots(directory: str) -> list[dict[str, Any]]:
     return out
 
 
-def read_snapshot(directory: str, name: str) -> bytes | None:
-    """The file's bytes if `name` is ours and a regular file (no symlink followed), else None."""
-    if not SNAPSHOT_NAME.fullmatch(name):
+def open_ours(directory: str, name: str, pattern: re.Pattern[str]) -> int | None:
+    """A read fd for `name` if the daemon makes such names (`pattern`) and it is a regular file
+    in `directory`, opened without following a symlink; else None."""
+    if not pattern.fullmatch(name):
         return None
     try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -48,8 +50,20 @@ def read_snapshot(directory: str, name: str) -> bytes | None:
     finally:
         os.close(dfd)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def read_snapshot(directory: str, name: str) -> bytes | None:
+    """The file's bytes if `name` is ours and a regular file (no symlink followed), else None."""
+    fd = open_ours(directory, name, SNAPSHOT_NAME)
+    if fd is None:
+        return None
+    try:
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import stat
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from aiohttp import web
 from bridge.capture.names import RECORDING_NAME
 from bridge.core.matroska import read_duration_s
 from bridge.web.feed import Feed
+from bridge.web.files import open_ours
 
 CHUNK_BYTES = 256 * 1024
 HEAD_BYTES = 4096  # the part of a file where a finished recording keeps its Duration
@@ -45,7 +45,7 @@ def list_recordings(directory: str) -> list[dict[str, Any]]:
     for entry in entries:
         if not RECORDING_NAME.fullmatch(entry.name):
             continue
-        fd = _open(directory, entry.name)
+        fd = open_ours(directory, entry.name, RECORDING_NAME)
         if fd is None:
             continue
         try:
@@ -67,31 +67,8 @@ def list_recordings(directory: str) -> list[dict[str, Any]]:
     return out
 
 
-def _open(directory: str, name: str) -> int | None:
-    """A read fd for `name` if it is ours and a regular file (no symlink followed)."""
-    if not RECORDING_NAME.fullmatch(name):
-        return None
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError:
-        return None
-    finally:
-        os.close(dfd)
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
 def _open_sized(directory: str, name: str) -> tuple[int, int] | None:
-    fd = _open(directory, name)
+    fd = open_ours(directory, name, RECORDING_NAME)
     if fd is None:
         return None
     return fd, os.fstat(fd).st_size
