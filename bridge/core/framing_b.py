@@ -42,7 +42,7 @@ import struct
 from collections.abc import Sequence
 
 from bridge.core.protocol import FLAG_END, FLAG_MIDDLE, FLAG_START, Reject, _length
-from bridge.core.reassembly import Frame, Reassembler
+from bridge.core.reassembly import Frame, Reassembler, flat_view
 
 HEADER_LEN = 51
 MAGIC = 0x9999
@@ -148,11 +148,8 @@ class ReassemblerB(Reassembler):
                     self.inverted = False
                 return self.fragment(flag, fid, total, index, size, datagram, HEADER_LEN, now, flip)
         if kind is not bytes and kind is not bytearray:
-            try:
-                view = memoryview(datagram)
-                if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
-                    view = memoryview(view.tobytes())
-            except (TypeError, ValueError, BufferError):
+            view = flat_view(datagram)
+            if view is None:
                 self._reject(Reject.NOT_BYTES)
                 return ()
             datagram = view

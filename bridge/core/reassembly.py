@@ -92,6 +92,18 @@ _ASSEMBLING = 0
 _COMPLETE = 1
 
 _NOTHING: tuple[Frame, ...] = ()
+
+
+def flat_view(datagram: object) -> memoryview | None:
+    """A flat byte view of anything that is not bytes (so that slicing counts bytes), or None
+    when it cannot be one: the slow path, for odd inputs only."""
+    try:
+        view = memoryview(datagram)  # type: ignore[arg-type]
+        if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
+            view = memoryview(view.tobytes())
+    except (TypeError, ValueError, BufferError):
+        return None
+    return view
 _HEADER_UNPACK = FRAGMENT_HEADER.unpack_from
 
 
@@ -247,13 +259,8 @@ class Reassembler:
         stats.packets += 1
         kind = type(datagram)
         if kind is not bytes and kind is not bytearray:
-            # Anything else becomes a flat byte view (or bytes) first, so that slicing below
-            # counts bytes; odd inputs take the slow path and are rejected with a reason.
-            try:
-                view = memoryview(datagram)
-                if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
-                    view = memoryview(view.tobytes())
-            except (TypeError, ValueError, BufferError):
+            view = flat_view(datagram)  # odd inputs: the slow path, rejected with a reason
+            if view is None:
                 self._reject(Reject.NOT_BYTES)
                 return _NOTHING
             datagram = view
