@@ -116,6 +116,9 @@ class Daemon:
                 **{
                     "NOTIFY_SOCKET": self.notify_path,
                     "XDG_STATE_HOME": str(tmp / "state"),  # the web page's token
+                    # Default folders for what a user's own run keeps: the test's, never $HOME's.
+                    "XDG_VIDEOS_DIR": str(tmp / "Videos"),
+                    "XDG_PICTURES_DIR": str(tmp / "Pictures"),
                     **(env or {}),
                 }
             ),
