@@ -307,6 +307,14 @@ def _fmt(v: Any, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+def _resolutions_text(entries: list[dict[str, Any]]) -> str:
+    """The scope's own resolution list, e.g. ``1280x720@20, 640x480``."""
+    return ", ".join(
+        f"{e.get('width')}x{e.get('height')}" + ("" if e.get("fps") is None else f"@{e['fps']}")
+        for e in entries
+    )
+
+
 def _model_text(s: dict[str, Any]) -> str:
     """The found model and its framing, or that the search goes on."""
     model, framing = s.get("model"), s.get("framing")
@@ -402,6 +410,11 @@ def format_status(s: dict[str, Any]) -> str:
     ]
     if s.get("snapshot_error"):
         rows.insert(10, ("snapshot error", s["snapshot_error"]))
+    at = 4  # after "model": what the scope said about itself, where it said it
+    if s.get("battery_percent") is not None:
+        rows.insert(at, ("battery", f"{s['battery_percent']} %"))
+    if s.get("resolutions"):
+        rows.insert(at, ("scope offers", _resolutions_text(s["resolutions"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows) + "\n"
 

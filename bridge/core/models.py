@@ -65,6 +65,8 @@ class Model:
     confirmed: bool
     sources: tuple[str, ...]
     chunk_size: int = 1400
+    # Answers get-resolutions (SETCMD 0x09): only where a capture or the model's own app says so.
+    resolutions: bool = False
 
     @property
     def ports(self) -> str:
@@ -124,6 +126,7 @@ MODELS: tuple[Model, ...] = (
         confirmed=False,
         sources=("tiktock/unofficial-airlook-web", "rbeilvert/otoscope"),
         chunk_size=1436,
+        resolutions=True,  # tiktock's opcode list names it (analysis/opcodes.md)
     ),
     Model(
         name="spade",
@@ -158,6 +161,7 @@ MODELS: tuple[Model, ...] = (
         confirmed=False,
         sources=("jagheterfredrik/depstech-wf070-stream",),
         chunk_size=1390,
+        resolutions=True,  # the reply captured in depstech_settings.py
     ),
     Model(
         name="nidage",
@@ -175,6 +179,7 @@ MODELS: tuple[Model, ...] = (
         confirmed=False,
         sources=("mentalburden/Nidage-Borescope-Reversing",),
         chunk_size=1390,
+        resolutions=True,  # its app's CmdSocket.smali sends it
     ),
     Model(
         name="wf028",

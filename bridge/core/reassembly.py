@@ -104,6 +104,8 @@ def flat_view(datagram: object) -> memoryview | None:
     except (TypeError, ValueError, BufferError):
         return None
     return view
+
+
 _HEADER_UNPACK = FRAGMENT_HEADER.unpack_from
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import selectors
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bridge.core.buttons import ButtonTracker
 from bridge.core.detect import Detector
+from bridge.core.devinfo import InfoQuery
 from bridge.core.framing_c import StreamC
+from bridge.core.linkstate import LinkMachine, LinkState
 from bridge.core.models import Buttons, Framing, Model
 from bridge.device.link import DeviceLink
 from bridge.device.probe import Plan, Prober, identify
@@ -55,6 +58,9 @@ class FamilyMixin:
     _prober: Prober | None
     _tcp: TcpStream | None
     _sel: selectors.BaseSelector | None
+    _event: socket.socket | None
+    machine: LinkMachine
+    info: InfoQuery
 
     listener: Any
 
@@ -62,6 +68,9 @@ class FamilyMixin:
 
         def _deliver(self, frames: Sequence[Frame], now: float) -> None: ...
         def _contact(self, now: float) -> None: ...
+        def _send(
+            self, s: socket.socket | None, data: bytes, addr: tuple[str, int], what: str
+        ) -> None: ...
 
     # ---- the family: plan, probe, lock-in -----------------------------------------------
 
@@ -73,6 +82,7 @@ class FamilyMixin:
         self._hb_targets = (self.stream_addr,)
         self._prober = None
         self._tcp = None
+        self.info = InfoQuery(ask_resolutions=False)
         if plan is not None:
             self._follow(plan, reassembler)
 
@@ -81,6 +91,23 @@ class FamilyMixin:
             self._probe_tick(now)
         if self._tcp is not None:
             self._tcp_tick(now)
+        self._info_tick(now)
+
+    def _info_tick(self, now: float) -> None:
+        """Ask the known model's reads once it streams; ask again after it was gone."""
+        state = self.machine.state
+        if state in (LinkState.WAITING_DEVICE, LinkState.WAITING_NETWORK):
+            self.info.reset()
+        elif state == LinkState.STREAMING and self.link.direct:
+            request = self.info.due(now)
+            if request is not None:
+                self._send(self._event, request, self.event_addr, "info query")
+
+    def _on_event(self, data: bytes) -> int:
+        """A reply on the event socket: the reads' answers here, the rest to the buttons."""
+        if self.info.on_reply(data):
+            return 0
+        return self.tracker.on_reply(data)
 
     def _keys(self, now: float) -> None:
         """SDK 2.x keys other than photo (video, zoom) go to the listener."""
@@ -94,6 +121,9 @@ class FamilyMixin:
             # The model's name; its framing when the table cannot tell which model it is.
             "model": self.model.name if self.model is not None else self.framing,
             "framing": self.framing,
+            "resolutions": self.info.as_dicts(),
+            # Not read: the sources disagree on the battery word (bridge.core.devinfo).
+            "battery_percent": None,
         }
 
     def _follow(self, plan: Plan, reassembler: Reassembler | StreamC) -> None:
@@ -144,6 +174,7 @@ class FamilyMixin:
             self._tcp.addr = (address, self._tcp.addr[1])
 
     def _use_model_buttons(self, model: Model) -> None:
+        self.info = InfoQuery(ask_resolutions=model.resolutions)
         t = self.tracker
         if (t.mode, t.payload_len) != (model.buttons, model.key_payload):
             self.tracker = ButtonTracker(mode=model.buttons, payload_len=model.key_payload)

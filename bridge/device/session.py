@@ -393,7 +393,7 @@ class Session(FamilyMixin):
                 self._wrong_interface(arrival_ifindex(anc), now)
                 continue
             self._contact(now)
-            presses = self.tracker.on_reply(data)
+            presses = self._on_event(data)
             if presses > 0:
                 self.listener.on_presses(presses, now)
             self._keys(now)
