@@ -27,7 +27,8 @@ def read_only_advice(path: str) -> str:
         state = (os.environ.get("STATE_DIRECTORY") or "").split(":")[0] or "its state directory"
         return (
             f"the service's sandbox (ProtectSystem=strict) allows writing only to {state}; "
-            f"to use {path}, add it in a drop-in: `sudo systemctl edit borescope-bridge`, "
+            f"to use {path}, add it in a drop-in: `sudo systemctl edit borescope-bridge@.service` "
+            "(every scope's instance; `borescope-bridge.service` if you enabled that one), "
             f"then `[Service]` and `ReadWritePaths={path}`, and restart the service"
         )
     return f"the file system of {path} is mounted read-only; choose another place"

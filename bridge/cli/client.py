@@ -96,7 +96,7 @@ def not_running_hint() -> str:
     return (
         f"nothing is running. Without a borescope, start the demo: `{cmd} demo` (in a source "
         f"tree: `make demo`); with one, plug it in (the service starts by itself: "
-        f"`systemctl status borescope-bridge`) or run `{cmd} run`"
+        f"`systemctl status 'borescope-bridge*'`) or run `{cmd} run`"
     )
 
 

@@ -32,7 +32,7 @@ MAX_SNAPSHOT_TIMEOUT_S = 300.0
 NOT_RUNNING_HINT = (
     "is borescope-bridge running? Start it with `borescope-bridge run` "
     "(or try `borescope-bridge demo`), or check the service with "
-    "`systemctl status borescope-bridge`"
+    "`systemctl status 'borescope-bridge*'`"
 )
 
 

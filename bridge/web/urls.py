@@ -51,9 +51,10 @@ def loopback_only_advice(port: int) -> str:
         f"the web page listens on 127.0.0.1 only, so other devices cannot reach it. To allow "
         f'the network: set http = "0.0.0.0:{port}" in /etc/borescope-bridge/config.toml (or '
         f"run --http 0.0.0.0:{port}); for the service also let the network through its "
-        "firewall: `sudo systemctl edit borescope-bridge`, add the lines [Service] and "
+        "firewall: `sudo systemctl edit borescope-bridge@.service` (every scope's instance; "
+        "`borescope-bridge.service` if you enabled that one), add the lines [Service] and "
         "IPAddressAllow=192.168.1.0/24 (your network), then `sudo systemctl restart "
-        "borescope-bridge` (README: Phones and the network). The page is plain HTTP: anyone "
+        "'borescope-bridge*'` (README: Phones and the network). The page is plain HTTP: anyone "
         "on that network who sees one request to it can take the access token"
     )
 
