@@ -18,8 +18,14 @@ SERVICE = "borescope-bridge"
 SNAPSHOT_DIR = "/var/lib/borescope-bridge/snapshots"
 
 
+def _state(ctx: Context, unit: str) -> str:
+    rc, out = ctx.run(["systemctl", "is-active", unit])
+    return out.strip() or ("unknown" if rc else "active")
+
+
 def check_service(ctx: Context) -> list[Finding]:
-    """The systemd service's state; tolerates machines without systemd."""
+    """The systemd units' states: the single daemon, and the instance each borescope link up
+    should have (udev starts borescope-bridge@IF); tolerates machines without systemd."""
     if not ctx.path("run/systemd/system").is_dir():
         return [
             Finding(
@@ -29,30 +35,48 @@ def check_service(ctx: Context) -> list[Finding]:
                 "borescope-bridge run",
             )
         ]
-    rc, out = ctx.run(["systemctl", "is-active", SERVICE])
-    state = out.strip() or ("unknown" if rc else "active")
-    if state in ("active", "reloading", "activating"):
-        return [Finding("service", OK, f"{SERVICE}.service is {state}")]
-    if state == "failed":
-        return [
+    running = ("active", "reloading", "activating")
+    findings: list[Finding] = []
+    plain = _state(ctx, SERVICE)
+    if plain == "failed":
+        findings.append(_failed(SERVICE))
+    for iface in sorted(ctx.borescope_ifaces):
+        unit = f"{SERVICE}@{iface}"
+        state = _state(ctx, unit)
+        if state in running:
+            findings.append(Finding("service", OK, f"{unit}.service is {state}"))
+        elif plain in running:
+            findings.append(Finding("service", OK, f"{SERVICE}.service is {plain} ({iface})"))
+        elif state == "failed":
+            findings.append(_failed(unit))
+        else:
+            findings.append(
+                Finding(
+                    "service",
+                    WARN,
+                    f"{unit}.service is {state} although the borescope link {iface} is up",
+                    f"sudo systemctl start {unit}",
+                )
+            )
+    if not findings:
+        findings.append(
             Finding(
                 "service",
-                FAIL,
-                f"{SERVICE}.service failed",
-                f"journalctl -b -u {SERVICE}; then sudo systemctl reset-failed {SERVICE} && "
-                f"sudo systemctl start {SERVICE}",
+                OK,
+                f"{SERVICE}.service is {plain}; udev starts {SERVICE}@IF.service on plug-in",
             )
-        ]
-    if ctx.borescope_ifaces:
-        return [
-            Finding(
-                "service",
-                WARN,
-                f"{SERVICE}.service is {state} although a borescope link is up",
-                f"sudo systemctl start {SERVICE}",
-            )
-        ]
-    return [Finding("service", OK, f"{SERVICE}.service is {state} (udev starts it on plug-in)")]
+        )
+    return findings
+
+
+def _failed(unit: str) -> Finding:
+    return Finding(
+        "service",
+        FAIL,
+        f"{unit}.service failed",
+        f"journalctl -b -u {unit}; then sudo systemctl reset-failed {unit} && "
+        f"sudo systemctl start {unit}",
+    )
 
 
 def check_udev_rule(ctx: Context) -> list[Finding]:

@@ -122,7 +122,7 @@ class Tree:
 
     def runner(self, argv: Sequence[str]) -> tuple[int, str]:
         self.calls.append(list(argv))
-        return self.commands.get(argv[0], (127, ""))
+        return self.commands.get(" ".join(argv), self.commands.get(argv[0], (127, "")))
 
     def prober(self, ip: str, port: int, timeout: float) -> bool:
         self.probes.append((ip, port))
@@ -321,9 +321,30 @@ def test_service_failed_is_a_failure(tree: Tree) -> None:
 def test_service_inactive_with_borescope_up_warns(tree: Tree) -> None:
     tree.healthy()
     tree.commands["systemctl"] = (3, "inactive\n")
-    assert _status(tree.findings(), "service") == WARN
+    [f] = tree.findings()["service"]
+    assert f.status == WARN
+    # The unit udev starts for that link is the instance, not the single daemon.
+    [iface] = [
+        c[2].split("@", 1)[1]
+        for c in tree.calls
+        if c[:2] == ["systemctl", "is-active"] and "@" in c[2]
+    ]
+    assert f.fix == f"sudo systemctl start borescope-bridge@{iface}"
     tree.addrs.clear()
     assert _status(tree.findings(), "service") == OK
+
+
+def test_the_instance_of_a_borescope_link_is_what_counts(tree: Tree) -> None:
+    tree.healthy()
+    tree.commands["systemctl"] = (3, "inactive\n")  # the single daemon, and any other unit
+    tree.findings()
+    [unit] = [c[2] for c in tree.calls if c[:2] == ["systemctl", "is-active"] and "@" in c[2]]
+    tree.commands[f"systemctl is-active {unit}"] = (0, "active\n")
+    [f] = tree.findings()["service"]
+    assert (f.status, f.message) == (OK, f"{unit}.service is active")
+    tree.commands[f"systemctl is-active {unit}"] = (3, "failed\n")
+    [f] = tree.findings()["service"]
+    assert f.status == FAIL and f"journalctl -b -u {unit}" in f.fix
 
 
 def test_no_systemd_is_tolerated(tree: Tree) -> None:
