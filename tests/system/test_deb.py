@@ -221,7 +221,9 @@ def test_man_page_and_completions_are_the_parsers(unpacked: Path, tmp_path: Path
 
 def test_postinst_and_readme_debian_give_the_next_steps(control: Path, unpacked: Path) -> None:
     postinst = (control / "postinst").read_text()
-    steps = [line for line in postinst.splitlines() if 'echo "borescope-bridge: ' in line]
+    # The first install's block (after debhelper's part); an upgrade's note comes before it.
+    first_install = postinst.rpartition("# First install only")[2]
+    steps = [line for line in first_install.splitlines() if 'echo "borescope-bridge: ' in line]
     assert len(steps) == 3, steps
     assert "modprobe v4l2loopback" in steps[0] and "usermod -aG borescope-bridge" in steps[1]
     assert "man borescope-bridge" in steps[2]
