@@ -122,7 +122,7 @@ load_installed_module() {  # check name: our modules-load.d + modprobe.d files l
     DEV=/dev/video42
   fi
 }
-sim_ready() { grep -q 'simulated borescope listening' "$LOGS/simulator.log"; }
+sim_ready() { grep -q 'simulated borescope.* listening on' "$LOGS/simulator.log"; }
 wait_sim_ready() {  # seconds: the simulator encodes its loop first (slow under TCG)
   wait_for "$1" sim_ready || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
 }

@@ -69,7 +69,7 @@ sed 's/^ENV{ID_NET_DRIVER}=="r8152".*GOTO="borescope_bridge_match"$/ENV{ID_NET_D
 udevadm control --reload
 
 for k in 0 1; do
-  wait_for 300 grep -q 'simulated borescope listening' "$LOGS/simulator$k.log" \
+  wait_for 300 grep -q 'simulated borescope.* listening on' "$LOGS/simulator$k.log" \
     || note "simulator $k is not listening yet: $(tail -n2 "$LOGS/simulator$k.log")"
 done
 
