@@ -76,7 +76,7 @@ done
 # ---- plug both USB NICs in again (they were coldplugged before the rule existed)
 declare -a USB PC
 for k in 0 1; do
-  wait_for 120 iface_by_mac "52:54:00:12:35:1$k"  # USB enumeration is slow under emulation
+  wait_for 300 iface_by_mac "52:54:00:12:35:1$k"  # USB enumeration is slow under emulation
   n=$(iface_by_mac "52:54:00:12:35:1$k") || { bad "USB NIC $k" "no 52:54:00:12:35:1$k"; exit 1; }
   USB[k]=$(readlink -f "/sys/class/net/$n/device/..")
   echo 0 > "${USB[k]}/authorized"
