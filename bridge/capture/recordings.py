@@ -357,14 +357,12 @@ class Recordings:
             )
             self.current = rec
             self.last_error = None
-            late = {
-                "ok": True,
-                "pending": True,
-                **rec.summary(),
-                "error": f"the disk is slow: {rec.name} is not open yet; it will record "
+            self._answer_late(
+                rec,
+                rec.opened,
+                f"the disk is slow: {rec.name} is not open yet; it will record "
                 "once the disk answers (see `borescope-bridge record status`)",
-            }
-            self._deadlines.append((self._clock() + ANSWER_S, rec.opened, late))
+            )
         log.info("recording requested (%s)", origin)
         rec.start()
         return rec.opened
@@ -377,17 +375,20 @@ class Recordings:
                 return _done({"ok": False, "error": "no recording is running"})
             self.current = None
             self._finishing.append(rec)
-            late = {
-                "ok": True,
-                "pending": True,
-                **rec.summary(),
-                "error": f"the disk is slow: {rec.name} is still being finished; "
+            self._answer_late(
+                rec,
+                rec.finished,
+                f"the disk is slow: {rec.name} is still being finished; "
                 "it will be complete once the disk catches up",
-            }
-            self._deadlines.append((self._clock() + ANSWER_S, rec.finished, late))
+            )
         log.info("recording %s: stop requested (%s)", rec.name, origin)
         rec.stop()
         return rec.finished
+
+    def _answer_late(self, rec: Recording, answer: Future[Reply], why: str) -> None:
+        """Under the lock: if `answer` is not done within ANSWER_S, it says "pending", and why."""
+        late = {"ok": True, "pending": True, **rec.summary(), "error": why}
+        self._deadlines.append((self._clock() + ANSWER_S, answer, late))
 
     def toggle(self, origin: str = "video key") -> Future[Reply]:
         """Start when idle, stop when recording (the scope's video key; the page's button)."""
