@@ -425,6 +425,8 @@ def test_modprobe_options() -> None:
     assert len(labels) == len(nrs) == len(caps) == devices >= 2, "leave a device for OBS"
     assert "OBS Virtual Camera" in labels
     assert set(caps) == {"1"}, "Chrome and Zoom need exclusive_caps=1"
+    assert {"Borescope 2", "Borescope 3"} <= set(labels), "a second and third scope need a camera"
+    assert labels.index("OBS Virtual Camera") == 1, "OBS keeps /dev/video43 from earlier releases"
     assert min(nrs) >= 10, "keep /dev/video0.. for real webcams"
 
 

@@ -126,3 +126,32 @@ sim_ready() { grep -q 'simulated borescope.* listening on' "$LOGS/simulator.log"
 wait_sim_ready() {  # seconds: the simulator encodes its loop first (slow under TCG)
   wait_for "$1" sim_ready || note "the simulator is not listening yet: $(tail -n2 "$LOGS/simulator.log")"
 }
+
+# ---- instances of the template unit (multi.sh, wifi.sh) ----
+instance_of() { echo "borescope-bridge@$1.service"; }
+instance_active() { [ "$(systemctl is-active "$(instance_of "$1")")" = active ]; }
+instance_gone() { ! instance_active "$1"; }
+status_of() { ctl_status "/run/borescope-bridge/$1/control.sock"; }
+streaming() { status_of "$1" | json_get state | grep -qx streaming; }
+install_template() {  # the template unit, its user and a config for the slow guest
+  # Debian's python3 and its packages (as the .deb runs), not the checkout's venv: its
+  # interpreter may live under /root, which the unit's ProtectHome= hides from the service.
+  systemd-sysusers "$REPO/systemd/borescope-bridge.sysusers.conf"
+  sed "s|^ExecStart=/usr/local/bin/borescope-bridge |ExecStart=/usr/bin/env PYTHONPATH=$REPO /usr/bin/python3 -m bridge |" \
+    "$REPO/systemd/borescope-bridge@.service" > /etc/systemd/system/borescope-bridge@.service
+  mkdir -p /etc/borescope-bridge
+  printf '# e2e: wait for the slow simulators; leave soon after a scope goes\nwait = 300\nlinger = 5\n' \
+    > /etc/borescope-bridge/config.toml
+  systemctl daemon-reload
+}
+borescope_cameras() {  # the loopback devices an instance may take ("Borescope", "Borescope N")
+  local d
+  for d in /sys/class/video4linux/video*; do
+    grep -qx 'Borescope\( [0-9]*\)\{0,1\}' "$d/name" 2>/dev/null && echo "/dev/${d##*/} $(cat "$d/name")"
+  done
+}
+load_our_cameras() {  # v4l2loopback with our modprobe file's options, as the package loads it
+  install -D -m 0644 "$REPO/systemd/borescope-bridge.modprobe.conf" /etc/modprobe.d/borescope-bridge.conf
+  modprobe -r v4l2loopback 2>/dev/null
+  modprobe v4l2loopback && udevadm settle --timeout=30
+}

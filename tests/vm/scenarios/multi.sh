@@ -17,9 +17,7 @@ cleanup() { stop_all; ip netns del scope0 2>/dev/null; ip netns del scope1 2>/de
 trap cleanup EXIT
 
 SIZES=(640x480 1280x720)
-TEMPLATE=/etc/systemd/system/borescope-bridge@.service
 RULE=/etc/udev/rules.d/90-borescope-bridge.rules
-CONF=/etc/borescope-bridge/config.toml
 [ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
 
 iface_by_mac() {  # mac -> interface name
@@ -29,11 +27,6 @@ iface_by_mac() {  # mac -> interface name
   done
   return 1
 }
-instance_of() { echo "borescope-bridge@$1.service"; }
-instance_active() { [ "$(systemctl is-active "$(instance_of "$1")")" = active ]; }
-instance_gone() { ! instance_active "$1"; }
-status_of() { ctl_status "/run/borescope-bridge/$1/control.sock"; }
-streaming() { status_of "$1" | json_get state | grep -qx streaming; }
 
 # ---- the scopes: a namespace each behind its virtio NIC, a simulator at 192.168.10.123
 for k in 0 1; do
@@ -48,21 +41,13 @@ for k in 0 1; do
     --resolution "${SIZES[$k]}" --fps 10
 done
 
-# ---- the service as installed, running this checkout: the user, the template, the config.
-# Debian's python3 and its packages (as the .deb runs), not the checkout's venv: its
-# interpreter may live under /root, which the unit's ProtectHome= hides from the service.
-systemd-sysusers "$REPO/systemd/borescope-bridge.sysusers.conf"
-sed "s|^ExecStart=/usr/local/bin/borescope-bridge |ExecStart=/usr/bin/env PYTHONPATH=$REPO /usr/bin/python3 -m bridge |" \
-  "$REPO/systemd/borescope-bridge@.service" > "$TEMPLATE"
-mkdir -p /etc/borescope-bridge
-printf '# e2e: wait for the slow simulators; leave soon after a scope goes\nwait = 300\nlinger = 5\n' > "$CONF"
-systemctl daemon-reload
-# Two cameras labelled for borescopes.
-modprobe -r v4l2loopback 2>/dev/null
-if modprobe v4l2loopback devices=2 exclusive_caps=1,1 "card_label=Borescope,Borescope 2"; then
-  ok "two cameras for two scopes" "$(cat /sys/class/video4linux/video*/name | tr '\n' ',')"
+# ---- the service as installed, running this checkout: the user, the template, the config;
+# the cameras from our modprobe file as the package installs it, unchanged.
+install_template
+if load_our_cameras && [ "$(borescope_cameras | wc -l)" -ge 2 ]; then
+  ok "our modprobe file gives two scopes a camera each" "$(borescope_cameras | tr '\n' ' ')"
 else
-  bad "two cameras for two scopes" "modprobe v4l2loopback devices=2 failed"
+  bad "our modprobe file gives two scopes a camera each" "cameras: $(cat /sys/class/video4linux/video*/name 2>/dev/null | tr '\n' ',')"
 fi
 sed 's/^ENV{ID_NET_DRIVER}=="r8152".*GOTO="borescope_bridge_match"$/ENV{ID_NET_DRIVER}=="cdc_ether|cdc_subset", GOTO="borescope_bridge_match"/' \
   "$REPO/udev/90-borescope-bridge.rules" > "$RULE"
@@ -77,7 +62,10 @@ done
 declare -a USB PC
 for k in 0 1; do
   wait_for 300 iface_by_mac "52:54:00:12:35:1$k"  # USB enumeration is slow under emulation
-  n=$(iface_by_mac "52:54:00:12:35:1$k") || { bad "USB NIC $k" "no 52:54:00:12:35:1$k"; exit 1; }
+  n=$(iface_by_mac "52:54:00:12:35:1$k") || {
+    bad "USB NIC $k" "no 52:54:00:12:35:1$k; kernel: $(dmesg | grep -i -E 'usb|xhci|rndis|cdc' | tail -n 12 | tr '\n' ' ')"
+    exit 1
+  }
   USB[k]=$(readlink -f "/sys/class/net/$n/device/..")
   echo 0 > "${USB[k]}/authorized"
 done
