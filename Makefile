@@ -67,6 +67,8 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 UDEVRULESDIR ?= $(SYSTEMFILESDIR)/udev/rules.d
 # NetworkManager runs the scripts here on interface up/down (WiFi borescopes; nm/).
 NMDISPATCHERDIR ?= /etc/NetworkManager/dispatcher.d
+# networkd-dispatcher runs the same hook per link state (systemd-networkd).
+NETWORKDDISPATCHERDIR ?= /etc/networkd-dispatcher
 MODPROBEDIR ?= $(SYSTEMFILESDIR)/modprobe.d
 MODULESLOADDIR ?= $(SYSTEMFILESDIR)/modules-load.d
 SYSCTLDIR ?= $(SYSTEMFILESDIR)/sysctl.d
@@ -90,6 +92,7 @@ MAN_FILES = \
 UNIT_DEST := $(UNITDIR)/borescope-bridge.service
 TEMPLATE_DEST := $(UNITDIR)/borescope-bridge@.service
 DISPATCHER_DEST := $(NMDISPATCHERDIR)/90-borescope-bridge
+NETWORKD_HOOK_DESTS := $(foreach state,routable no-carrier off,$(NETWORKDDISPATCHERDIR)/$(state).d/90-borescope-bridge)
 BIN_DEST := $(BINDIR)/borescope-bridge
 CONFIG_DEST := $(CONFDIR)/config.toml
 
@@ -275,6 +278,7 @@ install: install-check-module
 	  > '$(DESTDIR)$(TEMPLATE_DEST)'
 	chmod 0644 '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(TEMPLATE_DEST)'
 	install -D -m 0755 nm/90-borescope-bridge '$(DESTDIR)$(DISPATCHER_DEST)'
+	for dest in $(NETWORKD_HOOK_DESTS); do install -D -m 0755 nm/90-borescope-bridge "$(DESTDIR)$$dest" || exit 1; done
 	install -d -m 0755 '$(DESTDIR)$(CONFDIR)'
 	@if [ -e '$(DESTDIR)$(CONFIG_DEST)' ]; then \
 	  echo "Keeping your $(CONFIG_DEST) (the example is in $(DATADIR)/config.example.toml)"; \
@@ -316,6 +320,7 @@ uninstall:
 	  systemctl stop 'borescope-bridge@*.service' 2>/dev/null || true; \
 	fi
 	rm -f '$(DESTDIR)$(UNIT_DEST)' '$(DESTDIR)$(TEMPLATE_DEST)' '$(DESTDIR)$(DISPATCHER_DEST)' '$(DESTDIR)$(BIN_DEST)'
+	for dest in $(NETWORKD_HOOK_DESTS); do rm -f "$(DESTDIR)$$dest"; done
 	@for pair in $(INSTALL_FILES) $(MAN_FILES); do rm -f '$(DESTDIR)'"$${pair#*:}"; done
 	@if [ -f '$(DESTDIR)$(LIBDIR)/pyvenv.cfg' ]; then rm -rf '$(DESTDIR)$(LIBDIR)'; fi
 	@if [ -f '$(DESTDIR)$(CONFIG_DEST)' ] && cmp -s config.example.toml '$(DESTDIR)$(CONFIG_DEST)'; then \

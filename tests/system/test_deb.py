@@ -39,6 +39,9 @@ SYSTEM_FILES = {
     "usr/lib/sysusers.d/borescope-bridge.conf": "systemd/borescope-bridge.sysusers.conf",
     "etc/borescope-bridge/config.toml": "config.example.toml",
     "usr/lib/NetworkManager/dispatcher.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "usr/lib/networkd-dispatcher/routable.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "usr/lib/networkd-dispatcher/no-carrier.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "usr/lib/networkd-dispatcher/off.d/90-borescope-bridge": "nm/90-borescope-bridge",
     "usr/share/doc/borescope-bridge/examples/config.example.toml": "config.example.toml",
     "usr/share/doc/borescope-bridge/examples/50-borescope-bridge.network": (
         "systemd/50-borescope-bridge.network"
@@ -256,8 +259,11 @@ def test_template_runs_the_packaged_command_and_the_dispatcher_runs(unpacked: Pa
         "\nExecStart=/usr/bin/borescope-bridge run --interface %i\n",
     )
     assert "\nExecStart=/usr/bin/borescope-bridge run --interface %i\n" in unit
-    dispatcher = unpacked / "usr/lib/NetworkManager/dispatcher.d/90-borescope-bridge"
-    assert dispatcher.stat().st_mode & 0o777 == 0o755
+    for hook in (
+        "usr/lib/NetworkManager/dispatcher.d/90-borescope-bridge",
+        *(f"usr/lib/networkd-dispatcher/{s}.d/90-borescope-bridge" for s in ("routable", "off")),
+    ):
+        assert (unpacked / hook).stat().st_mode & 0o777 == 0o755, hook
 
 
 def test_conffile_is_the_config_only(control: Path) -> None:

@@ -30,6 +30,9 @@ LOCAL_PATHS = {
     "etc/systemd/system/borescope-bridge.service",
     "etc/systemd/system/borescope-bridge@.service",
     "etc/NetworkManager/dispatcher.d/90-borescope-bridge",
+    "etc/networkd-dispatcher/routable.d/90-borescope-bridge",
+    "etc/networkd-dispatcher/no-carrier.d/90-borescope-bridge",
+    "etc/networkd-dispatcher/off.d/90-borescope-bridge",
     "etc/udev/rules.d/90-borescope-bridge.rules",
     "etc/modprobe.d/borescope-bridge.conf",
     "etc/modules-load.d/borescope-bridge.conf",
@@ -50,6 +53,9 @@ SOURCES = {
     "etc/sysusers.d/borescope-bridge.conf": "systemd/borescope-bridge.sysusers.conf",
     "etc/borescope-bridge/config.toml": "config.example.toml",
     "etc/NetworkManager/dispatcher.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "etc/networkd-dispatcher/routable.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "etc/networkd-dispatcher/no-carrier.d/90-borescope-bridge": "nm/90-borescope-bridge",
+    "etc/networkd-dispatcher/off.d/90-borescope-bridge": "nm/90-borescope-bridge",
 }
 
 

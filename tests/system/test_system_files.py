@@ -585,3 +585,62 @@ def test_dispatcher_starts_an_instance_on_a_scopes_network_only(tmp_path: Path) 
     # A name a unit cannot carry as it is: left alone.
     assert _dispatch(tmp_path, "up", IFACE="wl-an0", IP4_GATEWAY="192.168.10.123") == []
     assert _dispatch(tmp_path, "up", IFACE="x;reboot", IP4_GATEWAY="192.168.10.123") == []
+
+
+def _networkd_dispatch(tmp_path: Path, state: str, lease: str | None) -> list[str]:
+    """Run the hook as networkd-dispatcher does (no arguments; IFACE and STATE in the
+    environment), with networkd's lease file for wlan0 (interface index 7) holding `lease`."""
+    sys_net, leases = tmp_path / "sys", tmp_path / "leases"
+    (sys_net / "wlan0").mkdir(parents=True, exist_ok=True)
+    (sys_net / "wlan0" / "ifindex").write_text("7\n")
+    leases.mkdir(exist_ok=True)
+    (leases / "7").unlink(missing_ok=True)
+    if lease is not None:
+        (leases / "7").write_text(lease)
+    script = DISPATCHER.read_text()
+    for line, path in (
+        ("NETWORKD_LEASES=/run/systemd/netif/leases", leases),
+        ("SYS_NET=/sys/class/net", sys_net),
+    ):
+        assert script.count(f"\n{line}\n") == 1, line
+        script = script.replace(f"\n{line}\n", f"\n{line.split('=')[0]}={path}\n")
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n')
+    (fake / "logger").write_text("#!/bin/sh\nexit 0\n")
+    hook = fake / "hook"
+    hook.write_text(script)
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    proc = subprocess.run(
+        [str(hook)],
+        env={"PATH": f"{fake}:/usr/bin:/bin", "IFACE": "wlan0", "STATE": state},
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines()
+
+
+def test_networkd_hook_reads_the_lease_and_follows_the_link_state(tmp_path: Path) -> None:
+    start = ["start --no-block borescope-bridge@wlan0.service"]
+    # A lease as systemd-networkd writes it: the scope's own DHCP server, with or without a router.
+    scope = "# This is private data. Do not parse.\nADDRESS=192.168.10.100\nNETMASK=255.255.255.0\n"
+    assert _networkd_dispatch(tmp_path, "routable", scope + "SERVER_ADDRESS=192.168.10.123\n") == (
+        start
+    )
+    assert _networkd_dispatch(tmp_path, "routable", "ROUTER=192.168.0.10 192.168.0.11\n") == start
+    # A home network's lease, or none at all (a static address): nothing is started.
+    home = "ADDRESS=192.168.1.20\nROUTER=192.168.1.1\nSERVER_ADDRESS=192.168.1.1\n"
+    assert _networkd_dispatch(tmp_path, "routable", home) == []
+    assert _networkd_dispatch(tmp_path, "routable", None) == []
+    # The states between say nothing; losing the link stops the instance.
+    for state in ("carrier", "degraded", "configured", "dormant"):
+        assert _networkd_dispatch(tmp_path, state, scope + "SERVER_ADDRESS=192.168.10.123\n") == []
+    stop = [
+        "-q is-active borescope-bridge@wlan0.service",
+        "stop --no-block borescope-bridge@wlan0.service",
+    ]
+    assert _networkd_dispatch(tmp_path, "no-carrier", None) == stop
+    assert _networkd_dispatch(tmp_path, "off", None) == stop

@@ -9,7 +9,9 @@
 # Nidage (framing B) at 192.168.10.123. NetworkManager joins it on the other radio; our
 # dispatcher script (nm/90-borescope-bridge, where the package puts it) must start
 # borescope-bridge@IF by itself, its camera must show the scope's picture, and leaving the
-# network must stop it. Runs alone (tests/vm/e2e wifi) or after multi.sh in the same boot.
+# network must stop it. Then the same scope on a headless box: systemd-networkd and wpa_supplicant
+# join it, networkd-dispatcher runs the same hook, which finds the DHCP server in networkd's
+# lease. Runs alone (tests/vm/e2e wifi) or after multi.sh in the same boot.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/vm/scenarios/lib.sh
@@ -21,7 +23,7 @@ SSID=NIDAGE-5A1F2C PSK=12345678 SIZE=640x480 MODEL=nidage
 NMCONF=/etc/NetworkManager/conf.d/90-bsvm-wifi.conf
 DISPATCHER=/etc/NetworkManager/dispatcher.d/90-borescope-bridge
 [ "$(cat /proc/1/comm)" = systemd ] || { bad "systemd is PID 1" "PID 1 is $(cat /proc/1/comm)"; exit 1; }
-for tool in hostapd iw nmcli busybox; do
+for tool in hostapd iw nmcli busybox networkd-dispatcher wpa_supplicant; do
   command -v "$tool" >/dev/null || { bad "WiFi tools" "$tool missing: run tests/vm/setup"; exit 1; }
 done
 
@@ -80,6 +82,9 @@ bg wsimulator ip netns exec wscope "${BB[@]}" simulate --model $MODEL --bind 192
 
 # ---- the PC: the template unit, a camera, our dispatcher script, NetworkManager
 install_template
+# A long linger: the instance must not leave by itself when its scope goes, only by the hook.
+printf '# e2e: wait for the slow simulator; only the hook may stop the instance\nwait = 300\nlinger = 600\n' \
+  > /etc/borescope-bridge/config.toml
 [ -n "$(borescope_cameras)" ] || load_our_cameras
 install -D -m 0755 "$REPO/nm/90-borescope-bridge" "$DISPATCHER"
 # NetworkManager manages the radio only: the USB links of multi.sh are configured by hand.
@@ -133,5 +138,39 @@ if wait_for 60 stopped; then
   ok "leaving the scope's network stops the instance" "$(instance_of "$PC_IF") $(systemctl is-active "$(instance_of "$PC_IF")") after $((SECONDS - t)) s"
 else
   bad "leaving the scope's network stops the instance" "$(systemctl is-active "$(instance_of "$PC_IF")") after $((SECONDS - t)) s"
+fi
+
+# ---- a headless box: systemd-networkd and wpa_supplicant join the same scope, networkd-dispatcher
+# runs the same hook (where make install puts it), which reads the DHCP server from networkd's lease
+systemctl stop NetworkManager wpa_supplicant
+ip addr flush dev "$PC_IF"
+for state in routable no-carrier off; do
+  install -D -m 0755 "$REPO/nm/90-borescope-bridge" "/etc/networkd-dispatcher/$state.d/90-borescope-bridge"
+done
+printf '[Match]\nName=%s\n[Network]\nDHCP=ipv4\n' "$PC_IF" > /etc/systemd/network/60-bsvm-wifi.network
+printf 'ctrl_interface=/run/wpa_supplicant\nnetwork={\n  ssid="%s"\n  psk="%s"\n}\n' "$SSID" "$PSK" \
+  > "/etc/wpa_supplicant/wpa_supplicant-$PC_IF.conf"
+systemctl start systemd-networkd networkd-dispatcher
+t=$SECONDS
+systemctl start "wpa_supplicant@$PC_IF"
+lease() { sed -n "s/^$1=//p" "/run/systemd/netif/leases/$(cat "/sys/class/net/$PC_IF/ifindex")" 2>/dev/null; }
+if wait_for 120 instance_active "$PC_IF"; then
+  ok "networkd-dispatcher starts $(instance_of "$PC_IF") by itself" \
+    "after $((SECONDS - t)) s; networkd's lease: address $(lease ADDRESS), DHCP server $(lease SERVER_ADDRESS), router $(lease ROUTER | grep . || echo none)"
+else
+  bad "networkd-dispatcher starts $(instance_of "$PC_IF") by itself" \
+    "$(networkctl status "$PC_IF" --no-pager 2>&1 | grep -i -E 'state|address' | tr '\n' ' '); $(journalctl -b -u networkd-dispatcher --no-pager -o cat | tail -n3 | tr '\n' ' ')"
+fi
+if wait_for 180 streaming "$PC_IF"; then
+  ok "the instance networkd started streams" "$(status_of "$PC_IF" | json_get frames_received) frames, model $(status_of "$PC_IF" | json_get model)"
+else
+  bad "the instance networkd started streams" "$(status_of "$PC_IF" | json_get state)"
+fi
+t=$SECONDS
+systemctl stop "wpa_supplicant@$PC_IF"
+if wait_for 60 stopped; then
+  ok "losing the scope's network under networkd stops the instance" "$(networkctl list --no-legend --no-pager "$PC_IF" | tr -s ' '); after $((SECONDS - t)) s"
+else
+  bad "losing the scope's network under networkd stops the instance" "$(systemctl is-active "$(instance_of "$PC_IF")"); $(networkctl list --no-legend --no-pager "$PC_IF" | tr -s ' ')"
 fi
 exit 0
