@@ -34,6 +34,7 @@ from bridge.cli.doctor.service import (
     check_service,
     check_snapshots,
     check_udev_rule,
+    check_wifi_hook,
 )
 from bridge.core.protocol import DEVICE_IP, EVENT_PORT, STREAM_PORT
 from bridge.errors import BridgeError
@@ -50,6 +51,7 @@ CHECKS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_rmem,
     check_service,
     check_udev_rule,
+    check_wifi_hook,
     check_config,
     check_snapshots,
 )

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Doctor's service checks: the systemd unit, the udev rule, the config file, snapshot access."""
+"""Doctor's service checks: the systemd units, the udev rule, the WiFi hook, the config file,
+snapshot access."""
 
 from __future__ import annotations
 
@@ -90,8 +91,78 @@ def check_udev_rule(ctx: Context) -> list[Finding]:
             "udev rule",
             WARN,
             "udev rule not installed: the service will not start on plug-in",
-            "sudo apt install ./borescope-bridge_VERSION_all.deb (make deb builds it), "
-            "or sudo make install (from the source tree)",
+            INSTALL_FIX,
+        )
+    ]
+
+
+WIFI_HOOK = "90-borescope-bridge"
+NM_HOOK_DIRS = ("etc/NetworkManager/dispatcher.d", "usr/lib/NetworkManager/dispatcher.d")
+NETWORKD_HOOK_DIRS = (
+    "etc/networkd-dispatcher/routable.d",
+    "usr/lib/networkd-dispatcher/routable.d",
+)
+INSTALL_FIX = (
+    "sudo apt install ./borescope-bridge_VERSION_all.deb (make deb builds it), "
+    "or sudo make install (from the source tree)"
+)
+
+
+def _hook(ctx: Context, dirs: tuple[str, ...]) -> str | None:
+    for d in dirs:
+        if os.access(ctx.path(f"{d}/{WIFI_HOOK}"), os.X_OK):
+            return f"/{d}/{WIFI_HOOK}"
+    return None
+
+
+def check_wifi_hook(ctx: Context) -> list[Finding]:
+    """Whether joining a WiFi scope's network starts its instance: the hook must be where the
+    running network manager (NetworkManager, or systemd-networkd's dispatcher) looks for it."""
+    if not ctx.path("run/systemd/system").is_dir():
+        return []
+    if _state(ctx, "NetworkManager") == "active":
+        hook = _hook(ctx, NM_HOOK_DIRS)
+        if hook:
+            return [Finding("WiFi scopes", OK, f"NetworkManager runs {hook}")]
+        return [
+            Finding(
+                "WiFi scopes",
+                WARN,
+                "NetworkManager runs no borescope-bridge hook: joining a WiFi scope's network "
+                "will not start its instance",
+                INSTALL_FIX,
+            )
+        ]
+    if _state(ctx, "systemd-networkd") == "active":
+        if _state(ctx, "networkd-dispatcher") != "active":
+            return [
+                Finding(
+                    "WiFi scopes",
+                    WARN,
+                    "systemd-networkd runs without networkd-dispatcher: joining a WiFi scope's "
+                    "network will not start its instance",
+                    "sudo apt install networkd-dispatcher && "
+                    "sudo systemctl enable --now networkd-dispatcher",
+                )
+            ]
+        hook = _hook(ctx, NETWORKD_HOOK_DIRS)
+        if hook:
+            return [Finding("WiFi scopes", OK, f"networkd-dispatcher runs {hook}")]
+        return [
+            Finding(
+                "WiFi scopes",
+                WARN,
+                "networkd-dispatcher runs no borescope-bridge hook: joining a WiFi scope's "
+                "network will not start its instance",
+                INSTALL_FIX,
+            )
+        ]
+    return [
+        Finding(
+            "WiFi scopes",
+            OK,
+            "neither NetworkManager nor systemd-networkd runs: start a WiFi scope's instance "
+            "with sudo systemctl start borescope-bridge@IF",
         )
     ]
 

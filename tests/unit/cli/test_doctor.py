@@ -107,6 +107,12 @@ class Tree:
     def udev_rule(self) -> None:
         _write(self.root / "etc/udev/rules.d/90-borescope-bridge.rules", "# rule\n")
 
+    def wifi_hook(self, directory: str = "etc/NetworkManager/dispatcher.d") -> Path:
+        hook = self.root / directory / "90-borescope-bridge"
+        _write(hook, "#!/bin/sh\n")
+        hook.chmod(0o755)
+        return hook
+
     def healthy(self) -> Tree:
         self.module()
         self.nic("enx00e04c680001")
@@ -118,6 +124,7 @@ class Tree:
         self.rmem(16777216)
         self.systemd()
         self.udev_rule()
+        self.wifi_hook()
         return self
 
     def runner(self, argv: Sequence[str]) -> tuple[int, str]:
@@ -169,6 +176,7 @@ def test_healthy_machine_is_all_ok(tree: Tree) -> None:
         "rmem_max",
         "service",
         "udev rule",
+        "WiFi scopes",
         "config",
     ):
         assert check in statuses
@@ -360,6 +368,40 @@ def test_udev_rule_missing_warns(tree: Tree) -> None:
     assert _status(tree.findings(), "udev rule") == WARN
     _write(tree.root / "usr/lib/udev/rules.d/90-borescope-bridge.rules", "")
     assert _status(tree.findings(), "udev rule") == OK
+
+
+def test_wifi_hook_where_the_running_network_manager_looks(tree: Tree) -> None:
+    tree.healthy()  # every unit "active": NetworkManager runs, the hook is in its directory
+    [f] = tree.findings()["WiFi scopes"]
+    assert (f.status, f.message) == (
+        OK,
+        "NetworkManager runs /etc/NetworkManager/dispatcher.d/90-borescope-bridge",
+    )
+    hook = tree.root / "etc/NetworkManager/dispatcher.d/90-borescope-bridge"
+    hook.chmod(0o644)  # NetworkManager runs only executable hooks
+    [f] = tree.findings()["WiFi scopes"]
+    assert f.status == WARN and "will not start its instance" in f.message
+    assert "make install" in f.fix
+    tree.wifi_hook("usr/lib/NetworkManager/dispatcher.d")  # where the package puts it
+    assert _status(tree.findings(), "WiFi scopes") == OK
+
+    # A headless box: systemd-networkd, with or without networkd-dispatcher.
+    tree.commands["systemctl is-active NetworkManager"] = (3, "inactive\n")
+    tree.commands["systemctl is-active networkd-dispatcher"] = (4, "inactive\n")
+    [f] = tree.findings()["WiFi scopes"]
+    assert f.status == WARN and f.fix.startswith("sudo apt install networkd-dispatcher")
+    del tree.commands["systemctl is-active networkd-dispatcher"]
+    [f] = tree.findings()["WiFi scopes"]
+    assert f.status == WARN and "networkd-dispatcher runs no borescope-bridge hook" in f.message
+    tree.wifi_hook("usr/lib/networkd-dispatcher/routable.d")
+    [f] = tree.findings()["WiFi scopes"]
+    assert (f.status, f.message) == (
+        OK,
+        "networkd-dispatcher runs /usr/lib/networkd-dispatcher/routable.d/90-borescope-bridge",
+    )
+    tree.commands["systemctl is-active systemd-networkd"] = (3, "inactive\n")
+    [f] = tree.findings()["WiFi scopes"]
+    assert f.status == OK and "sudo systemctl start borescope-bridge@IF" in f.message
 
 
 def test_invalid_config_fails_naming_the_key(tree: Tree) -> None:
