@@ -545,8 +545,8 @@ def test_template_is_the_plain_unit_per_interface() -> None:
     assert unit["Conflicts"] == ["borescope-bridge.service"]
 
 
-def _dispatch(tmp_path: Path, action: str, **env: str) -> list[str]:
-    """Run the dispatcher as NetworkManager does; the systemctl calls it made."""
+def _run_hook(tmp_path: Path, hook: Path, args: list[str], env: dict[str, str]) -> list[str]:
+    """Run the hook with fake systemctl and logger on PATH; the systemctl calls it made."""
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
     log = tmp_path / "calls"
@@ -556,12 +556,17 @@ def _dispatch(tmp_path: Path, action: str, **env: str) -> list[str]:
     for f in fake.iterdir():
         f.chmod(0o755)
     proc = subprocess.run(
-        [str(DISPATCHER), env.pop("IFACE", "wlan0"), action],
+        [str(hook), *args],
         env={"PATH": f"{fake}:/usr/bin:/bin", **env},
         capture_output=True, text=True, timeout=10, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return log.read_text().splitlines()
+
+
+def _dispatch(tmp_path: Path, action: str, **env: str) -> list[str]:
+    """Run the hook as NetworkManager does: the interface and the action as arguments."""
+    return _run_hook(tmp_path, DISPATCHER, [env.pop("IFACE", "wlan0"), action], env)
 
 
 def test_dispatcher_starts_an_instance_on_a_scopes_network_only(tmp_path: Path) -> None:
@@ -604,23 +609,10 @@ def _networkd_dispatch(tmp_path: Path, state: str, lease: str | None) -> list[st
     ):
         assert script.count(f"\n{line}\n") == 1, line
         script = script.replace(f"\n{line}\n", f"\n{line.split('=')[0]}={path}\n")
-    fake = tmp_path / "bin"
-    fake.mkdir(exist_ok=True)
-    log = tmp_path / "calls"
-    log.write_text("")
-    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n')
-    (fake / "logger").write_text("#!/bin/sh\nexit 0\n")
-    hook = fake / "hook"
+    hook = tmp_path / "hook"
     hook.write_text(script)
-    for f in fake.iterdir():
-        f.chmod(0o755)
-    proc = subprocess.run(
-        [str(hook)],
-        env={"PATH": f"{fake}:/usr/bin:/bin", "IFACE": "wlan0", "STATE": state},
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return log.read_text().splitlines()
+    hook.chmod(0o755)
+    return _run_hook(tmp_path, hook, [], {"IFACE": "wlan0", "STATE": state})
 
 
 def test_networkd_hook_reads_the_lease_and_follows_the_link_state(tmp_path: Path) -> None:

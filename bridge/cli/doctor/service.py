@@ -108,11 +108,18 @@ INSTALL_FIX = (
 )
 
 
-def _hook(ctx: Context, dirs: tuple[str, ...]) -> str | None:
+def _hook_finding(ctx: Context, runner: str, dirs: tuple[str, ...]) -> Finding:
+    """Whether `runner` finds our hook, executable, in one of the directories it reads."""
     for d in dirs:
         if os.access(ctx.path(f"{d}/{WIFI_HOOK}"), os.X_OK):
-            return f"/{d}/{WIFI_HOOK}"
-    return None
+            return Finding("WiFi scopes", OK, f"{runner} runs /{d}/{WIFI_HOOK}")
+    return Finding(
+        "WiFi scopes",
+        WARN,
+        f"{runner} runs no borescope-bridge hook: joining a WiFi scope's network will not "
+        "start its instance",
+        INSTALL_FIX,
+    )
 
 
 def check_wifi_hook(ctx: Context) -> list[Finding]:
@@ -121,18 +128,7 @@ def check_wifi_hook(ctx: Context) -> list[Finding]:
     if not ctx.path("run/systemd/system").is_dir():
         return []
     if _state(ctx, "NetworkManager") == "active":
-        hook = _hook(ctx, NM_HOOK_DIRS)
-        if hook:
-            return [Finding("WiFi scopes", OK, f"NetworkManager runs {hook}")]
-        return [
-            Finding(
-                "WiFi scopes",
-                WARN,
-                "NetworkManager runs no borescope-bridge hook: joining a WiFi scope's network "
-                "will not start its instance",
-                INSTALL_FIX,
-            )
-        ]
+        return [_hook_finding(ctx, "NetworkManager", NM_HOOK_DIRS)]
     if _state(ctx, "systemd-networkd") == "active":
         if _state(ctx, "networkd-dispatcher") != "active":
             return [
@@ -145,18 +141,7 @@ def check_wifi_hook(ctx: Context) -> list[Finding]:
                     "sudo systemctl enable --now networkd-dispatcher",
                 )
             ]
-        hook = _hook(ctx, NETWORKD_HOOK_DIRS)
-        if hook:
-            return [Finding("WiFi scopes", OK, f"networkd-dispatcher runs {hook}")]
-        return [
-            Finding(
-                "WiFi scopes",
-                WARN,
-                "networkd-dispatcher runs no borescope-bridge hook: joining a WiFi scope's "
-                "network will not start its instance",
-                INSTALL_FIX,
-            )
-        ]
+        return [_hook_finding(ctx, "networkd-dispatcher", NETWORKD_HOOK_DIRS)]
     return [
         Finding(
             "WiFi scopes",
