@@ -32,6 +32,8 @@ CARD_LABEL = "Borescope"
 SYSFS_ROOT = "/sys/class/video4linux"
 DEV_ROOT = "/dev"
 MODULE_DIR = "/sys/module/v4l2loopback"
+# Where a user adds devices; it overrides the package's /lib/modprobe.d file of the same name.
+MODPROBE_FILE = "/etc/modprobe.d/borescope-bridge.conf"
 
 _VIDEO_RE = re.compile(r"^video(\d+)$")
 _INSTANCE_LABEL_RE = re.compile(r"^Borescope(?: ([0-9]+))?$")
@@ -134,14 +136,6 @@ def hold(path: str) -> bool:
     return True
 
 
-def instance_advice(count: int) -> str:
-    labels = ",".join(["Borescope"] + [f'"Borescope {k}"' for k in range(2, count + 1)])
-    return (
-        f"sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback devices={count} "
-        f"exclusive_caps={','.join(['1'] * count)} card_label={labels}"
-    )
-
-
 def find_instance_camera(
     sysfs_root: str = SYSFS_ROOT,
     dev_root: str = DEV_ROOT,
@@ -169,8 +163,11 @@ def find_instance_camera(
             return dev.path
     raise CameraError(
         f"no free v4l2loopback camera for one more borescope: {len(ours)} labelled "
-        f"Borescope..., all in use by other instances. Load the module with one device per "
-        f"scope (the modprobe option devices=): `{instance_advice(len(ours) + 1)}`, "
+        f"Borescope..., all in use by other instances. Give the module one more device, "
+        f'"Borescope {len(ours) + 1}", in {MODPROBE_FILE} (the .deb ships it in '
+        "/lib/modprobe.d/: copy it there first): one more entry in each of devices=, "
+        "video_nr=, exclusive_caps= and card_label=. Then, with no instance running, reload "
+        "it: `sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback`; "
         "or pick one with --camera /dev/videoN"
     )
 

@@ -184,8 +184,11 @@ def test_instances_take_the_borescope_cameras_in_label_order(
         held = os.open(third, os.O_RDONLY)
         others.append(held)
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(CameraError, match=r'devices=4 .*card_label=Borescope,"Borescope 2"'):
+        with pytest.raises(CameraError) as exc:
             find()
+        assert '"Borescope 4"' in str(exc.value)
+        assert "/etc/modprobe.d/borescope-bridge.conf" in str(exc.value)
+        assert "sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback" in str(exc.value)
     finally:
         for fd in others:
             os.close(fd)
