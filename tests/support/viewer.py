@@ -54,7 +54,7 @@ def size(browser: Any, name: str) -> None:
 
 def picture_shown(browser: Any) -> None:
     wait_for(
-        lambda: js(browser, "document.getElementById('live').naturalWidth") == 640,
+        lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
         what="the live picture",
         poll_s=POLL_S,
     )
