@@ -134,10 +134,14 @@ instance_gone() { ! instance_active "$1"; }
 status_of() { ctl_status "/run/borescope-bridge/$1/control.sock"; }
 streaming() { status_of "$1" | json_get state | grep -qx streaming; }
 install_template() {  # the template unit, its user and a config for the slow guest
-  # Debian's python3 and its packages (as the .deb runs), not the checkout's venv: its
-  # interpreter may live under /root, which the unit's ProtectHome= hides from the service.
+  # Debian's python3 and its packages (as the .deb runs), not the checkout's venv, and a copy
+  # of the checkout's package under /usr/local: the unit's ProtectHome= and PrivateTmp= hide
+  # /root and /tmp, where the checkout and its venv may live (CI clones into /tmp).
+  local lib=/usr/local/lib/borescope-bridge-e2e
+  rm -rf "$lib"; mkdir -p "$lib"
+  cp -r "$REPO/bridge" "$lib/"
   systemd-sysusers "$REPO/systemd/borescope-bridge.sysusers.conf"
-  sed "s|^ExecStart=/usr/local/bin/borescope-bridge |ExecStart=/usr/bin/env PYTHONPATH=$REPO /usr/bin/python3 -m bridge |" \
+  sed "s|^ExecStart=/usr/local/bin/borescope-bridge |ExecStart=/usr/bin/env PYTHONPATH=$lib /usr/bin/python3 -m bridge |" \
     "$REPO/systemd/borescope-bridge@.service" > /etc/systemd/system/borescope-bridge@.service
   mkdir -p /etc/borescope-bridge
   printf '# e2e: wait for the slow simulators; leave soon after a scope goes\nwait = 300\nlinger = 5\n' \

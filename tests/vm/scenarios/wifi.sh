@@ -30,7 +30,7 @@ if [ -e "${debs[0]}" ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
   rm -f /var/lib/man-db/auto-update  # man-db's trigger would index every man page (minutes here)
   t=$SECONDS
-  if DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" > "$LOGS/wifi-dpkg.log" 2>&1; then
+  if DEBIAN_FRONTEND=noninteractive dpkg --force-unsafe-io -i "${debs[@]}" > "$LOGS/wifi-dpkg.log" 2>&1; then
     note "installed ${#debs[@]} packages for the WiFi test in $((SECONDS - t)) s"
   else
     bad "WiFi test packages" "dpkg -i failed: $(tail -n3 "$LOGS/wifi-dpkg.log" | tr '\n' ' ')"
