@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.browser import BOX, NEEDS_CHROMIUM, js, shot
+from support.browser import BOX, LIVE_WIDTH, NEEDS_CHROMIUM, js, shot
 from support.daemon import Daemon, run_cli
 from support.waiting import wait_for
 
@@ -98,7 +98,7 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         # Loaded from `borescope-bridge url`: the page keeps the token, the address is clean.
         browser.get(url)
         wait_for(
-            lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+            lambda: js(browser, LIVE_WIDTH) == 640,
             what="the picture on the page",
         )
         assert "token=" not in browser.current_url
@@ -191,7 +191,7 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         browser.find_element("id", "rotate").click()
         browser.refresh()
         wait_for(
-            lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+            lambda: js(browser, LIVE_WIDTH) == 640,
             what="the picture after reload",
         )
         rect = wait_for(
@@ -228,7 +228,7 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         )
         browser.refresh()
         wait_for(
-            lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+            lambda: js(browser, LIVE_WIDTH) == 640,
             what="the picture on the phone",
         )
         time.sleep(0.3)
@@ -254,7 +254,7 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         # Safari's path, forced: single pictures from /frame.jpg in a loop.
         browser.get(url.split("?")[0] + "?poll=1")
         wait_for(
-            lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+            lambda: js(browser, LIVE_WIDTH) == 640,
             what="the polled picture",
         )
         assert js(browser, "document.body.dataset.mode") == "poll"
@@ -343,7 +343,7 @@ def test_other_sites_in_the_same_browser_see_nothing(browser: Any, tmp_path: Pat
             port = int(url.split(":")[2].split("/")[0])
             browser.get(url)
             wait_for(
-                lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+                lambda: js(browser, LIVE_WIDTH) == 640,
                 what="the page, with its cookie",
             )
             page = ATTACK_PAGE.format(port=port).encode()
@@ -471,7 +471,7 @@ def test_no_ambient_credential_and_the_page_survives_a_restart(
             token = url.split("token=", 1)[1]
             browser.get(url)
             wait_for(
-                lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+                lambda: js(browser, LIVE_WIDTH) == 640,
                 what="the picture",
             )
             # The address bar and this tab's history entry lost the token at once.
@@ -480,7 +480,7 @@ def test_no_ambient_credential_and_the_page_survives_a_restart(
             browser.forward()
             assert "token" not in browser.current_url and browser.current_url.endswith(f":{port}/")
             wait_for(  # loaded again from the entry: from storage, as after a browser restart
-                lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+                lambda: js(browser, LIVE_WIDTH) == 640,
                 what="the picture, the page loaded from its history entry",
             )
             # The page keeps the token in its origin's storage, and nothing in cookies.
@@ -588,7 +588,7 @@ def test_the_page_from_a_one_time_code(browser: Any, tmp_path: Path) -> None:
             address = f"http://127.0.0.1:{reply['port']}/?code={reply['code']}"
             browser.get(address)
             wait_for(
-                lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+                lambda: js(browser, LIVE_WIDTH) == 640,
                 what="the picture from a one-time code",
             )
             assert "code" not in browser.current_url
@@ -617,7 +617,7 @@ def test_the_page_where_web_crypto_is_missing(browser: Any, tmp_path: Path) -> N
             assert js(browser, "window.isSecureContext") is False
             assert js(browser, "typeof crypto.subtle") == "undefined"
             wait_for(
-                lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+                lambda: js(browser, LIVE_WIDTH) == 640,
                 what="the picture without Web Crypto",
             )
             assert "token" not in browser.current_url

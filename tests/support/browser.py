@@ -32,6 +32,9 @@ NEEDS_CHROMIUM = pytest.mark.skipif(
     "apt-get install chromium chromium-driver)",
 )
 BOX = "document.getElementById('{}').getBoundingClientRect().toJSON()"
+# The width of the page's live picture; undefined (not an exception) while the document being
+# loaded is not the page yet, so a wait keeps polling through it.
+LIVE_WIDTH = "document.getElementById('live')?.naturalWidth"
 
 
 def screenshot_dir() -> Path:

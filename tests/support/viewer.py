@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.sim.server import Simulator
-from support.browser import BOX, js, viewport
+from support.browser import BOX, LIVE_WIDTH, js, viewport
 from support.daemon import Daemon, run_cli
 from support.sim import simulator
 from support.waiting import wait_for
@@ -54,7 +54,7 @@ def size(browser: Any, name: str) -> None:
 
 def picture_shown(browser: Any) -> None:
     wait_for(
-        lambda: js(browser, "document.getElementById('live')?.naturalWidth") == 640,
+        lambda: js(browser, LIVE_WIDTH) == 640,
         what="the live picture",
         poll_s=POLL_S,
     )
