@@ -131,9 +131,10 @@ wait_sim_ready() {  # seconds: the simulator encodes its loop first (slow under 
 instance_of() { echo "borescope-bridge@$1.service"; }
 instance_active() { [ "$(systemctl is-active "$(instance_of "$1")")" = active ]; }
 instance_gone() { ! instance_active "$1"; }
+instance_stopped() { [ "$(systemctl is-active "$(instance_of "$1")")" = inactive ]; }
 status_of() { ctl_status "/run/borescope-bridge/$1/control.sock"; }
 streaming() { status_of "$1" | json_get state | grep -qx streaming; }
-install_template() {  # the template unit, its user and a config for the slow guest
+install_template() {  # linger: the template unit, its user and a config for the slow guest
   # Debian's python3 and its packages (as the .deb runs), not the checkout's venv, and a copy
   # of the checkout's package under /usr/local: the unit's ProtectHome= and PrivateTmp= hide
   # /root and /tmp, where the checkout and its venv may live (CI clones into /tmp).
@@ -144,8 +145,7 @@ install_template() {  # the template unit, its user and a config for the slow gu
   sed "s|^ExecStart=/usr/local/bin/borescope-bridge |ExecStart=/usr/bin/env PYTHONPATH=$lib /usr/bin/python3 -m bridge |" \
     "$REPO/systemd/borescope-bridge@.service" > /etc/systemd/system/borescope-bridge@.service
   mkdir -p /etc/borescope-bridge
-  printf '# e2e: wait for the slow simulators; leave soon after a scope goes\nwait = 300\nlinger = 5\n' \
-    > /etc/borescope-bridge/config.toml
+  printf '# e2e: wait for the slow simulators\nwait = 300\nlinger = %s\n' "$1" > /etc/borescope-bridge/config.toml
   systemctl daemon-reload
 }
 borescope_cameras() {  # the loopback devices an instance may take ("Borescope", "Borescope N")

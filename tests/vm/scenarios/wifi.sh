@@ -99,10 +99,7 @@ bg wsimulator ip netns exec wscope "${BB[@]}" simulate --model $MODEL --bind 192
   --resolution $SIZE --fps 10
 
 # ---- the PC: the template unit, a camera, our dispatcher script, NetworkManager
-install_template
-# A long linger: the instance must not leave by itself when its scope goes, only by the hook.
-printf '# e2e: wait for the slow simulator; only the hook may stop the instance\nwait = 300\nlinger = 600\n' \
-  > /etc/borescope-bridge/config.toml
+install_template 600  # the instance must not leave by itself when its scope goes: only the hook
 [ -n "$(borescope_cameras)" ] || load_our_cameras
 install -D -m 0755 "$REPO/nm/90-borescope-bridge" "$DISPATCHER"
 # NetworkManager manages the radio only: the USB links of multi.sh are configured by hand.
@@ -151,8 +148,7 @@ fi
 # ---- the PC leaves the scope's network: the dispatcher stops the instance
 t=$SECONDS
 nmcli connection down id "$SSID" >> "$LOGS/nmcli.log" 2>&1
-stopped() { [ "$(systemctl is-active "$(instance_of "$PC_IF")")" = inactive ]; }
-if wait_for 60 stopped; then
+if wait_for 60 instance_stopped "$PC_IF"; then
   ok "leaving the scope's network stops the instance" "$(instance_of "$PC_IF") $(systemctl is-active "$(instance_of "$PC_IF")") after $((SECONDS - t)) s"
 else
   bad "leaving the scope's network stops the instance" "$(systemctl is-active "$(instance_of "$PC_IF")") after $((SECONDS - t)) s"
@@ -186,7 +182,7 @@ else
 fi
 t=$SECONDS
 systemctl stop "wpa_supplicant@$PC_IF"
-if wait_for 60 stopped; then
+if wait_for 60 instance_stopped "$PC_IF"; then
   ok "losing the scope's network under networkd stops the instance" "$(networkctl list --no-legend --no-pager "$PC_IF" | tr -s ' '); after $((SECONDS - t)) s"
 else
   bad "losing the scope's network under networkd stops the instance" "$(systemctl is-active "$(instance_of "$PC_IF")"); $(networkctl list --no-legend --no-pager "$PC_IF" | tr -s ' ')"
